@@ -1,0 +1,113 @@
+/**
+ * The edge Worker (hono): Twilio's webhook and Media Streams upgrade, routed to one
+ * CallSession Durable Object per CallSid, plus the call API.
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { streamTwiml, validateTwilioSignature } from "@ozen/shared";
+import { CALL_TOKEN_PARAMETER, callToken } from "./call-token.js";
+import { ConfigError, configFor, streamUrl } from "./config.js";
+import type { EdgeConfig } from "./config.js";
+import type { Env } from "./call-session.js";
+
+export { CallSession } from "./call-session.js";
+export { NaiveCallSession } from "./naive-session.js";
+export { EdgeMetrics } from "./edge-metrics.js";
+
+type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
+
+const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
+
+const app = new Hono<AppEnv>();
+
+app.onError((err, c) => {
+  if (err instanceof ConfigError) {
+    console.error(JSON.stringify({ level: "error", msg: "edge configuration is invalid", error: err.message }));
+    return c.text(`edge configuration is invalid: ${err.message}`, 500);
+  }
+  console.error(JSON.stringify({ level: "error", msg: "unhandled error", error: String(err) }));
+  return c.text("internal error", 500);
+});
+
+app.use("*", async (c, next) => {
+  c.set("config", configFor(c.env));
+  await next();
+});
+
+function count(c: Context<AppEnv>, name: string): void {
+  const stub = c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global"));
+  c.executionCtx.waitUntil(stub.fetch(`https://metrics/incr?name=${encodeURIComponent(name)}`, { method: "POST" }));
+}
+
+function forbidden(c: Context<AppEnv>, counter: string, why: string): Response {
+  count(c, counter);
+  console.warn(JSON.stringify({ level: "warn", msg: "request refused", counter, why, path: new URL(c.req.url).pathname }));
+  return c.text("forbidden", 403);
+}
+
+app.get("/healthz", (c) => c.text("ok"));
+
+/** Twilio's voice webhook: answers TwiML that streams the call to this edge. */
+app.post("/twilio/voice", async (c) => {
+  const config = c.get("config");
+  const form = new URLSearchParams(await c.req.text());
+  const params: Record<string, string[]> = {};
+  for (const [k, v] of form) (params[k] ??= []).push(v);
+  if (config.verifySignatures) {
+    const url = config.publicBaseUrl + "/twilio/voice" + new URL(c.req.url).search;
+    if (!(await validateTwilioSignature(config.twilioAuthToken, c.req.header("x-twilio-signature"), url, params))) {
+      return forbidden(c, "webhook_bad_signature", "X-Twilio-Signature does not match");
+    }
+  }
+  const callSid = form.get("CallSid") ?? "";
+  if (!CALL_SID.test(callSid)) return c.text("CallSid is missing or malformed", 400);
+  const twiml = streamTwiml({
+    mode: config.streamMode,
+    streamUrl: streamUrl(config, callSid),
+    parameters: { [CALL_TOKEN_PARAMETER]: await callToken(config.callTokenSecret, callSid) },
+  });
+  return c.body(twiml, 200, { "Content-Type": "text/xml" });
+});
+
+async function upgrade(c: Context<AppEnv>, path: string, ns: DurableObjectNamespace): Promise<Response> {
+  const config = c.get("config");
+  const callSid = c.req.param("callSid") ?? "";
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return c.text("expected a WebSocket upgrade", 426);
+  if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
+  if (config.verifySignatures) {
+    // Twilio signs the wss:// URL exactly as it appeared in <Stream url>, with no params
+    const signed = streamUrl(config, callSid, path);
+    if (!(await validateTwilioSignature(config.twilioAuthToken, c.req.header("x-twilio-signature"), signed))) {
+      return forbidden(c, "stream_bad_signature", "X-Twilio-Signature on the upgrade does not match");
+    }
+  }
+  return ns.get(ns.idFromName(callSid)).fetch(c.req.raw);
+}
+
+app.get("/twilio/stream/:callSid", (c) => upgrade(c, "/twilio/stream/", c.env.CALL_SESSION));
+app.get("/twilio/stream-naive/:callSid", (c) =>
+  c.get("config").benchNaive ? upgrade(c, "/twilio/stream-naive/", c.env.NAIVE_SESSION) : c.notFound(),
+);
+
+// ---- the call API (bearer token) ----
+
+app.use("/calls/*", apiAuth);
+app.use("/stats", apiAuth);
+
+async function apiAuth(c: Context<AppEnv>, next: () => Promise<void>): Promise<Response | void> {
+  const token = c.get("config").apiToken;
+  if (!token) return c.text("API_TOKEN is not configured; the call API is disabled", 503);
+  if (c.req.header("Authorization") !== `Bearer ${token}`) return forbidden(c, "api_bad_token", "missing or wrong bearer token");
+  await next();
+}
+
+app.get("/calls/:callSid/stats", (c) => {
+  const ns = c.req.query("naive") !== undefined ? c.env.NAIVE_SESSION : c.env.CALL_SESSION;
+  return ns.get(ns.idFromName(c.req.param("callSid"))).fetch(c.req.raw);
+});
+app.post("/calls/:callSid/clear", (c) =>
+  c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
+);
+app.get("/stats", (c) => c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/"));
+
+export default app;

@@ -1,0 +1,258 @@
+/**
+ * The relay wire format: one persistent WebSocket per call between the edge (CallSession) and
+ * the stt-runner. Audio travels as binary frames, everything else as typed JSON text frames.
+ * Both carry version 1; a peer that sees another version answers with an `error` and closes.
+ *
+ * Binary audio frame, little-endian:
+ *
+ *   offset size  field
+ *   0      1     version (1)
+ *   1      1     kind (1 = audio)
+ *   2      1     callId length in bytes, L (1..64, ASCII)
+ *   3      1     flags (0; reserved)
+ *   4      4     seq: block number within the call, from 0, +1 per block
+ *   8      4     startSample: audio time of the first sample, in samples since the stream began
+ *   12     2     sampleRateHz (8000)
+ *   14     2     header length H = 16 + L rounded up to even (PCM stays 2-byte aligned)
+ *   16     L     callId
+ *   H      ...   PCM16 samples, mono
+ */
+
+export const RELAY_VERSION = 1;
+export const AUDIO_KIND = 1;
+export const MAX_CALL_ID_BYTES = 64;
+const FIXED_HEADER = 16;
+
+export interface AudioFrame {
+  readonly callId: string;
+  readonly seq: number;
+  readonly startSample: number;
+  readonly sampleRateHz: number;
+  /** A view into the frame's bytes (no copy). */
+  readonly pcm: Int16Array;
+}
+
+export function audioHeaderBytes(callId: string): number {
+  return (FIXED_HEADER + callId.length + 1) & ~1;
+}
+
+/**
+ * Writes the header of an audio frame into `buf` and returns a PCM view after it, so the
+ * caller decodes straight into the frame it will send (no copy). `buf` must hold
+ * `audioHeaderBytes(callId) + 2 * samples` bytes.
+ */
+export function writeAudioHeader(
+  buf: ArrayBuffer,
+  callId: string,
+  seq: number,
+  startSample: number,
+  sampleRateHz: number,
+  samples: number,
+): Int16Array {
+  if (callId.length === 0 || callId.length > MAX_CALL_ID_BYTES) {
+    throw new RangeError(`call id is ${callId.length} characters, expected 1..${MAX_CALL_ID_BYTES}`);
+  }
+  const h = audioHeaderBytes(callId);
+  const v = new DataView(buf);
+  v.setUint8(0, RELAY_VERSION);
+  v.setUint8(1, AUDIO_KIND);
+  v.setUint8(2, callId.length);
+  v.setUint8(3, 0);
+  v.setUint32(4, seq >>> 0, true);
+  v.setUint32(8, startSample >>> 0, true);
+  v.setUint16(12, sampleRateHz, true);
+  v.setUint16(14, h, true);
+  for (let i = 0; i < callId.length; i++) {
+    const c = callId.charCodeAt(i);
+    if (c > 0x7e || c < 0x21) throw new RangeError(`call id has a non-ASCII or blank character at ${i}`);
+    v.setUint8(FIXED_HEADER + i, c);
+  }
+  if (h > FIXED_HEADER + callId.length) v.setUint8(h - 1, 0);
+  return new Int16Array(buf, h, samples);
+}
+
+/** Builds a whole audio frame (copying `pcm`); for tools and tests. */
+export function encodeAudioFrame(frame: Omit<AudioFrame, "pcm"> & { pcm: Int16Array }): ArrayBuffer {
+  const buf = new ArrayBuffer(audioHeaderBytes(frame.callId) + frame.pcm.length * 2);
+  writeAudioHeader(buf, frame.callId, frame.seq, frame.startSample, frame.sampleRateHz, frame.pcm.length).set(frame.pcm);
+  return buf;
+}
+
+export type DecodeAudioResult = { ok: true; frame: AudioFrame } | { ok: false; message: string };
+
+/** Reads an audio frame; the PCM is a view into `data` when aligned, else a copy. */
+export function decodeAudioFrame(data: ArrayBuffer | Uint8Array): DecodeAudioResult {
+  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  if (bytes.length < FIXED_HEADER) return { ok: false, message: `audio frame is ${bytes.length} bytes, shorter than its header` };
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = v.getUint8(0);
+  if (version !== RELAY_VERSION) return { ok: false, message: `audio frame version ${version}, this peer speaks ${RELAY_VERSION}` };
+  if (v.getUint8(1) !== AUDIO_KIND) return { ok: false, message: `binary frame kind ${v.getUint8(1)} is not audio (1)` };
+  const idLen = v.getUint8(2);
+  const h = v.getUint16(14, true);
+  if (idLen === 0 || idLen > MAX_CALL_ID_BYTES || h !== ((FIXED_HEADER + idLen + 1) & ~1) || h > bytes.length) {
+    return { ok: false, message: `audio frame header is inconsistent (call id ${idLen} bytes, header ${h} bytes)` };
+  }
+  if ((bytes.length - h) % 2 !== 0) return { ok: false, message: `audio frame has an odd number of PCM bytes` };
+  let callId = "";
+  for (let i = 0; i < idLen; i++) callId += String.fromCharCode(bytes[FIXED_HEADER + i]!);
+  const samples = (bytes.length - h) / 2;
+  const offset = bytes.byteOffset + h;
+  const pcm =
+    offset % 2 === 0
+      ? new Int16Array(bytes.buffer, offset, samples)
+      : new Int16Array(bytes.slice(h).buffer);
+  return {
+    ok: true,
+    frame: { callId, seq: v.getUint32(4, true), startSample: v.getUint32(8, true), sampleRateHz: v.getUint16(12, true), pcm },
+  };
+}
+
+// ---- JSON control and results ----
+
+/** Edge -> runner: a call begins, or resumes on a new socket (`resumeFromSeq` set). */
+export interface RelayStart {
+  readonly v: 1;
+  readonly type: "start";
+  readonly callSid: string;
+  readonly streamSid: string;
+  readonly accountSid: string;
+  readonly sampleRateHz: number;
+  readonly encoding: "pcm16le";
+  readonly blockMs: number;
+  readonly tracks: readonly string[];
+  /** The call's `<Parameter>`s minus the edge's own token. */
+  readonly customParameters: Readonly<Record<string, string>>;
+  /** First block seq that follows on this socket: 0 for a new call, the oldest unacked on resume. */
+  readonly resumeFromSeq: number;
+}
+
+/** Edge -> runner: the caller hung up (or vanished); no audio follows `lastSeq`. */
+export interface RelayStop {
+  readonly v: 1;
+  readonly type: "stop";
+  readonly reason: string;
+  readonly lastSeq: number;
+}
+
+/** Either way: a liveness probe; the other side answers `pong` with the same id. */
+export interface RelayPing {
+  readonly v: 1;
+  readonly type: "ping";
+  readonly id: number;
+}
+export interface RelayPong {
+  readonly v: 1;
+  readonly type: "pong";
+  readonly id: number;
+}
+
+/** Runner -> edge: every block up to and including `seq` is in the runner's hands. */
+export interface RelayAck {
+  readonly v: 1;
+  readonly type: "ack";
+  readonly seq: number;
+}
+
+/** Runner -> edge: stop the agent's audio now (barge-in): the edge sends Twilio `clear`. */
+export interface RelayClear {
+  readonly v: 1;
+  readonly type: "clear";
+}
+
+/** Runner -> edge: this instance is going away; reconnect (the platform routes to a live one). */
+export interface RelayGoAway {
+  readonly v: 1;
+  readonly type: "goaway";
+  readonly reason: string;
+}
+
+/** Either way: the peer could not use something; `code` is stable, `message` for people. */
+export interface RelayError {
+  readonly v: 1;
+  readonly type: "error";
+  readonly code: string;
+  readonly message: string;
+}
+
+export type EdgeToRunner = RelayStart | RelayStop | RelayPing | RelayPong | RelayError;
+export type RunnerToEdge = RelayAck | RelayClear | RelayGoAway | RelayPing | RelayPong | RelayError;
+export type RelayControl = EdgeToRunner | RunnerToEdge;
+
+export type RelayParseResult<T> = { ok: true; message: T } | { ok: false; message: string };
+
+type Obj = Record<string, unknown>;
+
+function field<T extends "string" | "number" | "object">(m: Obj, key: string, type: T): boolean {
+  const v = m[key];
+  if (type === "number") return typeof v === "number" && Number.isFinite(v);
+  if (type === "object") return typeof v === "object" && v !== null;
+  return typeof v === "string";
+}
+
+const SHAPES: Record<string, ReadonlyArray<readonly [string, "string" | "number" | "object"]>> = {
+  start: [
+    ["callSid", "string"],
+    ["streamSid", "string"],
+    ["accountSid", "string"],
+    ["sampleRateHz", "number"],
+    ["encoding", "string"],
+    ["blockMs", "number"],
+    ["tracks", "object"],
+    ["customParameters", "object"],
+    ["resumeFromSeq", "number"],
+  ],
+  stop: [
+    ["reason", "string"],
+    ["lastSeq", "number"],
+  ],
+  ping: [["id", "number"]],
+  pong: [["id", "number"]],
+  ack: [["seq", "number"]],
+  clear: [],
+  goaway: [["reason", "string"]],
+  error: [
+    ["code", "string"],
+    ["message", "string"],
+  ],
+};
+
+const EDGE_TO_RUNNER = new Set(["start", "stop", "ping", "pong", "error"]);
+const RUNNER_TO_EDGE = new Set(["ack", "clear", "goaway", "ping", "pong", "error"]);
+
+function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseResult<RelayControl> {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return { ok: false, message: "relay message is not JSON" };
+  }
+  if (typeof m !== "object" || m === null || Array.isArray(m)) return { ok: false, message: "relay message is not an object" };
+  const o = m as Obj;
+  if (o["v"] !== RELAY_VERSION) return { ok: false, message: `relay version ${JSON.stringify(o["v"])}, this peer speaks ${RELAY_VERSION}` };
+  const type = o["type"];
+  if (typeof type !== "string" || !allowed.has(type)) {
+    return { ok: false, message: `relay message type ${JSON.stringify(type)} is not expected here` };
+  }
+  for (const [key, t] of SHAPES[type]!) {
+    if (!field(o, key, t)) return { ok: false, message: `relay ${type}.${key} is missing or not a ${t}` };
+  }
+  return { ok: true, message: o as unknown as RelayControl };
+}
+
+/** Parses a text frame the runner received from the edge. */
+export function parseEdgeToRunner(text: string): RelayParseResult<EdgeToRunner> {
+  return parseControl(text, EDGE_TO_RUNNER) as RelayParseResult<EdgeToRunner>;
+}
+
+/** Parses a text frame the edge received from the runner. */
+export function parseRunnerToEdge(text: string): RelayParseResult<RunnerToEdge> {
+  return parseControl(text, RUNNER_TO_EDGE) as RelayParseResult<RunnerToEdge>;
+}
+
+type Body<T> = T extends unknown ? Omit<T, "v"> : never;
+
+/** Serializes a control message, stamping the version. */
+export function encodeControl(message: Body<RelayControl>): string {
+  return JSON.stringify({ v: RELAY_VERSION, ...message });
+}
