@@ -21,7 +21,7 @@ import {
   parseTwilioMessage,
   writeAudioHeader,
 } from "@ozen/shared";
-import type { BlockSink, MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
+import type { BlockSink, MediaMessage, MsHistogram, RunnerToEdge, StartMessage } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
 import { configFor } from "./config.js";
 import type { EdgeConfig } from "./config.js";
@@ -74,6 +74,7 @@ export interface CallStats {
   blocksMade: number;
   relay: RelayLink["stats"] & { pendingBlocks: number; lostAtEnd: number };
   relayRttMs: ReturnType<LatencyWindow["summary"]>;
+  relayRttMsHistogram: MsHistogram;
 }
 
 type BadKind =
@@ -155,6 +156,7 @@ export class CallSession implements DurableObject {
         lostAtEnd: 0,
       },
       relayRttMs: { count: 0, p50: null, p99: null, max: null, mean: null },
+      relayRttMsHistogram: {},
     };
   }
 
@@ -179,8 +181,13 @@ export class CallSession implements DurableObject {
     server.addEventListener("message", (ev) => this.onTwilioMessage(ev.data));
     server.addEventListener("close", (ev) => void this.end(`twilio closed the socket (${ev.code})`, true));
     server.addEventListener("error", () => void this.end("twilio socket error", true));
-    if (!this.config.verifySignatures) this.logOnce("insecure", "warn", "TWILIO_SIGNATURE=off: this call is not authenticated");
-    return new Response(null, { status: 101, webSocket: client, headers: { "Sec-WebSocket-Protocol": "audio.twilio.com" } });
+    if (!this.config.verifySignatures)
+      this.logOnce("insecure", "warn", "TWILIO_SIGNATURE=off: this call is not authenticated");
+    return new Response(null, {
+      status: 101,
+      webSocket: client,
+      headers: { "Sec-WebSocket-Protocol": "audio.twilio.com" },
+    });
   }
 
   // ---- Twilio side ----
@@ -250,7 +257,9 @@ export class CallSession implements DurableObject {
     this.stats.framesIn++;
     if (this.ingest.push(m)) {
       this.stats.framesDropped++;
-      this.logOnce("ingest_full", "warn", "ingest buffer full: dropping the oldest frames", { capacity: this.ingest.capacity });
+      this.logOnce("ingest_full", "warn", "ingest buffer full: dropping the oldest frames", {
+        capacity: this.ingest.capacity,
+      });
     }
     if (!this.drainScheduled) {
       this.drainScheduled = true;
@@ -275,7 +284,8 @@ export class CallSession implements DurableObject {
         this.bad("payload_empty", "media payload is empty; ignored");
         continue;
       }
-      if (n !== FRAME_SAMPLES) this.bad("payload_not_160_bytes", `media payload is ${n} bytes, expected 160; used as is`);
+      if (n !== FRAME_SAMPLES)
+        this.bad("payload_not_160_bytes", `media payload is ${n} bytes, expected 160; used as is`);
       asm.pushMulaw(this.scratch, n);
     }
     const now = Date.now();
@@ -284,7 +294,8 @@ export class CallSession implements DurableObject {
     const ahead = this.stats.audioMs - (now - this.firstMediaAtMs) - FRAME_MS;
     if (ahead > this.stats.aheadOfRealtimeMsMax) {
       this.stats.aheadOfRealtimeMsMax = ahead;
-      if (ahead > 1000) this.logOnce("ahead", "warn", "client sends faster than real time", { aheadMs: Math.round(ahead) });
+      if (ahead > 1000)
+        this.logOnce("ahead", "warn", "client sends faster than real time", { aheadMs: Math.round(ahead) });
     }
     if (now - this.lastPersistMs >= PERSIST_EVERY_MS) this.persist(now);
   }
@@ -313,7 +324,8 @@ export class CallSession implements DurableObject {
       }
       this.stats.blocksMade++;
       this.relay?.send(seq, frame);
-      if (this.config.ingestAck === "block") this.sendToTwilio(outboundMark(this.streamSid, `ozen-ack:${this.lastMediaSeq}`));
+      if (this.config.ingestAck === "block")
+        this.sendToTwilio(outboundMark(this.streamSid, `ozen-ack:${this.lastMediaSeq}`));
     },
   };
 
@@ -356,12 +368,17 @@ export class CallSession implements DurableObject {
       backoffMaxMs: this.config.relayBackoffMaxMs,
       onControl: (c) => this.onRunnerControl(c),
       onBlockDropped: (seq) =>
-        this.logOnce("relay_full", "error", "relay buffer full while the runner is away: oldest audio dropped", { seq }),
+        this.logOnce("relay_full", "error", "relay buffer full while the runner is away: oldest audio dropped", {
+          seq,
+        }),
       onAcked: (b) => this.recycle(b),
       log: (level, msg, fields) => this.log(level, msg, fields),
     });
     this.stats.state = "streaming";
-    if (this.config.verifySignatures && !(await verifyCallToken(this.config.callTokenSecret, this.stats.callSid, token))) {
+    if (
+      this.config.verifySignatures &&
+      !(await verifyCallToken(this.config.callTokenSecret, this.stats.callSid, token))
+    ) {
       this.bad("bad_token", "start has no valid ozen_token parameter; closing");
       this.relay.close(1008, "bad call token");
       this.relay = undefined;
@@ -452,7 +469,10 @@ export class CallSession implements DurableObject {
     this.assembler = undefined;
     this.persist(Date.now());
     if (this.relay) {
-      this.stats.relay.lostAtEnd = await this.relay.stop(vanished ? "twilio_disconnected" : "caller_hung_up", STOP_GRACE_MS);
+      this.stats.relay.lostAtEnd = await this.relay.stop(
+        vanished ? "twilio_disconnected" : "caller_hung_up",
+        STOP_GRACE_MS,
+      );
       this.persist(Date.now());
     }
     if (this.twilio) {
@@ -468,6 +488,7 @@ export class CallSession implements DurableObject {
     if (this.relay) {
       Object.assign(this.stats.relay, this.relay.stats, { pendingBlocks: this.relay.pendingBlocks });
       this.stats.relayRttMs = this.relay.rtt.summary();
+      this.stats.relayRttMsHistogram = this.relay.rttHistogram;
     }
     return this.stats;
   }

@@ -8,7 +8,9 @@ const encoder = new TextEncoder();
 export const CALL_TOKEN_PARAMETER = "ozen_token";
 
 export async function callToken(secret: string, callSid: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(`call:${callSid}`)));
   let bin = "";
   for (const b of mac) bin += String.fromCharCode(b);

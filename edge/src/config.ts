@@ -68,7 +68,9 @@ function oneOf<T extends string>(env: EdgeEnv, key: string, fallback: T, allowed
 export function loadConfig(env: EdgeEnv): EdgeConfig {
   const publicBaseUrl = str(env, "PUBLIC_BASE_URL").replace(/\/+$/, "");
   if (!/^https?:\/\/[^/?#]+$/.test(publicBaseUrl)) {
-    throw new ConfigError(`PUBLIC_BASE_URL is ${JSON.stringify(publicBaseUrl)}, expected https://host[:port] with no path`);
+    throw new ConfigError(
+      `PUBLIC_BASE_URL is ${JSON.stringify(publicBaseUrl)}, expected https://host[:port] with no path`,
+    );
   }
   const runnerUrl = str(env, "RUNNER_URL");
   if (!/^(wss?|https?):\/\//.test(runnerUrl)) {

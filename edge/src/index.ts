@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
 import { streamTwiml, validateTwilioSignature } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, callToken } from "./call-token.js";
 import { ConfigError, configFor, streamUrl } from "./config.js";
@@ -41,7 +42,9 @@ function count(c: Context<AppEnv>, name: string): void {
 
 function forbidden(c: Context<AppEnv>, counter: string, why: string): Response {
   count(c, counter);
-  console.warn(JSON.stringify({ level: "warn", msg: "request refused", counter, why, path: new URL(c.req.url).pathname }));
+  console.warn(
+    JSON.stringify({ level: "warn", msg: "request refused", counter, why, path: new URL(c.req.url).pathname }),
+  );
   return c.text("forbidden", 403);
 }
 
@@ -91,15 +94,15 @@ app.get("/twilio/stream-naive/:callSid", (c) =>
 
 // ---- the call API (bearer token) ----
 
-app.use("/calls/*", apiAuth);
-app.use("/stats", apiAuth);
-
-async function apiAuth(c: Context<AppEnv>, next: () => Promise<void>): Promise<Response | void> {
+const apiAuth = createMiddleware<AppEnv>(async (c, next) => {
   const token = c.get("config").apiToken;
   if (!token) return c.text("API_TOKEN is not configured; the call API is disabled", 503);
-  if (c.req.header("Authorization") !== `Bearer ${token}`) return forbidden(c, "api_bad_token", "missing or wrong bearer token");
+  if (c.req.header("Authorization") !== `Bearer ${token}`)
+    return forbidden(c, "api_bad_token", "missing or wrong bearer token");
   await next();
-}
+});
+app.use("/calls/*", apiAuth);
+app.use("/stats", apiAuth);
 
 app.get("/calls/:callSid/stats", (c) => {
   const ns = c.req.query("naive") !== undefined ? c.env.NAIVE_SESSION : c.env.CALL_SESSION;

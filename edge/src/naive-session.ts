@@ -18,10 +18,17 @@ export class NaiveCallSession extends CallSession {
     const bytes = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
     const pcm = decodeMulaw(bytes);
-    const frame = encodeAudioFrame({ callId: this.stats.callSid, seq: this.seq, startSample: this.samples, sampleRateHz: 8000, pcm });
+    const frame = encodeAudioFrame({
+      callId: this.stats.callSid,
+      seq: this.seq,
+      startSample: this.samples,
+      sampleRateHz: 8000,
+      pcm,
+    });
     this.relay.send(this.seq++, frame);
     this.samples += pcm.length;
     this.stats.blocksMade++;
-    if (this.config.ingestAck === "block") this.sendToTwilio(outboundMark(this.streamSid, `ozen-ack:${m.sequenceNumber}`));
+    if (this.config.ingestAck === "block")
+      this.sendToTwilio(outboundMark(this.streamSid, `ozen-ack:${m.sequenceNumber}`));
   }
 }

@@ -6,8 +6,8 @@
  * so a runner restart loses nothing the edge accepted. Reconnects back off exponentially.
  * Never throws into the caller: failures are counted and retried.
  */
-import { DropOldestQueue, LatencyWindow, encodeControl, parseRunnerToEdge } from "@ozen/shared";
-import type { RelayStart, RunnerToEdge } from "@ozen/shared";
+import { DropOldestQueue, LatencyWindow, encodeControl, parseRunnerToEdge, recordMs } from "@ozen/shared";
+import type { MsHistogram, RelayStart, RunnerToEdge } from "@ozen/shared";
 
 export interface PendingBlock {
   readonly seq: number;
@@ -54,6 +54,8 @@ export class RelayLink {
   private lastAcked = -1;
   private nextSeq = 0;
   readonly rtt = new LatencyWindow(2048);
+  /** Every round trip by whole ms (workerd's clock moves in whole ms anyway). */
+  readonly rttHistogram: MsHistogram = {};
   readonly stats: RelayLinkStats = {
     connects: 0,
     connectFailures: 0,
@@ -112,7 +114,8 @@ export class RelayLink {
     const done = new Promise<number>((resolve) => {
       const timer = setTimeout(() => {
         const lost = this.pending.length;
-        if (lost > 0) this.o.log("error", "runner did not acknowledge the end of the call; audio lost", { lostBlocks: lost });
+        if (lost > 0)
+          this.o.log("error", "runner did not acknowledge the end of the call; audio lost", { lostBlocks: lost });
         this.close(1001, "gave up");
       }, graceMs);
       this.finished = () => {
@@ -247,7 +250,10 @@ export class RelayLink {
       this.stats.blocksAcked++;
       this.o.onAcked?.(newest);
     }
-    if (newest && newest.sentAtMs > 0) this.rtt.record(now - newest.sentAtMs);
+    if (newest && newest.sentAtMs > 0) {
+      this.rtt.record(now - newest.sentAtMs);
+      recordMs(this.rttHistogram, now - newest.sentAtMs);
+    }
     this.maybeFinish();
   }
 

@@ -74,7 +74,9 @@ export class RelayServer {
   /** Starts listening; resolves with the bound port. */
   listen(): Promise<number> {
     return new Promise((resolve) => {
-      this.http.listen(this.o.port, this.o.host ?? "127.0.0.1", () => resolve((this.http.address() as AddressInfo).port));
+      this.http.listen(this.o.port, this.o.host ?? "127.0.0.1", () =>
+        resolve((this.http.address() as AddressInfo).port),
+      );
     });
   }
 
@@ -95,7 +97,9 @@ export class RelayServer {
       return;
     }
     if (req.url === "/stats") {
-      res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ ...this.counters, activeCalls: this.calls.size }));
+      res
+        .writeHead(200, { "Content-Type": "application/json" })
+        .end(JSON.stringify({ ...this.counters, activeCalls: this.calls.size }));
       return;
     }
     res.writeHead(404).end();
@@ -167,7 +171,11 @@ export class RelayServer {
     } else {
       if (seq > call.expected) {
         this.counters.gapBlocks += seq - call.expected;
-        this.log("warn", "audio blocks missing from the edge", { callSid: call.start.callSid, expected: call.expected, got: seq });
+        this.log("warn", "audio blocks missing from the edge", {
+          callSid: call.start.callSid,
+          expected: call.expected,
+          got: seq,
+        });
       }
       call.expected = seq + 1;
       this.counters.blocks++;

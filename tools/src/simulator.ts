@@ -59,7 +59,11 @@ export async function requestTwiml(o: WebhookOptions): Promise<ParsedStreamTwiml
   const signed = (o.publicUrl ?? o.edgeUrl) + "/twilio/voice";
   const headers: Record<string, string> = { "Content-Type": "application/x-www-form-urlencoded" };
   if (o.signature !== "none") {
-    headers["X-Twilio-Signature"] = await computeTwilioSignature(o.signature === "bad" ? "wrong" : o.authToken, signed, params);
+    headers["X-Twilio-Signature"] = await computeTwilioSignature(
+      o.signature === "bad" ? "wrong" : o.authToken,
+      signed,
+      params,
+    );
   }
   const res = await fetch(o.edgeUrl + "/twilio/voice", { method: "POST", headers, body: new URLSearchParams(params) });
   const body = await res.text();
@@ -82,7 +86,10 @@ export interface StreamOptions {
 export async function openStream(o: StreamOptions): Promise<WebSocket> {
   const headers: Record<string, string> = {};
   if (o.signature !== "none") {
-    headers["X-Twilio-Signature"] = await computeTwilioSignature(o.signature === "bad" ? "wrong" : o.authToken, o.streamUrl);
+    headers["X-Twilio-Signature"] = await computeTwilioSignature(
+      o.signature === "bad" ? "wrong" : o.authToken,
+      o.streamUrl,
+    );
   }
   const path = new URL(o.streamUrl).pathname;
   const target = o.edgeUrl.replace(/^http/, "ws") + path;
@@ -145,7 +152,12 @@ export class TwilioStreamScript {
   }
 
   mark(name: string): string {
-    return serializeInbound({ event: "mark", sequenceNumber: this.seq++, streamSid: this.identity.streamSid, mark: { name } });
+    return serializeInbound({
+      event: "mark",
+      sequenceNumber: this.seq++,
+      streamSid: this.identity.streamSid,
+      mark: { name },
+    });
   }
 
   dtmf(digit: string): string {
@@ -182,6 +194,8 @@ export interface CallOptions {
   readonly onMessage?: (message: unknown, atMs: number) => void;
   /** Called when steady state begins and ends (after warm-up, before stop). */
   readonly onPhase?: (phase: "steady" | "end") => void;
+  /** Called after each media frame is sent. */
+  readonly onFrameSent?: () => void;
 }
 
 export interface CallResult {
@@ -267,6 +281,7 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
         sentAt.set(m.sequenceNumber, performance.now());
         ws.send(m.text);
         sent++;
+        o.onFrameSent?.();
       }
       if (!steady && now - t0 >= warmupMs) {
         steady = true;
@@ -276,7 +291,10 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
         resolve();
         return;
       }
-      setTimeout(tick, Math.max(1, Math.min(FRAME_MS / speed, FRAME_MS * (sent + 1) / speed - (performance.now() - t0))));
+      setTimeout(
+        tick,
+        Math.max(1, Math.min(FRAME_MS / speed, (FRAME_MS * (sent + 1)) / speed - (performance.now() - t0))),
+      );
     };
     tick();
   });
@@ -285,11 +303,65 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
   // the edge closes after stop; do not wait forever if it does not
   await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
   if (ws.readyState === WebSocket.OPEN) ws.close(1000);
-  return { callSid: identity.callSid, framesSent: sent, ackMs, acksReceived, greetingMs, greetingBytes, received, closeCode };
+  return {
+    callSid: identity.callSid,
+    framesSent: sent,
+    ackMs,
+    acksReceived,
+    greetingMs,
+    greetingBytes,
+    received,
+    closeCode,
+  };
 }
 
 /** Parses a message the edge sent into the typed union where it is an inbound-shaped one. */
 export function asTwilio(value: unknown): TwilioInbound | undefined {
   const r = parseTwilioValue(value);
   return r.ok ? r.message : undefined;
+}
+
+export interface ManyCallsOptions extends Omit<CallOptions, "identity" | "onPhase" | "onFrameSent"> {
+  readonly calls: number;
+  /** Calls start spread over this many ms (Twilio calls do not all start in the same instant). */
+  readonly rampMs?: number;
+  /** Steady state (every call past warm-up) begins / ends (the first call stops sending). */
+  readonly onPhase?: (phase: "steady" | "end", framesSentSoFar: number) => void;
+}
+
+export interface ManyCallsResult {
+  readonly results: CallResult[];
+  readonly errors: string[];
+  readonly framesSent: number;
+}
+
+/** N concurrent calls from this process, each at real-time pace. */
+export async function placeCalls(o: ManyCallsOptions): Promise<ManyCallsResult> {
+  let framesSent = 0;
+  let steadyCalls = 0;
+  let ended = false;
+  const ramp = o.rampMs ?? Math.min(2000, o.calls * 10);
+  const errors: string[] = [];
+  const results = await Promise.all(
+    Array.from({ length: o.calls }, async (_, i) => {
+      await new Promise((r) => setTimeout(r, (ramp * i) / o.calls));
+      try {
+        return await placeCall({
+          ...o,
+          onFrameSent: () => framesSent++,
+          onPhase: (phase) => {
+            if (phase === "steady" && ++steadyCalls === o.calls) o.onPhase?.("steady", framesSent);
+            if (phase === "end" && !ended) {
+              ended = true;
+              o.onPhase?.("end", framesSent);
+            }
+          },
+        });
+      } catch (e) {
+        errors.push(String(e));
+        return undefined;
+      }
+    }),
+  );
+  return { results: results.filter((r): r is CallResult => r !== undefined), errors, framesSent };
 }

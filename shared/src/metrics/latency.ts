@@ -55,3 +55,35 @@ export function percentile(values: readonly number[], q: number): number | null 
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
+
+/**
+ * Counts of latencies by whole millisecond (0..capMs, larger ones in the cap bucket). Sums
+ * across calls exactly, which percentiles do not: benchmarks merge these.
+ */
+export type MsHistogram = Record<string, number>;
+
+export function recordMs(h: MsHistogram, ms: number, capMs = 10_000): void {
+  const bucket = String(Math.min(capMs, Math.max(0, Math.round(ms))));
+  h[bucket] = (h[bucket] ?? 0) + 1;
+}
+
+export function mergeMs(into: MsHistogram, from: MsHistogram): MsHistogram {
+  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
+  return into;
+}
+
+/** Nearest-rank q-quantile of a histogram, or null when empty. */
+export function histogramPercentile(h: MsHistogram, q: number): number | null {
+  const buckets = Object.entries(h)
+    .map(([k, v]) => [Number(k), v] as const)
+    .sort((a, b) => a[0] - b[0]);
+  const total = buckets.reduce((n, [, v]) => n + v, 0);
+  if (total === 0) return null;
+  const rank = Math.max(1, Math.ceil(q * total));
+  let seen = 0;
+  for (const [ms, v] of buckets) {
+    seen += v;
+    if (seen >= rank) return ms;
+  }
+  return buckets[buckets.length - 1]![0];
+}

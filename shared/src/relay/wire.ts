@@ -74,7 +74,9 @@ export function writeAudioHeader(
 /** Builds a whole audio frame (copying `pcm`); for tools and tests. */
 export function encodeAudioFrame(frame: Omit<AudioFrame, "pcm"> & { pcm: Int16Array }): ArrayBuffer {
   const buf = new ArrayBuffer(audioHeaderBytes(frame.callId) + frame.pcm.length * 2);
-  writeAudioHeader(buf, frame.callId, frame.seq, frame.startSample, frame.sampleRateHz, frame.pcm.length).set(frame.pcm);
+  writeAudioHeader(buf, frame.callId, frame.seq, frame.startSample, frame.sampleRateHz, frame.pcm.length).set(
+    frame.pcm,
+  );
   return buf;
 }
 
@@ -83,11 +85,14 @@ export type DecodeAudioResult = { ok: true; frame: AudioFrame } | { ok: false; m
 /** Reads an audio frame; the PCM is a view into `data` when aligned, else a copy. */
 export function decodeAudioFrame(data: ArrayBuffer | Uint8Array): DecodeAudioResult {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
-  if (bytes.length < FIXED_HEADER) return { ok: false, message: `audio frame is ${bytes.length} bytes, shorter than its header` };
+  if (bytes.length < FIXED_HEADER)
+    return { ok: false, message: `audio frame is ${bytes.length} bytes, shorter than its header` };
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = v.getUint8(0);
-  if (version !== RELAY_VERSION) return { ok: false, message: `audio frame version ${version}, this peer speaks ${RELAY_VERSION}` };
-  if (v.getUint8(1) !== AUDIO_KIND) return { ok: false, message: `binary frame kind ${v.getUint8(1)} is not audio (1)` };
+  if (version !== RELAY_VERSION)
+    return { ok: false, message: `audio frame version ${version}, this peer speaks ${RELAY_VERSION}` };
+  if (v.getUint8(1) !== AUDIO_KIND)
+    return { ok: false, message: `binary frame kind ${v.getUint8(1)} is not audio (1)` };
   const idLen = v.getUint8(2);
   const h = v.getUint16(14, true);
   if (idLen === 0 || idLen > MAX_CALL_ID_BYTES || h !== ((FIXED_HEADER + idLen + 1) & ~1) || h > bytes.length) {
@@ -98,13 +103,16 @@ export function decodeAudioFrame(data: ArrayBuffer | Uint8Array): DecodeAudioRes
   for (let i = 0; i < idLen; i++) callId += String.fromCharCode(bytes[FIXED_HEADER + i]!);
   const samples = (bytes.length - h) / 2;
   const offset = bytes.byteOffset + h;
-  const pcm =
-    offset % 2 === 0
-      ? new Int16Array(bytes.buffer, offset, samples)
-      : new Int16Array(bytes.slice(h).buffer);
+  const pcm = offset % 2 === 0 ? new Int16Array(bytes.buffer, offset, samples) : new Int16Array(bytes.slice(h).buffer);
   return {
     ok: true,
-    frame: { callId, seq: v.getUint32(4, true), startSample: v.getUint32(8, true), sampleRateHz: v.getUint16(12, true), pcm },
+    frame: {
+      callId,
+      seq: v.getUint32(4, true),
+      startSample: v.getUint32(8, true),
+      sampleRateHz: v.getUint16(12, true),
+      pcm,
+    },
   };
 }
 
@@ -227,9 +235,11 @@ function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseRes
   } catch {
     return { ok: false, message: "relay message is not JSON" };
   }
-  if (typeof m !== "object" || m === null || Array.isArray(m)) return { ok: false, message: "relay message is not an object" };
+  if (typeof m !== "object" || m === null || Array.isArray(m))
+    return { ok: false, message: "relay message is not an object" };
   const o = m as Obj;
-  if (o["v"] !== RELAY_VERSION) return { ok: false, message: `relay version ${JSON.stringify(o["v"])}, this peer speaks ${RELAY_VERSION}` };
+  if (o["v"] !== RELAY_VERSION)
+    return { ok: false, message: `relay version ${JSON.stringify(o["v"])}, this peer speaks ${RELAY_VERSION}` };
   const type = o["type"];
   if (typeof type !== "string" || !allowed.has(type)) {
     return { ok: false, message: `relay message type ${JSON.stringify(type)} is not expected here` };

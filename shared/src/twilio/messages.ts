@@ -68,24 +68,13 @@ export interface StopMessage {
   readonly stop: { readonly accountSid: string; readonly callSid: string };
 }
 
-export type TwilioInbound =
-  | ConnectedMessage
-  | StartMessage
-  | MediaMessage
-  | DtmfMessage
-  | MarkMessage
-  | StopMessage;
+export type TwilioInbound = ConnectedMessage | StartMessage | MediaMessage | DtmfMessage | MarkMessage | StopMessage;
 
 export type TwilioInboundEvent = TwilioInbound["event"];
 
 /** Why a message could not be used; `kind` is the counter it goes under. */
 export type ParseErrorKind =
-  | "malformed_json"
-  | "not_an_object"
-  | "unknown_event"
-  | "missing_field"
-  | "bad_field"
-  | "too_large";
+  "malformed_json" | "not_an_object" | "unknown_event" | "missing_field" | "bad_field" | "too_large";
 
 export interface ParseError {
   readonly ok: false;

@@ -153,7 +153,10 @@ function build(event: string, m: Obj): TwilioInbound {
         event,
         sequenceNumber: decimal(m, "sequenceNumber", ""),
         streamSid: str(m, "streamSid", ""),
-        dtmf: { track: typeof dtmf["track"] === "string" ? dtmf["track"] : "inbound_track", digit: str(dtmf, "digit", "dtmf.") },
+        dtmf: {
+          track: typeof dtmf["track"] === "string" ? dtmf["track"] : "inbound_track",
+          digit: str(dtmf, "digit", "dtmf."),
+        },
       };
     }
     case "mark": {

@@ -43,12 +43,17 @@ export interface ParsedStreamTwiml {
 }
 
 function unescapeXml(s: string): string {
-  return s.replace(/&(lt|gt|amp|quot|apos);/g, (_m, e: string) => ({ lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" })[e]!);
+  return s.replace(
+    /&(lt|gt|amp|quot|apos);/g,
+    (_m, e: string) => ({ lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" })[e]!,
+  );
 }
 
 /** Reads back the stream URL and parameters (what Twilio does; the simulator uses it). */
 export function parseStreamTwiml(xml: string): ParsedStreamTwiml | undefined {
-  const stream = /<Stream\b[^>]*\burl="([^"]*)"[^>]*>([\s\S]*?)<\/Stream>|<Stream\b[^>]*\burl="([^"]*)"[^>]*\/>/.exec(xml);
+  const stream = /<Stream\b[^>]*\burl="([^"]*)"[^>]*>([\s\S]*?)<\/Stream>|<Stream\b[^>]*\burl="([^"]*)"[^>]*\/>/.exec(
+    xml,
+  );
   if (!stream) return undefined;
   const parameters: Record<string, string> = {};
   for (const p of (stream[2] ?? "").matchAll(/<Parameter\s+name="([^"]*)"\s+value="([^"]*)"\s*\/>/g)) {

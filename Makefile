@@ -1,0 +1,48 @@
+# ozen: one Makefile for the whole workspace. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+OZEN := node tools/bin/ozen.js
+BENCH_OUT := bench-out
+
+.PHONY: install lint typecheck test unit demo dev bench bench-ingest clean
+
+## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages)
+install:
+	npm ci --no-fund --no-audit
+
+## lint: ESLint + Prettier
+lint:
+	npx eslint .
+	npx prettier --check .
+
+## typecheck: every workspace under TypeScript strict
+typecheck:
+	npm run -s typecheck
+
+## test: a fresh install, lint, typecheck, then every test (the edge tests run on real workerd)
+test: install lint typecheck unit
+
+unit:
+	npx vitest run
+
+## demo: edge on workerd + runner locally, one simulated call with real speech
+demo:
+	@[ -d node_modules ] || $(MAKE) install
+	$(OZEN) demo
+
+## dev: wrangler dev (edge on workerd, http://127.0.0.1:8787) + the runner (ws://127.0.0.1:8081)
+dev:
+	@[ -d node_modules ] || $(MAKE) install
+	@[ -f .dev.vars ] || { cp .dev.vars.example .dev.vars; echo "created .dev.vars from .dev.vars.example"; }
+	WRANGLER_SEND_METRICS=false npx wrangler dev --ip 127.0.0.1 --port 8787 & \
+	  node --import tsx stt-runner/src/main.ts --port 8081 & \
+	  trap 'kill 0' INT TERM EXIT; wait
+
+## bench: every benchmark, JSON in bench-out/
+bench: bench-ingest
+
+bench-ingest:
+	@mkdir -p $(BENCH_OUT)
+	$(OZEN) bench ingest --calls 100 --seconds 20 --json $(BENCH_OUT)/ingest.json
+
+clean:
+	rm -rf node_modules */node_modules edge/dist .wrangler $(BENCH_OUT)

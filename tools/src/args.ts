@@ -1,0 +1,21 @@
+/** Command-line helpers shared by the `ozen` commands. */
+
+export const USAGE = `usage:
+  ozen call URL --audio FILE [--calls N] [--seconds S] [--speed X] [--auth-token T] [--public-url U]
+                [--naive] [--warmup-ms MS] [--json FILE] [--phases]
+  ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
+  ozen demo [--audio FILE]`;
+
+export function fail(message: string): never {
+  console.error(`ozen: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+export function positive(name: string, raw: string | undefined, fallback: number, allowZero = false): number {
+  if (raw === undefined) return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < 0 || (v === 0 && !allowZero)) {
+    fail(`--${name} is ${JSON.stringify(raw)}, expected a ${allowZero ? "non-negative" : "positive"} number`);
+  }
+  return v;
+}
