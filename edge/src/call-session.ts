@@ -43,6 +43,8 @@ const FRAME_SAMPLES = 160;
 const STOP_GRACE_MS = 60_000;
 /** Counters are written to storage at most this often while the call runs. */
 const PERSIST_EVERY_MS = 1000;
+/** The longest hole in Twilio's media timestamps that is filled with silence. */
+const MAX_GAP_FILL_MS = 5000;
 
 export type CallState = "waiting" | "streaming" | "ended";
 
@@ -56,6 +58,8 @@ export interface CallStats {
   framesIn: number;
   framesDropped: number;
   framesConcealed: number;
+  /** Silence put in where Twilio's media timestamps jumped (frames lost before us). */
+  gapFilledMs: number;
   audioMs: number;
   bad: Record<string, number>;
   sequenceGaps: number;
@@ -105,6 +109,8 @@ export class CallSession implements DurableObject {
   private readonly framePool: ArrayBuffer[] = [];
   private currentFrame: ArrayBuffer | undefined;
   private lastMediaSeq = 0;
+  /** Twilio's timestamp (ms) the next frame should carry; -1 before the first. */
+  private expectedTimestampMs = -1;
   private firstMediaAtMs = 0;
   private lastPersistMs = 0;
   private readonly loggedOnce = new Set<string>();
@@ -127,6 +133,7 @@ export class CallSession implements DurableObject {
       framesIn: 0,
       framesDropped: 0,
       framesConcealed: 0,
+      gapFilledMs: 0,
       audioMs: 0,
       bad: {},
       sequenceGaps: 0,
@@ -273,11 +280,13 @@ export class CallSession implements DurableObject {
     if (!asm) return;
     for (let m = this.ingest.shift(); m; m = this.ingest.shift()) {
       this.lastMediaSeq = m.sequenceNumber;
+      this.fillTimestampGap(asm, m.media.timestamp);
       const n = decodeBase64Into(m.media.payload, this.scratch);
       if (n < 0) {
         this.bad("payload_not_base64", "media payload is not valid base64; 20 ms of silence put in its place");
         this.stats.framesConcealed++;
         asm.pushSilence(FRAME_SAMPLES);
+        this.expectedTimestampMs = m.media.timestamp + FRAME_MS;
         continue;
       }
       if (n === 0) {
@@ -287,6 +296,7 @@ export class CallSession implements DurableObject {
       if (n !== FRAME_SAMPLES)
         this.bad("payload_not_160_bytes", `media payload is ${n} bytes, expected 160; used as is`);
       asm.pushMulaw(this.scratch, n);
+      this.expectedTimestampMs = m.media.timestamp + n / 8;
     }
     const now = Date.now();
     this.stats.audioMs = (asm.samplesIn * 1000) / SAMPLE_RATE_HZ;
@@ -298,6 +308,24 @@ export class CallSession implements DurableObject {
         this.logOnce("ahead", "warn", "client sends faster than real time", { aheadMs: Math.round(ahead) });
     }
     if (now - this.lastPersistMs >= PERSIST_EVERY_MS) this.persist(now);
+  }
+
+  /**
+   * Twilio stamps each frame with its media time. When frames went missing upstream (Twilio's
+   * congestion drops, error 31930) the stamp jumps: fill the hole with silence so the engine's
+   * audio time stays the call's time, and count it. Jumps over MAX_GAP_FILL_MS are not filled
+   * (a clock reset, not lost audio).
+   */
+  private fillTimestampGap(asm: BlockAssembler, timestampMs: number): void {
+    const expected = this.expectedTimestampMs;
+    if (expected < 0) return;
+    const gapMs = timestampMs - expected;
+    if (gapMs < FRAME_MS || gapMs > MAX_GAP_FILL_MS) return;
+    asm.pushSilence(gapMs * 8);
+    this.stats.gapFilledMs += gapMs;
+    this.logOnce("gap", "warn", "media timestamps jumped: frames were lost before the edge; filled with silence", {
+      gapMs,
+    });
   }
 
   /** Where the assembler decodes: the frame buffer that will go to the runner as is. */
