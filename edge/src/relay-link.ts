@@ -52,6 +52,9 @@ export class RelayLink {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private stopMessage: string | undefined;
   private lastAcked = -1;
+  private lastCommitted = -1;
+  /** Send time (Date.now) of blocks awaiting their first ack, by seq, in seq order. */
+  private readonly sentAt = new Map<number, number>();
   private nextSeq = 0;
   readonly rtt = new LatencyWindow(2048);
   /** Every round trip by whole ms (workerd's clock moves in whole ms anyway). */
@@ -100,6 +103,7 @@ export class RelayLink {
     }
     if (this.state === "open" && this.ws) {
       block.sentAtMs = Date.now();
+      this.sentAt.set(seq, block.sentAtMs);
       this.ws.send(frame);
       this.stats.blocksSent++;
     }
@@ -183,6 +187,7 @@ export class RelayLink {
     for (const block of this.pending) {
       if (block.sentAtMs !== 0) this.stats.blocksReplayed++;
       block.sentAtMs = now;
+      if (block.seq > this.lastAcked) this.sentAt.set(block.seq, now);
       ws.send(block.frame);
       this.stats.blocksSent++;
     }
@@ -227,7 +232,7 @@ export class RelayLink {
     const m = r.message;
     switch (m.type) {
       case "ack":
-        this.onAck(m.seq);
+        this.onAck(m.seq, Math.min(m.seq, m.committedSeq ?? m.seq));
         break;
       case "ping":
         this.ws?.send(encodeControl({ type: "pong", id: m.id }));
@@ -239,25 +244,28 @@ export class RelayLink {
     }
   }
 
-  private onAck(seq: number): void {
-    if (seq <= this.lastAcked) return;
-    this.lastAcked = seq;
-    this.backoffMs = this.o.backoffMinMs; // a working link resets the backoff
+  private onAck(seq: number, committedSeq: number): void {
     const now = Date.now();
-    let newest: PendingBlock | undefined;
-    while (this.pending.length > 0 && this.pending.peek()!.seq <= seq) {
-      newest = this.pending.shift()!;
+    if (seq > this.lastAcked) {
+      this.lastAcked = seq;
+      this.backoffMs = this.o.backoffMinMs; // a working link resets the backoff
+      const block = this.sentAt.get(seq);
+      if (block !== undefined) {
+        this.rtt.record(now - block);
+        recordMs(this.rttHistogram, now - block);
+      }
+      for (const k of this.sentAt.keys()) if (k <= seq) this.sentAt.delete(k);
+    }
+    while (this.pending.length > 0 && this.pending.peek()!.seq <= committedSeq) {
+      const done = this.pending.shift()!;
       this.stats.blocksAcked++;
-      this.o.onAcked?.(newest);
+      this.o.onAcked?.(done);
     }
-    if (newest && newest.sentAtMs > 0) {
-      this.rtt.record(now - newest.sentAtMs);
-      recordMs(this.rttHistogram, now - newest.sentAtMs);
-    }
+    this.lastCommitted = Math.max(this.lastCommitted, committedSeq);
     this.maybeFinish();
   }
 
   private maybeFinish(): void {
-    if (this.stopMessage && this.pending.length === 0 && this.lastAcked >= this.nextSeq - 1) this.close();
+    if (this.stopMessage && this.pending.length === 0 && this.lastCommitted >= this.nextSeq - 1) this.close();
   }
 }

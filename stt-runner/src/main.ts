@@ -31,8 +31,10 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 const server = new RelayServer({ engine, port, host: values.host });
 const bound = await server.listen();
 console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: bound, engine: engine.name }));
+// Cloud Run sends SIGTERM and allows 10 s: move every call to another instance, then exit
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
-  process.on(sig, () => {
-    void server.close().then(() => process.exit(0));
+  process.once(sig, () => {
+    console.log(JSON.stringify({ level: "info", msg: "draining", signal: sig, activeCalls: server.activeCalls }));
+    void server.drain(8000).then(() => process.exit(0));
   });
 }

@@ -1,10 +1,12 @@
 /**
  * The runner's side of the relay (adapter): accepts the edge's persistent WebSocket per call,
- * acknowledges audio, and drives one engine session per call.
+ * acknowledges audio (arrival and commit), and drives one engine session per call.
  *
  * A call's session outlives its socket for `resumeGraceMs`, so an edge that reconnects and
- * replays unacknowledged blocks is deduplicated by seq: the engine sees every block exactly
- * once and in order.
+ * replays unacknowledged blocks is deduplicated by seq: the engine sees every block once and in
+ * order. On SIGTERM (`drain`) the runner stops taking calls, tells every edge to move
+ * (`goaway`), and drops its engine sessions: the edges replay what was not committed to the
+ * instance the platform routes them to.
  */
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
@@ -13,7 +15,10 @@ import { WebSocketServer } from "ws";
 import type { RawData, WebSocket } from "ws";
 import { decodeAudioFrame, encodeControl, parseEdgeToRunner } from "@ozen/shared";
 import type { RelayStart } from "@ozen/shared";
-import type { Engine, EngineSession } from "./engines/engine.js";
+import type { Engine, EngineListener, EngineSession } from "./engines/engine.js";
+import { Metrics } from "./metrics.js";
+
+export type Log = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
 export interface RelayServerOptions {
   readonly engine: Engine;
@@ -21,13 +26,19 @@ export interface RelayServerOptions {
   readonly host?: string;
   /** How long a call whose socket dropped waits for the edge to come back. */
   readonly resumeGraceMs?: number;
-  readonly log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Wraps the engine listener of each call (the transcript policy and event delivery go
+   * here); gets a `send` for relay text frames to the call's current socket.
+   */
+  readonly listenerFor?: (start: RelayStart, send: (text: string) => void) => EngineListener & { close?(): void };
+  readonly log?: Log;
 }
 
 export interface RunnerCounters {
   callsStarted: number;
   callsResumed: number;
   callsEnded: number;
+  callsRefused: number;
   blocks: number;
   duplicateBlocks: number;
   gapBlocks: number;
@@ -38,27 +49,36 @@ export interface RunnerCounters {
 interface CallEntry {
   readonly start: RelayStart;
   readonly session: EngineSession;
+  readonly listener: EngineListener & { close?(): void };
   socket: WebSocket | undefined;
   /** The next seq the engine should see. */
   expected: number;
+  /** Blocks fed but not yet committed: [seq, endSample], oldest first. */
+  readonly uncommitted: [number, number][];
+  committedSeq: number;
   expiry: ReturnType<typeof setTimeout> | undefined;
 }
+
+const NOOP_LISTENER: EngineListener = { interim() {}, final() {}, failed() {} };
 
 export class RelayServer {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly calls = new Map<string, CallEntry>();
+  private draining = false;
+  readonly metrics = new Metrics();
   readonly counters: RunnerCounters = {
     callsStarted: 0,
     callsResumed: 0,
     callsEnded: 0,
+    callsRefused: 0,
     blocks: 0,
     duplicateBlocks: 0,
     gapBlocks: 0,
     audioSamples: 0,
     protocolErrors: 0,
   };
-  private readonly log: NonNullable<RelayServerOptions["log"]>;
+  private readonly log: Log;
 
   constructor(private readonly o: RelayServerOptions) {
     this.log =
@@ -80,32 +100,71 @@ export class RelayServer {
     });
   }
 
-  async close(): Promise<void> {
-    for (const ws of this.wss.clients) ws.terminate();
-    for (const c of this.calls.values()) if (c.expiry) clearTimeout(c.expiry);
-    await new Promise<void>((r) => this.wss.close(() => r()));
-    await new Promise<void>((r) => this.http.close(() => r()));
-  }
-
   get activeCalls(): number {
     return this.calls.size;
   }
 
+  /**
+   * SIGTERM: stop taking calls, ask every edge to move (it reconnects and the platform routes
+   * it to a live instance), then close. Resolves when every socket is gone or after `graceMs`.
+   */
+  async drain(graceMs = 10_000): Promise<void> {
+    this.draining = true;
+    for (const call of this.calls.values()) {
+      call.socket?.send(encodeControl({ type: "goaway", reason: "runner instance is shutting down" }));
+      call.socket?.close(1012, "service restart");
+    }
+    const deadline = Date.now() + graceMs;
+    while (this.wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await this.close();
+  }
+
+  async close(): Promise<void> {
+    for (const ws of this.wss.clients) ws.terminate();
+    for (const c of this.calls.values()) {
+      if (c.expiry) clearTimeout(c.expiry);
+      c.listener.close?.();
+      void c.session.end();
+    }
+    this.calls.clear();
+    await new Promise<void>((r) => this.wss.close(() => r()));
+    await new Promise<void>((r) => this.http.close(() => r()));
+  }
+
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
-    if (req.url === "/healthz" || req.url === "/readyz") {
-      res.writeHead(200, { "Content-Type": "text/plain" }).end("ok\n");
-      return;
+    switch (req.url) {
+      case "/healthz":
+        res.writeHead(200, { "Content-Type": "text/plain" }).end("ok\n");
+        return;
+      case "/readyz":
+        res
+          .writeHead(this.draining ? 503 : 200, { "Content-Type": "text/plain" })
+          .end(this.draining ? "draining\n" : "ready\n");
+        return;
+      case "/metrics":
+        res
+          .writeHead(200, { "Content-Type": "text/plain; version=0.0.4" })
+          .end(
+            this.metrics.render({ ...this.counters, activeCalls: this.calls.size, draining: this.draining ? 1 : 0 }),
+          );
+        return;
+      case "/stats":
+        res
+          .writeHead(200, { "Content-Type": "application/json" })
+          .end(JSON.stringify({ ...this.counters, activeCalls: this.calls.size }));
+        return;
+      default:
+        res.writeHead(404).end();
     }
-    if (req.url === "/stats") {
-      res
-        .writeHead(200, { "Content-Type": "application/json" })
-        .end(JSON.stringify({ ...this.counters, activeCalls: this.calls.size }));
-      return;
-    }
-    res.writeHead(404).end();
   }
 
   private onConnection(ws: WebSocket): void {
+    if (this.draining) {
+      this.counters.callsRefused++;
+      ws.send(encodeControl({ type: "goaway", reason: "runner instance is shutting down" }));
+      ws.close(1013, "try again later");
+      return;
+    }
     let call: CallEntry | undefined;
     ws.on("message", (data: RawData, isBinary: boolean) => {
       if (isBinary) {
@@ -146,14 +205,30 @@ export class RelayServer {
       existing.socket = ws;
       this.counters.callsResumed++;
       // blocks the engine already has are acknowledged again, so the edge can forget them
-      if (existing.expected > 0) ws.send(encodeControl({ type: "ack", seq: existing.expected - 1 }));
+      if (existing.expected > 0) this.ack(existing);
       return existing;
     }
+    const send = (text: string) => {
+      const s = this.calls.get(start.callSid)?.socket;
+      if (s && s.readyState === s.OPEN) s.send(text);
+    };
+    const listener = this.o.listenerFor?.(start, send) ?? NOOP_LISTENER;
     const entry: CallEntry = {
       start,
-      session: this.o.engine.open(start),
+      listener,
+      session: this.o.engine.open(start, {
+        interim: (r) => listener.interim(r),
+        final: (r) => {
+          listener.final(r);
+          // a final moves the commit point: tell the edge it may forget that audio
+          queueMicrotask(() => this.ack(entry));
+        },
+        failed: (f) => listener.failed(f),
+      }),
       socket: ws,
       expected: start.resumeFromSeq,
+      uncommitted: [],
+      committedSeq: start.resumeFromSeq - 1,
       expiry: undefined,
     };
     if (start.resumeFromSeq > 0) this.counters.callsResumed++;
@@ -180,23 +255,48 @@ export class RelayServer {
       call.expected = seq + 1;
       this.counters.blocks++;
       this.counters.audioSamples += pcm.length;
+      call.uncommitted.push([seq, startSample + pcm.length]);
+      const t0 = performance.now();
       call.session.feed(pcm, startSample);
+      this.metrics.observeFeed(performance.now() - t0);
     }
-    ws.send(encodeControl({ type: "ack", seq: call.expected - 1 }));
+    this.ack(call);
+  }
+
+  /** Acks arrival up to `expected - 1` and commit up to the engine's committed sample. */
+  private ack(call: CallEntry): void {
+    const committedSample = call.session.committedSample;
+    const u = call.uncommitted;
+    let n = 0;
+    while (n < u.length && (committedSample === undefined || u[n]![1] <= committedSample)) n++;
+    if (n > 0) {
+      call.committedSeq = u[n - 1]![0];
+      u.splice(0, n);
+    }
+    if (call.socket && call.socket.readyState === call.socket.OPEN) {
+      call.socket.send(encodeControl({ type: "ack", seq: call.expected - 1, committedSeq: call.committedSeq }));
+    }
   }
 
   private detach(call: CallEntry): void {
     call.socket = undefined;
+    if (this.draining) return;
     call.expiry = setTimeout(() => void this.endCall(call, "edge did not come back"), this.o.resumeGraceMs ?? 60_000);
   }
 
   private async endCall(call: CallEntry, reason: string): Promise<void> {
     if (this.calls.get(call.start.callSid) !== call) return;
-    this.calls.delete(call.start.callSid);
     if (call.expiry) clearTimeout(call.expiry);
+    call.expiry = undefined;
     this.counters.callsEnded++;
     this.log("info", "call ended", { callSid: call.start.callSid, reason });
     await call.session.end();
+    // everything the engine will say is said: all audio is committed
+    if (call.uncommitted.length > 0) call.committedSeq = call.uncommitted[call.uncommitted.length - 1]![0];
+    call.uncommitted.length = 0;
+    this.ack(call);
+    call.listener.close?.();
+    this.calls.delete(call.start.callSid);
   }
 
   private protocolError(ws: WebSocket, code: string, message: string): void {

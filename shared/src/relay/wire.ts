@@ -155,11 +155,17 @@ export interface RelayPong {
   readonly id: number;
 }
 
-/** Runner -> edge: every block up to and including `seq` is in the runner's hands. */
+/**
+ * Runner -> edge: every block up to and including `seq` has arrived (the round trip is timed on
+ * it), and every block up to `committedSeq` is done with: its words are in finals, or the engine
+ * keeps nothing of it. The edge keeps blocks until committed and replays them on reconnect, so a
+ * runner that goes away mid-utterance loses nothing. Absent `committedSeq` means `seq`.
+ */
 export interface RelayAck {
   readonly v: 1;
   readonly type: "ack";
   readonly seq: number;
+  readonly committedSeq?: number;
 }
 
 /** Runner -> edge: stop the agent's audio now (barge-in): the edge sends Twilio `clear`. */
@@ -175,6 +181,16 @@ export interface RelayGoAway {
   readonly reason: string;
 }
 
+/**
+ * Runner -> edge: a transcript event for the agent (`partial`, `meaningful`, `final`, ...; the
+ * schema is in shared/src/transcript). Validated by the receiver with its own parser.
+ */
+export interface RelayEvent {
+  readonly v: 1;
+  readonly type: "event";
+  readonly event: Readonly<Record<string, unknown>>;
+}
+
 /** Either way: the peer could not use something; `code` is stable, `message` for people. */
 export interface RelayError {
   readonly v: 1;
@@ -184,7 +200,7 @@ export interface RelayError {
 }
 
 export type EdgeToRunner = RelayStart | RelayStop | RelayPing | RelayPong | RelayError;
-export type RunnerToEdge = RelayAck | RelayClear | RelayGoAway | RelayPing | RelayPong | RelayError;
+export type RunnerToEdge = RelayAck | RelayClear | RelayGoAway | RelayEvent | RelayPing | RelayPong | RelayError;
 export type RelayControl = EdgeToRunner | RunnerToEdge;
 
 export type RelayParseResult<T> = { ok: true; message: T } | { ok: false; message: string };
@@ -219,6 +235,7 @@ const SHAPES: Record<string, ReadonlyArray<readonly [string, "string" | "number"
   ack: [["seq", "number"]],
   clear: [],
   goaway: [["reason", "string"]],
+  event: [["event", "object"]],
   error: [
     ["code", "string"],
     ["message", "string"],
@@ -226,7 +243,7 @@ const SHAPES: Record<string, ReadonlyArray<readonly [string, "string" | "number"
 };
 
 const EDGE_TO_RUNNER = new Set(["start", "stop", "ping", "pong", "error"]);
-const RUNNER_TO_EDGE = new Set(["ack", "clear", "goaway", "ping", "pong", "error"]);
+const RUNNER_TO_EDGE = new Set(["ack", "clear", "goaway", "event", "ping", "pong", "error"]);
 
 function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseResult<RelayControl> {
   let m: unknown;

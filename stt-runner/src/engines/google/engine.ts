@@ -1,0 +1,85 @@
+/**
+ * The Google engine: one official `@google-cloud/speech` client per runner (one gRPC channel,
+ * one HTTP/2 connection multiplexing every call's stream), one `GoogleSession` per call.
+ */
+import { existsSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import speech from "@google-cloud/speech";
+import type { RelayStart } from "@ozen/shared";
+import type { Engine, EngineListener, EngineSession } from "../engine.js";
+import { callPhrases } from "./config.js";
+import type { GoogleConfig } from "./config.js";
+import { GoogleSession } from "./session.js";
+import type { SpeechStream } from "./session.js";
+
+/**
+ * Where Application Default Credentials would come from, or an error a person can act on.
+ * Checked at start so a missing credential is a clear message, not a failed first call.
+ */
+export function findCredentials(env: NodeJS.ProcessEnv): { source: string } | { error: string } {
+  const file = env["GOOGLE_APPLICATION_CREDENTIALS"];
+  if (file) {
+    return existsSync(file)
+      ? { source: `GOOGLE_APPLICATION_CREDENTIALS (${path.basename(file)})` }
+      : { error: `GOOGLE_APPLICATION_CREDENTIALS points to ${file}, which does not exist` };
+  }
+  const gcloud = path.join(
+    env["CLOUDSDK_CONFIG"] ?? path.join(os.homedir(), ".config", "gcloud"),
+    "application_default_credentials.json",
+  );
+  if (existsSync(gcloud)) return { source: "gcloud application-default credentials" };
+  if (env["K_SERVICE"] || env["GCE_METADATA_HOST"]) return { source: "the Cloud Run / GCE metadata server" };
+  return {
+    error:
+      "no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account key, run " +
+      "`gcloud auth application-default login`, or run on Cloud Run with a service account",
+  };
+}
+
+interface StreamingClient {
+  _streamingRecognize(options?: unknown): SpeechStream;
+  close(): Promise<void>;
+}
+
+export class GoogleEngine implements Engine {
+  readonly name: string;
+  private readonly client: StreamingClient;
+  readonly sessions = new Set<GoogleSession>();
+
+  constructor(
+    private readonly config: GoogleConfig,
+    private readonly log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void,
+  ) {
+    this.name = `google-${config.api}`;
+    const [host, port] = config.endpoint.split(":");
+    const options = {
+      apiEndpoint: host,
+      ...(port ? { port: Number(port) } : {}),
+      ...(config.insecure ? { sslCreds: grpc.credentials.createInsecure() } : {}),
+    };
+    const Client = config.api === "v1" ? speech.v1.SpeechClient : speech.v2.SpeechClient;
+    this.client = new Client(options) as unknown as StreamingClient;
+  }
+
+  open(call: RelayStart, listener: EngineListener): EngineSession {
+    const session = new GoogleSession({
+      config: this.config,
+      phrases: callPhrases(this.config, call.customParameters),
+      listener,
+      // the raw bidi call: config and audio requests are written by the session (the helper
+      // `streamingRecognize` wraps v1 only and cannot carry v2's recognizer)
+      openStream: () => this.client._streamingRecognize(),
+      log: (level, msg, fields) => this.log?.(level, msg, { callSid: call.callSid, ...fields }),
+    });
+    this.sessions.add(session);
+    const end = session.end.bind(session);
+    session.end = () => end().finally(() => this.sessions.delete(session));
+    return session;
+  }
+
+  close(): Promise<void> {
+    return this.client.close();
+  }
+}
