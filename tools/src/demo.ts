@@ -34,7 +34,9 @@ export async function demo(argv: string[]): Promise<void> {
     },
   });
   console.log(`edge on workerd at ${edge.url}, runner (null engine) on port ${runnerPort}`);
-  console.log(`calling with ${path.basename(audioPath)} (${(audio.durationMs / 1000).toFixed(1)} s, 8 kHz mu-law), real time...`);
+  console.log(
+    `calling with ${path.basename(audioPath)} (${(audio.durationMs / 1000).toFixed(1)} s, 8 kHz mu-law), real time...`,
+  );
   const t0 = performance.now();
   let acks = 0;
   const result = await placeCall({
@@ -45,16 +47,23 @@ export async function demo(argv: string[]): Promise<void> {
     onMessage: (m) => {
       const e = m as { event?: string; mark?: { name?: string } };
       if (e.event === "mark" && e.mark?.name?.startsWith("ozen-ack:")) {
-        if (++acks % 10 === 0) console.log(`${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${acks} blocks of 100 ms relayed`);
+        if (++acks % 10 === 0)
+          console.log(
+            `${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${acks} blocks of 100 ms relayed`,
+          );
         return;
       }
-      console.log(`${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  edge -> caller: ${e.event}${e.mark ? ` ${e.mark.name}` : ""}`);
+      console.log(
+        `${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  edge -> caller: ${e.event}${e.mark ? ` ${e.mark.name}` : ""}`,
+      );
     },
   });
   const stats = await (
     await fetch(`${edge.url}/calls/${result.callSid}/stats`, { headers: { Authorization: "Bearer demo-api-token" } })
   ).json();
-  console.log(`greeting heard ${result.greetingMs?.toFixed(1)} ms after start; runner got ${runner.counters.blocks} blocks`);
+  console.log(
+    `greeting heard ${result.greetingMs?.toFixed(1)} ms after start; runner got ${runner.counters.blocks} blocks`,
+  );
   console.log("the call's record at the edge:");
   console.log(JSON.stringify(stats, null, 2));
   await edge.close();

@@ -53,7 +53,11 @@ const ENCODE_TABLE: Uint8Array = (() => {
 export function decodeMulawInto(src: Uint8Array, out: Int16Array, outOffset = 0): number {
   const t = MULAW_DECODE_TABLE;
   const n = src.length;
-  for (let i = 0; i < n; i++) out[outOffset + i] = t[src[i]!]!;
+  if (outOffset === 0) {
+    for (let i = 0; i < n; i++) out[i] = t[src[i]!]!;
+  } else {
+    for (let i = 0; i < n; i++) out[outOffset + i] = t[src[i]!]!;
+  }
   return n;
 }
 

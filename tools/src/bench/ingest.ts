@@ -68,9 +68,11 @@ async function runPhase(
   edgeUrl: string,
   workerdPid: number,
   o: { calls: number; seconds: number; warmupS: number; audio: string; naive: boolean },
-): Promise<Omit<IngestRun, "relay_rtt_ms_p50" | "relay_rtt_ms_p99" | "frames_received" | "frames_dropped" | "blocks_relayed"> & {
-  callSids: string[];
-}> {
+): Promise<
+  Omit<IngestRun, "relay_rtt_ms_p50" | "relay_rtt_ms_p99" | "frames_received" | "frames_dropped" | "blocks_relayed"> & {
+    callSids: string[];
+  }
+> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-bench-"));
   const out = path.join(dir, "calls.json");
   const args = [
@@ -109,12 +111,14 @@ async function runPhase(
   };
   rmSync(dir, { recursive: true, force: true });
   if (code !== 0 && summary.errors.length === 0) throw new Error(`simulator exited ${code}`);
-  const steady = marks.length === 2 ? { cpu: marks[1]!.cpu - marks[0]!.cpu, frames: marks[1]!.frames - marks[0]!.frames } : null;
+  const steady =
+    marks.length === 2 ? { cpu: marks[1]!.cpu - marks[0]!.cpu, frames: marks[1]!.frames - marks[0]!.frames } : null;
   return {
     calls: o.calls,
     seconds: o.seconds,
     frames_sent: summary.frames_sent,
-    edge_cpu_us_per_frame: steady && steady.frames > 0 ? Math.round((steady.cpu / steady.frames) * 1e6 * 10) / 10 : null,
+    edge_cpu_us_per_frame:
+      steady && steady.frames > 0 ? Math.round((steady.cpu / steady.frames) * 1e6 * 10) / 10 : null,
     ack_ms_p50: round(summary.ack_ms_p50),
     ack_ms_p99: round(summary.ack_ms_p99),
     greeting_ms_p50: round(summary.greeting_ms_p50),
@@ -144,7 +148,9 @@ async function edgeSide(edgeUrl: string, callSids: string[], naive: boolean) {
   // the edge finishes each call (flush, last acks) just after the simulator hangs up
   await new Promise((r) => setTimeout(r, 500));
   for (const sid of callSids) {
-    const res = await fetch(`${edgeUrl}/calls/${sid}/stats${naive ? "?naive" : ""}`, { headers: { Authorization: `Bearer ${API}` } });
+    const res = await fetch(`${edgeUrl}/calls/${sid}/stats${naive ? "?naive" : ""}`, {
+      headers: { Authorization: `Bearer ${API}` },
+    });
     const s = (await res.json()) as CallStatsView;
     framesIn += s.framesIn;
     dropped += s.framesDropped + s.relay.blocksDropped + s.relay.lostAtEnd;
@@ -200,7 +206,12 @@ export async function benchIngest(argv: string[]): Promise<void> {
     if (workerd.length !== 1) throw new Error(`expected one workerd process under this one, found ${workerd.length}`);
     const workerdPid = workerd[0]!;
     const result: Record<string, unknown> = {};
-    const phases: [string, boolean][] = values["skip-naive"] ? [["ozen", false]] : [["ozen", false], ["naive", true]];
+    const phases: [string, boolean][] = values["skip-naive"]
+      ? [["ozen", false]]
+      : [
+          ["ozen", false],
+          ["naive", true],
+        ];
     for (const [name, naive] of phases) {
       process.stderr.write(`bench ingest: ${name} handler, ${calls} calls x ${seconds + warmupS} s ...\n`);
       const { callSids, ...run } = await runPhase(edgeUrl, workerdPid, { calls, seconds, warmupS, audio, naive });
@@ -211,7 +222,9 @@ export async function benchIngest(argv: string[]): Promise<void> {
     }
     process.stderr.write("bench ingest: decode microbenchmarks ...\n");
     const mulaw = loadAudio8k(audio).mulaw;
-    const frames = Array.from({ length: Math.floor(mulaw.length / 160) }, (_, i) => mulaw.slice(i * 160, (i + 1) * 160));
+    const frames = Array.from({ length: Math.floor(mulaw.length / 160) }, (_, i) =>
+      mulaw.slice(i * 160, (i + 1) * 160),
+    );
     Object.assign(result, measureDecode(frames));
     result["audio"] = path.relative(repo, audio);
     result["warmup_s"] = warmupS;
