@@ -2,6 +2,7 @@
  * The edge on real workerd through Miniflare, for tests, benchmarks and `make demo`: the
  * bundled Worker with its three Durable Object classes and the given vars.
  */
+import type { Readable } from "node:stream";
 import { Miniflare } from "miniflare";
 import { buildWorker } from "./build.js";
 
@@ -18,10 +19,31 @@ export interface LocalEdgeOptions {
   readonly port?: number;
   /** Forward the Worker's console to this process (default: on). */
   readonly verbose?: boolean;
+  /** Receives each line the Worker writes (console output), instead of forwarding it. */
+  readonly onOutput?: (line: string) => void;
+}
+
+function forEachLine(stream: Readable, onLine: (line: string) => void): void {
+  let rest = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop() ?? "";
+    for (const line of parts) if (line) onLine(line);
+  });
 }
 
 export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
   const scriptPath = await buildWorker();
+  const onOutput = o.onOutput;
+  const stdio = onOutput
+    ? (stdout: Readable, stderr: Readable) => {
+        forEachLine(stdout, onOutput);
+        forEachLine(stderr, onOutput);
+      }
+    : o.verbose === false
+      ? () => {}
+      : undefined;
   const mf = new Miniflare({
     modules: true,
     scriptPath,
@@ -35,7 +57,7 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
       EDGE_METRICS: { className: "EdgeMetrics", useSQLite: true },
     },
     durableObjectsPersist: o.persistDir ?? false,
-    ...(o.verbose === false ? { handleRuntimeStdio: () => {} } : {}),
+    ...(stdio ? { handleRuntimeStdio: stdio } : {}),
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
   return { url, mf, close: () => mf.dispose() };
