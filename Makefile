@@ -5,9 +5,11 @@ BENCH_OUT := bench-out
 
 .PHONY: install lint typecheck test unit demo dev bench bench-ingest clean
 
-## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages)
+## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
+## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
+## packages (rollup's) and then `npm ci` refuses it; `npm install` keeps the locked versions.
 install:
-	npm ci --no-fund --no-audit
+	npm install --no-fund --no-audit
 
 ## lint: ESLint + Prettier
 lint:
