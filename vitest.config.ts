@@ -3,6 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: [
+      "infra/test/**/*.test.ts",
       "shared/test/**/*.test.ts",
       "edge/test/**/*.test.ts",
       "stt-runner/test/**/*.test.ts",
