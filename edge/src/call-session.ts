@@ -443,7 +443,8 @@ export class CallSession implements DurableObject {
 
   /** Barge-in: Twilio drops the agent's queued audio and echoes every pending mark. */
   protected bargeIn(by: string): boolean {
-    if (!this.start || !this.twilio || this.config.streamMode !== "connect") return false;
+    // an ended call's socket is gone (or going): nothing to clear, and the caller must hear so
+    if (this.stats.state !== "streaming" || !this.twilio || this.config.streamMode !== "connect") return false;
     this.sendToTwilio(outboundClear(this.streamSid));
     this.stats.clears++;
     this.log("info", "barge-in: clear sent", { by, pendingMarks: this.pendingMarks.size });

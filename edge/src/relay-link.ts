@@ -200,11 +200,19 @@ export class RelayLink {
   private onDown(ws: WebSocket): void {
     if (this.ws !== ws) return;
     this.ws = undefined;
+    // answer the runner's close frame: before compatibility date 2026-04-07 workerd does not, and
+    // the runner would hold the half-closed socket for its 30 s close timeout (a drain waits on it)
+    try {
+      ws.close(1000, "closed by the runner");
+    } catch {
+      // already closed (error, or workerd answered it)
+    }
     if (this.state === "closed") return;
     this.stats.disconnects++;
     this.o.log("warn", "runner socket closed; reconnecting", { pendingBlocks: this.pending.length });
     this.state = "connecting";
-    this.backoffMs = this.o.backoffMinMs;
+    // no backoff reset here: a runner that accepts and at once closes (draining, 1013) would be
+    // redialled at the minimum forever; acks on a working link reset it (onAck)
     this.scheduleRetry();
   }
 
