@@ -45,6 +45,8 @@ const STOP_GRACE_MS = 60_000;
 const PERSIST_EVERY_MS = 1000;
 /** The longest hole in Twilio's media timestamps that is filled with silence. */
 const MAX_GAP_FILL_MS = 5000;
+/** Transcript events a call keeps in memory for `GET /calls/{CallSid}/events`. */
+const MAX_RECENT_EVENTS = 500;
 
 export type CallState = "waiting" | "streaming" | "ended";
 
@@ -79,6 +81,8 @@ export interface CallStats {
   relay: RelayLink["stats"] & { pendingBlocks: number; lostAtEnd: number };
   relayRttMs: ReturnType<LatencyWindow["summary"]>;
   relayRttMsHistogram: MsHistogram;
+  /** Transcript events from the runner, by type. */
+  events: Record<string, number>;
 }
 
 type BadKind =
@@ -115,6 +119,7 @@ export class CallSession implements DurableObject {
   private lastPersistMs = 0;
   private readonly loggedOnce = new Set<string>();
   private readonly pendingMarks = new Set<string>();
+  private readonly recentEvents: Record<string, unknown>[] = [];
   protected readonly stats: CallStats;
 
   constructor(
@@ -164,12 +169,14 @@ export class CallSession implements DurableObject {
       },
       relayRttMs: { count: 0, p50: null, p99: null, max: null, mean: null },
       relayRttMsHistogram: {},
+      events: {},
     };
   }
 
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname.endsWith("/stats")) return Response.json(await this.readStats());
+    if (url.pathname.endsWith("/events")) return Response.json({ events: this.recentEvents });
     if (url.pathname.endsWith("/clear") && request.method === "POST") {
       const sent = this.bargeIn("api");
       return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
@@ -456,6 +463,9 @@ export class CallSession implements DurableObject {
       case "clear":
         this.bargeIn("runner");
         break;
+      case "event":
+        this.onTranscriptEvent(m.event);
+        break;
       case "goaway":
         this.log("info", "runner is draining; the link reconnects", { reason: m.reason });
         break;
@@ -465,6 +475,17 @@ export class CallSession implements DurableObject {
       default:
         break;
     }
+  }
+
+  /**
+   * A transcript event from the runner. Kept in a bounded window per call (`GET
+   * /calls/{CallSid}/events`) and counted; delivery to agents builds on this.
+   */
+  private onTranscriptEvent(event: Readonly<Record<string, unknown>>): void {
+    const type = typeof event["type"] === "string" ? event["type"] : "unknown";
+    this.stats.events[type] = (this.stats.events[type] ?? 0) + 1;
+    this.recentEvents.push({ ...event, edgeWallMs: Date.now() });
+    if (this.recentEvents.length > MAX_RECENT_EVENTS) this.recentEvents.shift();
   }
 
   protected sendToTwilio(text: string): void {

@@ -108,6 +108,9 @@ app.get("/calls/:callSid/stats", (c) => {
   const ns = c.req.query("naive") !== undefined ? c.env.NAIVE_SESSION : c.env.CALL_SESSION;
   return ns.get(ns.idFromName(c.req.param("callSid"))).fetch(c.req.raw);
 });
+app.get("/calls/:callSid/events", (c) =>
+  c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
+);
 app.post("/calls/:callSid/clear", (c) =>
   c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
 );

@@ -8,6 +8,7 @@ import { nullEngine } from "./engines/null.js";
 import { GoogleConfigError, loadGoogleConfig } from "./engines/google/config.js";
 import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
 import { RelayServer } from "./relay-server.js";
+import { TranscriptForwarder } from "./transcripts.js";
 import type { Log } from "./relay-server.js";
 import type { Engine } from "./engines/engine.js";
 
@@ -56,7 +57,13 @@ function makeEngine(name: string): Engine {
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`port ${JSON.stringify(values.port)} is not a TCP port`);
 const engine = makeEngine(values.engine);
-const server = new RelayServer({ engine, port, host: values.host, log });
+const server = new RelayServer({
+  engine,
+  port,
+  host: values.host,
+  log,
+  listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: engine.name, send, clock }),
+});
 const bound = await server.listen();
 console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: bound, engine: engine.name }));
 // Cloud Run sends SIGTERM and allows 10 s: move every call to another instance, then exit

@@ -17,6 +17,7 @@ import { decodeAudioFrame, encodeControl, parseEdgeToRunner } from "@ozen/shared
 import type { RelayStart } from "@ozen/shared";
 import type { Engine, EngineListener, EngineSession } from "./engines/engine.js";
 import { Metrics } from "./metrics.js";
+import { ArrivalClock } from "./transcripts.js";
 
 export type Log = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
@@ -30,7 +31,11 @@ export interface RelayServerOptions {
    * Wraps the engine listener of each call (the transcript policy and event delivery go
    * here); gets a `send` for relay text frames to the call's current socket.
    */
-  readonly listenerFor?: (start: RelayStart, send: (text: string) => void) => EngineListener & { close?(): void };
+  readonly listenerFor?: (
+    start: RelayStart,
+    send: (text: string) => void,
+    clock: ArrivalClock,
+  ) => EngineListener & { close?(): void };
   readonly log?: Log;
 }
 
@@ -57,6 +62,7 @@ interface CallEntry {
   readonly uncommitted: [number, number][];
   committedSeq: number;
   expiry: ReturnType<typeof setTimeout> | undefined;
+  readonly clock: ArrivalClock;
 }
 
 const NOOP_LISTENER: EngineListener = { interim() {}, final() {}, failed() {} };
@@ -209,10 +215,13 @@ export class RelayServer {
       return existing;
     }
     const send = (text: string) => {
-      const s = this.calls.get(start.callSid)?.socket;
+      // the call's current socket (it changes on reconnect); the opening one while the call is set up
+      const entry = this.calls.get(start.callSid);
+      const s = entry ? entry.socket : ws;
       if (s && s.readyState === s.OPEN) s.send(text);
     };
-    const listener = this.o.listenerFor?.(start, send) ?? NOOP_LISTENER;
+    const clock = new ArrivalClock();
+    const listener = this.o.listenerFor?.(start, send, clock) ?? NOOP_LISTENER;
     const entry: CallEntry = {
       start,
       listener,
@@ -230,6 +239,7 @@ export class RelayServer {
       uncommitted: [],
       committedSeq: start.resumeFromSeq - 1,
       expiry: undefined,
+      clock,
     };
     if (start.resumeFromSeq > 0) this.counters.callsResumed++;
     this.counters.callsStarted++;
@@ -256,6 +266,7 @@ export class RelayServer {
       this.counters.blocks++;
       this.counters.audioSamples += pcm.length;
       call.uncommitted.push([seq, startSample + pcm.length]);
+      call.clock.record(((startSample + pcm.length) * 1000) / r.frame.sampleRateHz, Date.now());
       const t0 = performance.now();
       call.session.feed(pcm, startSample);
       this.metrics.observeFeed(performance.now() - t0);

@@ -1,0 +1,120 @@
+/**
+ * A small Speech service on loopback for tests: grpc-js serving Google's own v1 and v2
+ * StreamingRecognize definitions, loaded from the protos inside `@google-cloud/speech`. It says
+ * "שלום" as an interim once 300 ms of audio arrived and "שלום עולם" as the final when the client
+ * half-closes; a model in `unsupported` is refused the way Google refuses it.
+ */
+import { createRequire } from "node:module";
+import path from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+
+const require = createRequire(import.meta.url);
+// the client looks for a GCE metadata server before it needs credentials; there is none here
+process.env["METADATA_SERVER_DETECTION"] = "none";
+const protos = path.join(path.dirname(require.resolve("@google-cloud/speech/package.json")), "build", "protos");
+// google/api, google/rpc, google/longrunning: the common protos ship with google-gax, the client's transport
+const gaxMain = require.resolve("google-gax", { paths: [protos] }); // .../google-gax/build/src/index.js
+const commonProtos = path.join(gaxMain.slice(0, gaxMain.lastIndexOf(`${path.sep}build${path.sep}`)), "build", "protos");
+
+export interface Seen {
+  api: "v1" | "v2";
+  requests: any[];
+}
+
+/** A StreamingRecognize that says "שלום" as an interim after 300 ms of audio and finals it on half-close. */
+function handler(api: "v1" | "v2", seen: Seen[], unsupported: () => ReadonlySet<string>) {
+  return (call: grpc.ServerDuplexStream<any, any>) => {
+    const s: Seen = { api, requests: [] };
+    seen.push(s);
+    let bytes = 0;
+    let interimSent = false;
+    call.on("data", (req: any) => {
+      s.requests.push(req);
+      if (s.requests.length === 1) {
+        if (unsupported().has(req.streaming_config?.config?.model ?? "")) {
+          call.emit("error", {
+            code: grpc.status.INVALID_ARGUMENT,
+            details:
+              "Invalid recognition 'config': The requested model is currently not supported for language : iw-IL.",
+          });
+        }
+        return;
+      }
+      bytes += (api === "v1" ? req.audio_content : req.audio)?.length ?? 0;
+      const samples = api === "v1" ? bytes / 2 : bytes; // v1 LINEAR16, v2 MULAW in these tests
+      if (!interimSent && samples >= 2400) {
+        interimSent = true;
+        const end = api === "v1" ? "result_end_time" : "result_end_offset";
+        call.write({
+          results: [
+            {
+              alternatives: [{ transcript: "שלום" }],
+              is_final: false,
+              stability: 0.8,
+              [end]: { seconds: 0, nanos: 300e6 },
+            },
+          ],
+        });
+      }
+    });
+    call.on("end", () => {
+      const end = api === "v1" ? "result_end_time" : "result_end_offset";
+      const seconds = (api === "v1" ? bytes / 2 : bytes) / 8000;
+      call.write({
+        results: [
+          {
+            alternatives: [{ transcript: "שלום עולם", confidence: 0.93 }],
+            is_final: true,
+            [end]: { seconds: Math.floor(seconds), nanos: Math.round((seconds % 1) * 1e9) },
+          },
+        ],
+      });
+      call.end();
+    });
+    call.on("error", () => {});
+  };
+}
+
+export interface SpeechServer {
+  readonly port: number;
+  readonly seen: Seen[];
+  unsupportedModels: Set<string>;
+  close(): void;
+}
+
+export async function startSpeechServer(): Promise<SpeechServer> {
+  const seen: Seen[] = [];
+  const state = { unsupportedModels: new Set<string>() };
+  const load = (file: string) =>
+    grpc.loadPackageDefinition(
+      protoLoader.loadSync(file, {
+        includeDirs: [protos, commonProtos],
+        keepCase: true,
+        longs: Number,
+        enums: String,
+        defaults: false,
+      }),
+    ) as any;
+  const v1 = load("google/cloud/speech/v1/cloud_speech.proto").google.cloud.speech.v1;
+  const v2 = load("google/cloud/speech/v2/cloud_speech.proto").google.cloud.speech.v2;
+  const server = new grpc.Server();
+  server.addService(v1.Speech.service, { StreamingRecognize: handler("v1", seen, () => state.unsupportedModels) });
+  server.addService(v2.Speech.service, { StreamingRecognize: handler("v2", seen, () => state.unsupportedModels) });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  return {
+    port,
+    seen,
+    get unsupportedModels() {
+      return state.unsupportedModels;
+    },
+    set unsupportedModels(v: Set<string>) {
+      state.unsupportedModels = v;
+    },
+    close: () => server.forceShutdown(),
+  };
+}
