@@ -59,7 +59,14 @@ it("brings Google's partials and final for a Twilio call back to the call's Dura
     audioEndMs: 300,
   });
   expect(typeof partial.latencyMs).toBe("number");
-  expect(all[2]).toMatchObject({ text: "שלום עולם", audioStartMs: 0, audioEndMs: 1500, engine: "google-v1" });
+  expect(all[2]).toMatchObject({
+    text: "שלום עולם.",
+    rawText: "שלום עולם",
+    stable: true,
+    audioStartMs: 0,
+    audioEndMs: 1500,
+    engine: "google-v1",
+  });
   // what Google heard: the config, then the whole call in 100 ms LINEAR16 requests
   const heard = speech.seen.at(-1)!;
   expect(heard.requests[0].streaming_config.config).toMatchObject({ language_code: "he-IL", sample_rate_hertz: 8000 });

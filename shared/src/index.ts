@@ -9,3 +9,5 @@ export * from "./twilio/signature.js";
 export * from "./relay/wire.js";
 export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
+export * from "./transcript/policy.js";
+export * from "./transcript/polish.js";

@@ -3,8 +3,8 @@
  * the call and utterance ids, call audio times, the wall time it left the runner, and its
  * latency: that wall time minus the time the audio it reaches arrived at the runner.
  */
-import { encodeControl } from "@ozen/shared";
-import type { RelayStart } from "@ozen/shared";
+import { TranscriptPolicy, encodeControl } from "@ozen/shared";
+import type { PolicyOptions, RelayStart, UtteranceEvent } from "@ozen/shared";
 import type { EngineFailure, EngineFinal, EngineInterim, EngineListener } from "./engines/engine.js";
 
 /** When each block of call audio arrived (wall ms), to time results against. */
@@ -37,56 +37,44 @@ export interface TranscriptForwarderOptions {
   readonly send: (text: string) => void;
   readonly clock: ArrivalClock;
   readonly now?: () => number;
+  readonly policy?: PolicyOptions;
 }
 
 /**
- * Sends `partial` for each changed interim and `final` for each final, numbered by utterance.
- * The debounced, meaning-gated policy (shared/transcript) is composed here when it lands.
+ * Composes the transcript policy (shared/transcript: cadence, stable prefix, meaningful, polished
+ * finals) onto an engine's results and sends each event over the call's relay socket. The
+ * policy is pure; this adapter owns its clock and the timer for the cadence's trailing edge.
  */
 export class TranscriptForwarder implements EngineListener {
-  private utterance = 1;
-  private lastPartial = "";
+  private readonly policy: TranscriptPolicy;
   private readonly now: () => number;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private closed = false;
 
   constructor(private readonly o: TranscriptForwarderOptions) {
     this.now = o.now ?? (() => Date.now());
+    this.policy = new TranscriptPolicy(o.start.callSid, {
+      ...o.policy,
+      language: o.policy?.language ?? o.start.customParameters["ozen_language"] ?? "he",
+    });
     this.emit({ type: "call.started", engine: o.engine });
   }
 
   interim(r: EngineInterim): void {
-    const text = r.segments
-      .map((s) => s.text)
-      .join("")
-      .replace(/\s+/g, " ")
-      .trim();
-    if (!text || text === this.lastPartial) return;
-    this.lastPartial = text;
-    this.emit({
-      type: "partial",
-      utteranceId: this.utteranceId(),
-      text,
-      audioEndMs: r.audioEndMs,
-      ...this.latency(r.audioEndMs),
-    });
+    const receivedAtMs = this.o.clock.arrivalOf(r.audioEndMs);
+    this.send(this.policy.onInterim({ ...r, ...(receivedAtMs !== undefined ? { receivedAtMs } : {}) }, this.now()));
+    this.schedule();
   }
 
   final(r: EngineFinal): void {
-    const text = r.text.replace(/\s+/g, " ").trim();
-    const utteranceId = this.utteranceId();
-    this.utterance++;
-    this.lastPartial = "";
-    if (!text) return;
-    this.emit({
-      type: "final",
-      utteranceId,
-      text,
-      rawText: r.text,
-      ...(r.confidence !== undefined ? { confidence: r.confidence } : {}),
-      audioStartMs: r.audioStartMs,
-      audioEndMs: r.audioEndMs,
-      engine: this.o.engine,
-      ...this.latency(r.audioEndMs),
-    });
+    const receivedAtMs = this.o.clock.arrivalOf(r.audioEndMs);
+    this.send(
+      this.policy.onFinal(
+        { ...r, engine: this.o.engine, ...(receivedAtMs !== undefined ? { receivedAtMs } : {}) },
+        this.now(),
+      ),
+    );
+    this.schedule();
   }
 
   failed(f: EngineFailure): void {
@@ -94,16 +82,30 @@ export class TranscriptForwarder implements EngineListener {
   }
 
   close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.closed) return;
+    this.closed = true;
     this.emit({ type: "call.ended" });
   }
 
-  private utteranceId(): string {
-    return `${this.o.start.callSid}:u${this.utterance}`;
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const due = this.policy.nextDueMs();
+    if (due === undefined || this.closed) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.send(this.policy.tick(this.now()));
+        this.schedule();
+      },
+      Math.max(0, due - this.now()),
+    );
   }
 
-  private latency(audioMs: number): { latencyMs?: number } {
-    const arrived = this.o.clock.arrivalOf(audioMs);
-    return arrived === undefined ? {} : { latencyMs: Math.max(0, this.now() - arrived) };
+  private send(events: readonly UtteranceEvent[]): void {
+    for (const e of events)
+      this.o.send(encodeControl({ type: "event", event: e as unknown as Record<string, unknown> }));
   }
 
   private emit(event: Record<string, unknown>): void {
