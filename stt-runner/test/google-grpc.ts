@@ -23,7 +23,18 @@ export interface Seen {
 }
 
 /** A StreamingRecognize that says "שלום" as an interim after 300 ms of audio and finals it on half-close. */
-function handler(api: "v1" | "v2", seen: Seen[], unsupported: () => ReadonlySet<string>) {
+export interface SpeechBehaviour {
+  unsupportedModels: Set<string>;
+  /**
+   * Word mode: the test's audio carries its block number in every sample; the service answers
+   * each 100 ms request at once with a final `w{block}` ending at that request's stream time.
+   */
+  wordPerBlock: boolean;
+  /** Fail the next stream with UNAVAILABLE after this many audio requests (once). */
+  failOnceAfterRequests: number | undefined;
+}
+
+function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviour) {
   return (call: grpc.ServerDuplexStream<any, any>) => {
     const s: Seen = { api, requests: [] };
     seen.push(s);
@@ -32,7 +43,7 @@ function handler(api: "v1" | "v2", seen: Seen[], unsupported: () => ReadonlySet<
     call.on("data", (req: any) => {
       s.requests.push(req);
       if (s.requests.length === 1) {
-        if (unsupported().has(req.streaming_config?.config?.model ?? "")) {
+        if (behaviour().unsupportedModels.has(req.streaming_config?.config?.model ?? "")) {
           call.emit("error", {
             code: grpc.status.INVALID_ARGUMENT,
             details:
@@ -41,7 +52,29 @@ function handler(api: "v1" | "v2", seen: Seen[], unsupported: () => ReadonlySet<
         }
         return;
       }
-      bytes += (api === "v1" ? req.audio_content : req.audio)?.length ?? 0;
+      const audio: Buffer | undefined = api === "v1" ? req.audio_content : req.audio;
+      bytes += audio?.length ?? 0;
+      const b = behaviour();
+      if (b.failOnceAfterRequests !== undefined && s.requests.length - 1 >= b.failOnceAfterRequests) {
+        b.failOnceAfterRequests = undefined;
+        call.emit("error", { code: grpc.status.UNAVAILABLE, details: "The service is currently unavailable." });
+        return;
+      }
+      if (b.wordPerBlock && audio && audio.length >= 2) {
+        const block = audio.readInt16LE(0);
+        const seconds = bytes / 2 / 8000;
+        const end = api === "v1" ? "result_end_time" : "result_end_offset";
+        call.write({
+          results: [
+            {
+              alternatives: [{ transcript: `w${block} ` }],
+              is_final: true,
+              [end]: { seconds: Math.floor(seconds), nanos: Math.round((seconds % 1) * 1e9) },
+            },
+          ],
+        });
+        return;
+      }
       const samples = api === "v1" ? bytes / 2 : bytes; // v1 LINEAR16, v2 MULAW in these tests
       if (!interimSent && samples >= 2400) {
         interimSent = true;
@@ -59,6 +92,10 @@ function handler(api: "v1" | "v2", seen: Seen[], unsupported: () => ReadonlySet<
       }
     });
     call.on("end", () => {
+      if (behaviour().wordPerBlock) {
+        call.end();
+        return;
+      }
       const end = api === "v1" ? "result_end_time" : "result_end_offset";
       const seconds = (api === "v1" ? bytes / 2 : bytes) / 8000;
       call.write({
@@ -79,13 +116,18 @@ function handler(api: "v1" | "v2", seen: Seen[], unsupported: () => ReadonlySet<
 export interface SpeechServer {
   readonly port: number;
   readonly seen: Seen[];
+  readonly behaviour: SpeechBehaviour;
   unsupportedModels: Set<string>;
   close(): void;
 }
 
 export async function startSpeechServer(): Promise<SpeechServer> {
   const seen: Seen[] = [];
-  const state = { unsupportedModels: new Set<string>() };
+  const state: SpeechBehaviour = {
+    unsupportedModels: new Set<string>(),
+    wordPerBlock: false,
+    failOnceAfterRequests: undefined,
+  };
   const load = (file: string) =>
     grpc.loadPackageDefinition(
       protoLoader.loadSync(file, {
@@ -99,8 +141,8 @@ export async function startSpeechServer(): Promise<SpeechServer> {
   const v1 = load("google/cloud/speech/v1/cloud_speech.proto").google.cloud.speech.v1;
   const v2 = load("google/cloud/speech/v2/cloud_speech.proto").google.cloud.speech.v2;
   const server = new grpc.Server();
-  server.addService(v1.Speech.service, { StreamingRecognize: handler("v1", seen, () => state.unsupportedModels) });
-  server.addService(v2.Speech.service, { StreamingRecognize: handler("v2", seen, () => state.unsupportedModels) });
+  server.addService(v1.Speech.service, { StreamingRecognize: handler("v1", seen, () => state) });
+  server.addService(v2.Speech.service, { StreamingRecognize: handler("v2", seen, () => state) });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
       err ? reject(err) : resolve(p),
@@ -109,6 +151,7 @@ export async function startSpeechServer(): Promise<SpeechServer> {
   return {
     port,
     seen,
+    behaviour: state,
     get unsupportedModels() {
       return state.unsupportedModels;
     },

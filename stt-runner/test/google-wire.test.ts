@@ -108,4 +108,36 @@ describe("Google engine on the wire (official client, Google's protos)", () => {
     expect(models.slice(0, 2)).toEqual(["telephony", "latest_long"]);
     expect(finals.map((f) => f.text)).toEqual(["שלום עולם"]);
   });
+
+  it("crosses several stream restarts and a dropped stream with every word exactly once", async () => {
+    speech.behaviour.wordPerBlock = true;
+    speech.behaviour.failOnceAfterRequests = 17;
+    const streamsBefore = seen.length;
+    const engine = new GoogleEngine(
+      loadGoogleConfig({
+        GOOGLE_ENDPOINT: `127.0.0.1:${port}`,
+        GOOGLE_INSECURE: "true",
+        GOOGLE_RESTART_AFTER_S: "1",
+        GOOGLE_MAX_STREAM_S: "2",
+      }),
+    );
+    const finals: EngineFinal[] = [];
+    const session = engine.open(start, { interim: () => {}, final: (r) => finals.push(r), failed: () => {} });
+    const blocks = 60; // 6 s of call audio: at least five restarts at 1 s
+    for (let k = 0; k < blocks; k++) {
+      session.feed(new Int16Array(800).fill(k), k * 800);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const deadline = Date.now() + 5000;
+    while (finals.length < blocks && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await session.end();
+    speech.behaviour.wordPerBlock = false;
+    await engine.close();
+    const words = finals.map((f) => f.text.trim());
+    expect(words).toEqual(Array.from({ length: blocks }, (_, k) => `w${k}`));
+    // call times stay continuous across streams
+    finals.forEach((f, k) => expect([f.audioStartMs, f.audioEndMs]).toEqual([k * 100, (k + 1) * 100]));
+    // the call really went through several streams: five 1 s rollovers and the dropped one
+    expect(seen.length - streamsBefore).toBeGreaterThanOrEqual(6);
+  });
 });
