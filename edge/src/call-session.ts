@@ -26,7 +26,7 @@ import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
 import { configFor } from "./config.js";
 import type { EdgeConfig } from "./config.js";
 import { greetingChunks } from "./greeting.js";
-import { RelayLink } from "./relay-link.js";
+import { RelayLink, newRelayLinkStats } from "./relay-link.js";
 import type { PendingBlock } from "./relay-link.js";
 
 export interface Env {
@@ -155,18 +155,7 @@ export class CallSession implements DurableObject {
       clears: 0,
       dtmf: 0,
       blocksMade: 0,
-      relay: {
-        connects: 0,
-        connectFailures: 0,
-        disconnects: 0,
-        blocksSent: 0,
-        blocksReplayed: 0,
-        blocksAcked: 0,
-        blocksDropped: 0,
-        protocolErrors: 0,
-        pendingBlocks: 0,
-        lostAtEnd: 0,
-      },
+      relay: { ...newRelayLinkStats(), pendingBlocks: 0, lostAtEnd: 0 },
       relayRttMs: { count: 0, p50: null, p99: null, max: null, mean: null },
       relayRttMsHistogram: {},
       events: {},

@@ -44,6 +44,19 @@ export interface RelayLinkStats {
   protocolErrors: number;
 }
 
+export function newRelayLinkStats(): RelayLinkStats {
+  return {
+    connects: 0,
+    connectFailures: 0,
+    disconnects: 0,
+    blocksSent: 0,
+    blocksReplayed: 0,
+    blocksAcked: 0,
+    blocksDropped: 0,
+    protocolErrors: 0,
+  };
+}
+
 export class RelayLink {
   private state: State = "idle";
   private ws: WebSocket | undefined;
@@ -59,16 +72,7 @@ export class RelayLink {
   readonly rtt = new LatencyWindow(2048);
   /** Every round trip by whole ms (workerd's clock moves in whole ms anyway). */
   readonly rttHistogram: MsHistogram = {};
-  readonly stats: RelayLinkStats = {
-    connects: 0,
-    connectFailures: 0,
-    disconnects: 0,
-    blocksSent: 0,
-    blocksReplayed: 0,
-    blocksAcked: 0,
-    blocksDropped: 0,
-    protocolErrors: 0,
-  };
+  readonly stats: RelayLinkStats = newRelayLinkStats();
   /** Resolves when the call is over and everything is acknowledged (or given up on). */
   private finished: (() => void) | undefined;
 
