@@ -354,6 +354,22 @@ describe("relay wire format", () => {
     );
   });
 
+  it("reads a frame that sits at an odd offset inside a larger buffer (a Node Buffer pool)", () => {
+    const frame = new Uint8Array(
+      encodeAudioFrame({ callId: "CA1", seq: 7, startSample: 800, sampleRateHz: 8000, pcm: Int16Array.of(1, -2, 3) }),
+    );
+    const pool = Buffer.alloc(frame.length + 9);
+    pool.set(frame, 5);
+    const r = decodeAudioFrame(pool.subarray(5, 5 + frame.length));
+    expect(r.ok && r.frame).toEqual({
+      callId: "CA1",
+      seq: 7,
+      startSample: 800,
+      sampleRateHz: 8000,
+      pcm: Int16Array.of(1, -2, 3),
+    });
+  });
+
   it("rejects another version, another kind, a short header and odd PCM", () => {
     const good = new Uint8Array(
       encodeAudioFrame({ callId: "CA1", seq: 0, startSample: 0, sampleRateHz: 8000, pcm: new Int16Array(4) }),

@@ -173,33 +173,50 @@ export class RelayServer {
     }
     let call: CallEntry | undefined;
     ws.on("message", (data: RawData, isBinary: boolean) => {
-      if (isBinary) {
-        if (!call) return this.protocolError(ws, "audio_before_start", "audio arrived before start");
-        this.onAudio(ws, call, data as Buffer);
-        return;
-      }
-      const r = parseEdgeToRunner(data.toString());
-      if (!r.ok) return this.protocolError(ws, "bad_message", r.message);
-      const m = r.message;
-      switch (m.type) {
-        case "start":
-          call = this.onStart(ws, m);
-          break;
-        case "stop":
-          if (call) void this.endCall(call, m.reason);
-          break;
-        case "ping":
-          ws.send(encodeControl({ type: "pong", id: m.id }));
-          break;
-        case "pong":
-        case "error":
-          break;
+      try {
+        call = this.onMessage(ws, call, data, isBinary);
+      } catch (e) {
+        // one call's bad frame (or a bug it trips) never takes the runner and its other calls down
+        this.protocolError(ws, "internal", `message could not be handled: ${String(e)}`);
       }
     });
     ws.on("close", () => {
       if (call && call.socket === ws) this.detach(call);
     });
     ws.on("error", () => ws.terminate());
+  }
+
+  private onMessage(
+    ws: WebSocket,
+    call: CallEntry | undefined,
+    data: RawData,
+    isBinary: boolean,
+  ): CallEntry | undefined {
+    {
+      if (isBinary) {
+        if (!call) this.protocolError(ws, "audio_before_start", "audio arrived before start");
+        else this.onAudio(ws, call, data as Buffer);
+        return call;
+      }
+      const r = parseEdgeToRunner(data.toString());
+      if (!r.ok) {
+        this.protocolError(ws, "bad_message", r.message);
+        return call;
+      }
+      const m = r.message;
+      switch (m.type) {
+        case "start":
+          return this.onStart(ws, m);
+        case "stop":
+          if (call) void this.endCall(call, m.reason);
+          return call;
+        case "ping":
+          ws.send(encodeControl({ type: "pong", id: m.id }));
+          return call;
+        default:
+          return call;
+      }
+    }
   }
 
   private onStart(ws: WebSocket, start: RelayStart): CallEntry {

@@ -103,7 +103,15 @@ export function decodeAudioFrame(data: ArrayBuffer | Uint8Array): DecodeAudioRes
   for (let i = 0; i < idLen; i++) callId += String.fromCharCode(bytes[FIXED_HEADER + i]!);
   const samples = (bytes.length - h) / 2;
   const offset = bytes.byteOffset + h;
-  const pcm = offset % 2 === 0 ? new Int16Array(bytes.buffer, offset, samples) : new Int16Array(bytes.slice(h).buffer);
+  let pcm: Int16Array;
+  if (offset % 2 === 0) {
+    pcm = new Int16Array(bytes.buffer, offset, samples);
+  } else {
+    // unaligned (a Node Buffer from a pool): copy; Buffer#slice would be a view of the whole pool
+    const aligned = new Uint8Array(samples * 2);
+    aligned.set(bytes.subarray(h));
+    pcm = new Int16Array(aligned.buffer);
+  }
   return {
     ok: true,
     frame: {
