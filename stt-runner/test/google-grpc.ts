@@ -60,9 +60,11 @@ function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviou
         call.emit("error", { code: grpc.status.UNAVAILABLE, details: "The service is currently unavailable." });
         return;
       }
-      if (b.wordPerBlock && audio && audio.length >= 2) {
-        const block = audio.readInt16LE(0);
-        const seconds = bytes / 2 / 8000;
+      if (b.wordPerBlock && audio && audio.length >= 4) {
+        const mulaw = s.requests[0].streaming_config?.config;
+        const isMulaw = (mulaw?.encoding ?? mulaw?.explicit_decoding_config?.encoding) === "MULAW";
+        const block = readWordBlock(audio, isMulaw);
+        const seconds = (isMulaw ? bytes : bytes / 2) / 8000;
         const end = api === "v1" ? "result_end_time" : "result_end_offset";
         call.write({
           results: [
@@ -160,4 +162,26 @@ export async function startSpeechServer(): Promise<SpeechServer> {
     },
     close: () => server.forceShutdown(),
   };
+}
+
+/**
+ * Word-mode audio: block k carries k in its first two samples as two 4-bit digits times 2048,
+ * which survive mu-law's quantization (the rest is silence). Up to 256 blocks.
+ */
+export function wordBlock(k: number, samples = 800): Int16Array {
+  const pcm = new Int16Array(samples);
+  pcm[0] = (k >> 4) * 2048;
+  pcm[1] = (k & 15) * 2048;
+  return pcm;
+}
+
+function g711(code: number): number {
+  const u = ~code & 0xff;
+  const mag = ((((u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4)) - 0x84;
+  return u & 0x80 ? -mag : mag;
+}
+
+function readWordBlock(audio: Buffer, mulaw: boolean): number {
+  const sample = (i: number) => (mulaw ? g711(audio[i]!) : audio.readInt16LE(i * 2));
+  return Math.round(sample(0) / 2048) * 16 + Math.round(sample(1) / 2048);
 }

@@ -9,7 +9,7 @@ import type { RelayStart } from "@ozen/shared";
 import { loadGoogleConfig } from "../src/engines/google/config.js";
 import { GoogleEngine } from "../src/engines/google/engine.js";
 import type { EngineFinal, EngineInterim } from "../src/engines/engine.js";
-import { startSpeechServer } from "./google-grpc.js";
+import { startSpeechServer, wordBlock } from "./google-grpc.js";
 import type { SpeechServer } from "./google-grpc.js";
 
 let speech: SpeechServer;
@@ -125,7 +125,7 @@ describe("Google engine on the wire (official client, Google's protos)", () => {
     const session = engine.open(start, { interim: () => {}, final: (r) => finals.push(r), failed: () => {} });
     const blocks = 60; // 6 s of call audio: at least five restarts at 1 s
     for (let k = 0; k < blocks; k++) {
-      session.feed(new Int16Array(800).fill(k), k * 800);
+      session.feed(wordBlock(k), k * 800);
       await new Promise((r) => setTimeout(r, 10));
     }
     const deadline = Date.now() + 5000;

@@ -4,6 +4,7 @@ export const USAGE = `usage:
   ozen call URL --audio FILE [--calls N] [--seconds S] [--speed X] [--auth-token T] [--public-url U]
                 [--naive] [--warmup-ms MS] [--json FILE] [--phases]
   ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
+  ozen bench runner [--calls N] [--seconds S] [--json FILE]
   ozen demo [--audio FILE]`;
 
 export function fail(message: string): never {

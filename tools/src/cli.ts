@@ -86,9 +86,15 @@ switch (command) {
     break;
   case "bench": {
     const [what, ...args] = rest;
-    if (what !== "ingest") fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest`);
-    const { benchIngest } = await import("./bench/ingest.js");
-    await benchIngest(args);
+    if (what === "ingest") {
+      const { benchIngest } = await import("./bench/ingest.js");
+      await benchIngest(args);
+    } else if (what === "runner") {
+      const { benchRunner } = await import("./bench/runner.js");
+      await benchRunner(args);
+    } else {
+      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner`);
+    }
     break;
   }
   case "demo": {
