@@ -119,7 +119,14 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
   runner.child.kill("SIGTERM");
   await runner.exited;
   const bytes = speech.seen.reduce(
-    (n, s) => n + s.requests.slice(1).reduce((m: number, r: any) => m + ((r.audio_content ?? r.audio)?.length ?? 0), 0),
+    (n, s) =>
+      n +
+      s.requests
+        .slice(1)
+        .reduce(
+          (m: number, r: { audio_content?: Buffer; audio?: Buffer }) => m + ((r.audio_content ?? r.audio)?.length ?? 0),
+          0,
+        ),
     0,
   );
   speech.close();
