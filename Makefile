@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest clean
+.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner clean
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
@@ -40,11 +40,15 @@ dev:
 	  trap 'kill 0' INT TERM EXIT; wait
 
 ## bench: every benchmark, JSON in bench-out/
-bench: bench-ingest
+bench: bench-ingest bench-runner
 
 bench-ingest:
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) bench ingest --calls 100 --seconds 20 --json $(BENCH_OUT)/ingest.json
+
+bench-runner:
+	@mkdir -p $(BENCH_OUT)
+	$(OZEN) bench runner --calls 20 --seconds 10 --json $(BENCH_OUT)/runner.json
 
 clean:
 	rm -rf node_modules */node_modules edge/dist .wrangler $(BENCH_OUT)
