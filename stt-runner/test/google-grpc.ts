@@ -30,8 +30,9 @@ export interface SpeechBehaviour {
    * each 100 ms request at once with a final `w{block}` ending at that request's stream time.
    */
   wordPerBlock: boolean;
-  /** Fail the next stream with UNAVAILABLE after this many audio requests (once). */
+  /** Fail the next stream after this many audio requests (once), with `failWith` (default UNAVAILABLE). */
   failOnceAfterRequests: number | undefined;
+  failWith?: { code: grpc.status; details: string };
 }
 
 function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviour) {
@@ -57,7 +58,11 @@ function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviou
       const b = behaviour();
       if (b.failOnceAfterRequests !== undefined && s.requests.length - 1 >= b.failOnceAfterRequests) {
         b.failOnceAfterRequests = undefined;
-        call.emit("error", { code: grpc.status.UNAVAILABLE, details: "The service is currently unavailable." });
+        call.emit(
+          "error",
+          b.failWith ?? { code: grpc.status.UNAVAILABLE, details: "The service is currently unavailable." },
+        );
+        b.failWith = undefined;
         return;
       }
       if (b.wordPerBlock && audio && audio.length >= 4) {

@@ -140,4 +140,31 @@ describe("Google engine on the wire (official client, Google's protos)", () => {
     // the call really went through several streams: five 1 s rollovers and the dropped one
     expect(seen.length - streamsBefore).toBeGreaterThanOrEqual(6);
   });
+
+  it.each([
+    ["the 305 s stream limit", "Exceeded maximum allowed stream duration of 305 seconds."],
+    [
+      "the audio timeout",
+      "Audio Timeout Error: Long duration elapsed without audio. Audio should be sent close to real time.",
+    ],
+  ])("goes on through Google's OUT_OF_RANGE for %s with every word once", async (_what, details) => {
+    speech.behaviour.wordPerBlock = true;
+    speech.behaviour.failOnceAfterRequests = 8;
+    speech.behaviour.failWith = { code: 11, details };
+    const engine = new GoogleEngine(
+      loadGoogleConfig({ GOOGLE_ENDPOINT: `127.0.0.1:${port}`, GOOGLE_INSECURE: "true" }),
+    );
+    const finals: EngineFinal[] = [];
+    const session = engine.open(start, { interim: () => {}, final: (r) => finals.push(r), failed: () => {} });
+    for (let k = 0; k < 20; k++) {
+      session.feed(wordBlock(k), k * 800);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const deadline = Date.now() + 5000;
+    while (finals.length < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await session.end();
+    await engine.close();
+    speech.behaviour.wordPerBlock = false;
+    expect(finals.map((f) => f.text.trim())).toEqual(Array.from({ length: 20 }, (_, k) => `w${k}`));
+  });
 });

@@ -59,6 +59,31 @@ export interface FinalEvent extends Base {
 }
 export type UtteranceEvent = PartialEvent | MeaningfulEvent | FinalEvent;
 
+/** Call-level events (no utterance): the call's start and end, and a change of engine mid-call. */
+interface CallBase {
+  readonly v: 1;
+  readonly callSid: string;
+  readonly wallMs: number;
+}
+export interface CallStartedEvent extends CallBase {
+  readonly type: "call.started";
+  readonly engine: string;
+}
+export interface CallEndedEvent extends CallBase {
+  readonly type: "call.ended";
+}
+export interface EngineSwitchedEvent extends CallBase {
+  readonly type: "engine.switched";
+  readonly from: string;
+  readonly to: string;
+  readonly reason: string;
+  /** Call audio from which the new engine transcribes, ms. */
+  readonly fromAudioMs: number;
+}
+
+/** Every event the agent can receive, version 1. */
+export type TranscriptEvent = UtteranceEvent | CallStartedEvent | CallEndedEvent | EngineSwitchedEvent;
+
 export interface InterimInput {
   readonly segments: readonly { readonly text: string; readonly stability?: number }[];
   readonly audioEndMs: number;
