@@ -10,7 +10,6 @@
 import {
   BlockAssembler,
   DropOldestQueue,
-  LatencyWindow,
   MAX_MESSAGE_BYTES,
   SequenceTracker,
   audioHeaderBytes,
@@ -21,12 +20,16 @@ import {
   parseTwilioMessage,
   writeAudioHeader,
 } from "@ozen/shared";
-import type { BlockSink, MediaMessage, MsHistogram, RunnerToEdge, StartMessage } from "@ozen/shared";
+import type { BlockSink, MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
 import { configFor } from "./config.js";
 import type { EdgeConfig } from "./config.js";
 import { greetingChunks } from "./greeting.js";
-import { RelayLink, newRelayLinkStats } from "./relay-link.js";
+import { RelayLink } from "./relay-link.js";
+import { newRelayLinkStats } from "./stats.js";
+import type { CallStats } from "./stats.js";
+
+export type { CallState, CallStats } from "./stats.js";
 import type { PendingBlock } from "./relay-link.js";
 
 export interface Env {
@@ -47,43 +50,6 @@ const PERSIST_EVERY_MS = 1000;
 const MAX_GAP_FILL_MS = 5000;
 /** Transcript events a call keeps in memory for `GET /calls/{CallSid}/events`. */
 const MAX_RECENT_EVENTS = 500;
-
-export type CallState = "waiting" | "streaming" | "ended";
-
-export interface CallStats {
-  callSid: string;
-  streamSid: string;
-  state: CallState;
-  startedAtMs: number | null;
-  endedAtMs: number | null;
-  endReason: string | null;
-  framesIn: number;
-  framesDropped: number;
-  framesConcealed: number;
-  /** Silence put in where Twilio's media timestamps jumped (frames lost before us). */
-  gapFilledMs: number;
-  audioMs: number;
-  bad: Record<string, number>;
-  sequenceGaps: number;
-  sequenceMissing: number;
-  sequenceOutOfOrder: number;
-  otherTrackFrames: number;
-  aheadOfRealtimeMsMax: number;
-  handlerMsTotal: number;
-  handlerMsMax: number;
-  greetingMs: number | null;
-  greetingFrames: number;
-  marksSent: number;
-  marksEchoed: number;
-  clears: number;
-  dtmf: number;
-  blocksMade: number;
-  relay: RelayLink["stats"] & { pendingBlocks: number; lostAtEnd: number };
-  relayRttMs: ReturnType<LatencyWindow["summary"]>;
-  relayRttMsHistogram: MsHistogram;
-  /** Transcript events from the runner, by type. */
-  events: Record<string, number>;
-}
 
 type BadKind =
   | "malformed_json"

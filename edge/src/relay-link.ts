@@ -8,6 +8,8 @@
  */
 import { DropOldestQueue, LatencyWindow, encodeControl, parseRunnerToEdge, recordMs } from "@ozen/shared";
 import type { MsHistogram, RelayStart, RunnerToEdge } from "@ozen/shared";
+import { newRelayLinkStats } from "./stats.js";
+import type { RelayLinkStats } from "./stats.js";
 
 export interface PendingBlock {
   readonly seq: number;
@@ -32,30 +34,6 @@ export interface RelayLinkOptions {
 }
 
 type State = "idle" | "connecting" | "open" | "closed";
-
-export interface RelayLinkStats {
-  connects: number;
-  connectFailures: number;
-  disconnects: number;
-  blocksSent: number;
-  blocksReplayed: number;
-  blocksAcked: number;
-  blocksDropped: number;
-  protocolErrors: number;
-}
-
-export function newRelayLinkStats(): RelayLinkStats {
-  return {
-    connects: 0,
-    connectFailures: 0,
-    disconnects: 0,
-    blocksSent: 0,
-    blocksReplayed: 0,
-    blocksAcked: 0,
-    blocksDropped: 0,
-    protocolErrors: 0,
-  };
-}
 
 export class RelayLink {
   private state: State = "idle";

@@ -24,6 +24,7 @@ import {
   requestTwiml,
 } from "../../tools/src/simulator.js";
 import type { CallIdentity } from "../../tools/src/simulator.js";
+import type { CallStats } from "../src/stats.js";
 
 export const AUTH_TOKEN = "test-token";
 export const API_TOKEN = "api-token";
@@ -237,44 +238,8 @@ export function startProxy(targetPort: number): Promise<CuttableProxy> {
 
 // ---- the edge ----
 
-/** The call record the stats endpoint answers (the fields the tests read). */
-export interface CallStatsView {
-  callSid: string;
-  streamSid: string;
-  state: "waiting" | "streaming" | "ended" | "unknown";
-  endReason: string | null;
-  framesIn: number;
-  framesDropped: number;
-  framesConcealed: number;
-  gapFilledMs: number;
-  audioMs: number;
-  bad: Record<string, number>;
-  sequenceGaps: number;
-  sequenceMissing: number;
-  aheadOfRealtimeMsMax: number;
-  handlerMsTotal: number;
-  handlerMsMax: number;
-  greetingMs: number | null;
-  greetingFrames: number;
-  marksSent: number;
-  marksEchoed: number;
-  clears: number;
-  blocksMade: number;
-  relay: {
-    connects: number;
-    connectFailures: number;
-    disconnects: number;
-    blocksSent: number;
-    blocksReplayed: number;
-    blocksAcked: number;
-    blocksDropped: number;
-    protocolErrors: number;
-    pendingBlocks: number;
-    lostAtEnd: number;
-  };
-  relayRttMs: { count: number; p50: number | null; p99: number | null; max: number | null; mean: number | null };
-  relayRttMsHistogram: Record<string, number>;
-}
+/** The call record the stats endpoint answers ("unknown" for a call the edge never saw). */
+export type CallStatsView = Omit<CallStats, "state"> & { state: CallStats["state"] | "unknown" };
 
 export interface TestEdge {
   readonly url: string;

@@ -1,0 +1,66 @@
+/**
+ * The shapes of a call's record and of its relay link's counters: plain data, no runtime
+ * dependency, so the Worker and the tests that read `GET /calls/{CallSid}/stats` share them.
+ */
+import type { LatencySummary, MsHistogram } from "@ozen/shared";
+
+export interface RelayLinkStats {
+  connects: number;
+  connectFailures: number;
+  disconnects: number;
+  blocksSent: number;
+  blocksReplayed: number;
+  blocksAcked: number;
+  blocksDropped: number;
+  protocolErrors: number;
+}
+
+export function newRelayLinkStats(): RelayLinkStats {
+  return {
+    connects: 0,
+    connectFailures: 0,
+    disconnects: 0,
+    blocksSent: 0,
+    blocksReplayed: 0,
+    blocksAcked: 0,
+    blocksDropped: 0,
+    protocolErrors: 0,
+  };
+}
+
+export type CallState = "waiting" | "streaming" | "ended";
+
+export interface CallStats {
+  callSid: string;
+  streamSid: string;
+  state: CallState;
+  startedAtMs: number | null;
+  endedAtMs: number | null;
+  endReason: string | null;
+  framesIn: number;
+  framesDropped: number;
+  framesConcealed: number;
+  /** Silence put in where Twilio's media timestamps jumped (frames lost before us). */
+  gapFilledMs: number;
+  audioMs: number;
+  bad: Record<string, number>;
+  sequenceGaps: number;
+  sequenceMissing: number;
+  sequenceOutOfOrder: number;
+  otherTrackFrames: number;
+  aheadOfRealtimeMsMax: number;
+  handlerMsTotal: number;
+  handlerMsMax: number;
+  greetingMs: number | null;
+  greetingFrames: number;
+  marksSent: number;
+  marksEchoed: number;
+  clears: number;
+  dtmf: number;
+  blocksMade: number;
+  relay: RelayLinkStats & { pendingBlocks: number; lostAtEnd: number };
+  relayRttMs: LatencySummary;
+  relayRttMsHistogram: MsHistogram;
+  /** Transcript events from the runner, by type. */
+  events: Record<string, number>;
+}
