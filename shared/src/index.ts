@@ -11,3 +11,4 @@ export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
 export * from "./transcript/policy.js";
 export * from "./transcript/polish.js";
+export * from "./transcript/events.js";

@@ -4,7 +4,7 @@
  * latency: that wall time minus the time the audio it reaches arrived at the runner.
  */
 import { TranscriptPolicy, encodeControl } from "@ozen/shared";
-import type { PolicyOptions, RelayStart, UtteranceEvent } from "@ozen/shared";
+import type { PolicyOptions, RelayStart, TranscriptEvent } from "@ozen/shared";
 import type { EngineFailure, EngineFinal, EngineInterim, EngineListener } from "./engines/engine.js";
 
 /** When each block of call audio arrived (wall ms), to time results against. */
@@ -57,7 +57,7 @@ export class TranscriptForwarder implements EngineListener {
       ...o.policy,
       language: o.policy?.language ?? o.start.customParameters["ozen_language"] ?? "he",
     });
-    this.emit({ type: "call.started", engine: o.engine });
+    this.send(this.policy.start(o.engine, this.now()));
   }
 
   interim(r: EngineInterim): void {
@@ -78,14 +78,15 @@ export class TranscriptForwarder implements EngineListener {
   }
 
   failed(f: EngineFailure): void {
-    this.emit({ type: "engine.failed", code: f.code, message: f.message, resumeFromMs: f.resumeFromMs });
+    // no fallback engine yet (issue 4): the call goes on without transcripts from here
+    this.send(this.policy.engineSwitched(this.o.engine, "none", `${f.code}: ${f.message}`, this.now(), f.resumeFromMs));
   }
 
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.closed) return;
     this.closed = true;
-    this.emit({ type: "call.ended" });
+    this.send(this.policy.end("call ended", this.now()));
   }
 
   private schedule(): void {
@@ -103,14 +104,8 @@ export class TranscriptForwarder implements EngineListener {
     );
   }
 
-  private send(events: readonly UtteranceEvent[]): void {
+  private send(events: readonly TranscriptEvent[]): void {
     for (const e of events)
       this.o.send(encodeControl({ type: "event", event: e as unknown as Record<string, unknown> }));
-  }
-
-  private emit(event: Record<string, unknown>): void {
-    this.o.send(
-      encodeControl({ type: "event", event: { v: 1, callSid: this.o.start.callSid, wallMs: this.now(), ...event } }),
-    );
   }
 }

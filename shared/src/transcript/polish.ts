@@ -1,22 +1,190 @@
 /**
- * Final polish for engines that gave no punctuation (Google's fast profile): spacing, and a
- * sentence end, Hebrew-aware. Pure.
+ * Text clean-up for transcripts. `polishFinal` is the short punctuation polish a final gets
+ * before it goes to the agent (Google's fast profile sends no punctuation): spacing, a sentence
+ * end, Hebrew-aware. `mergeFragments` joins an engine's pieces of one hypothesis. Pure.
+ *
+ * Hand-written: no maintained library punctuates Hebrew ASR output, and this is a few rules.
  */
 
-const BIDI_MARKS = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-// Hebrew question words, also with the prefixes ו (and) / ש (that)
-const HEBREW_QUESTION = /^[וש]?(מה|מי|איפה|מתי|למה|איך|האם|כמה|לאן|מאיפה|מדוע|איזה|איזו|אילו|כיצד)(?=\s|$)/;
-const ENGLISH_QUESTION = /^(what|who|where|when|why|how|is|are|do|does|did|can|could|will|would|should)\b/i;
+/** Bidi controls: LRM, RLM, embeddings and overrides (U+202A..U+202E), isolates (U+2066..U+2069). */
+const BIDI_CONTROLS = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
-export function polishFinal(raw: string, language = "he"): string {
-  let t = raw.replace(BIDI_MARKS, "").replace(/\s+/g, " ").trim();
-  if (!t) return "";
-  t = t.replace(/\s+([,.?!:;])/g, "$1").replace(/([,?!:;])(?=[^\s\d"'׳״)])/g, "$1 ");
-  if (!/[.?!…]$/.test(t)) {
-    const question =
-      language.startsWith("he") || language.startsWith("iw") ? HEBREW_QUESTION.test(t) : ENGLISH_QUESTION.test(t);
-    t += question ? "?" : ".";
+/** Removes bidi controls, collapses whitespace to one space, trims. */
+export function normalizeTranscriptText(text: string): string {
+  return text.replace(BIDI_CONTROLS, "").replace(/\s+/g, " ").trim();
+}
+
+/**
+ * Joins the pieces an engine gives for one hypothesis (Google: "to be" + " or not to be") into
+ * one normalised text. Empty pieces are skipped; pieces are separate results, so each junction
+ * is a word boundary: one space between them whether or not the engine sent it.
+ */
+export function mergeFragments(fragments: readonly string[]): string {
+  let out = "";
+  for (const f of fragments) {
+    const t = normalizeTranscriptText(f);
+    if (t) out = out ? `${out} ${t}` : t;
   }
-  // Latin scripts: a capital first letter (Hebrew has no case)
-  return t.replace(/^[a-z]/, (c) => c.toUpperCase());
+  return out;
+}
+
+export interface PolishOptions {
+  /** BCP-47 language of the call (`he-IL`, `iw-IL`, `en-US`); default `he`. */
+  readonly language?: string;
+}
+
+const HEBREW_QUESTION_WORDS = new Set([
+  "מה",
+  "מי",
+  "איפה",
+  "מתי",
+  "למה",
+  "איך",
+  "האם",
+  "כמה",
+  "לאן",
+  "מאיפה",
+  "מדוע",
+  "איזה",
+  "איזו",
+  "אילו",
+  "כיצד",
+]);
+/** ש + question word spellings that are usually other words: "my name", "there", Solomon, "aspiration", "I put". */
+const HEBREW_SHIN_NOT_QUESTION = new Set(["שמי", "שמה", "שלמה", "שאיפה", "שמתי"]);
+
+const ENGLISH_WH = new Set(["what", "who", "where", "when", "why", "how", "which", "whose", "whom"]);
+const ENGLISH_AUX = new Set([
+  "is",
+  "are",
+  "am",
+  "was",
+  "were",
+  "do",
+  "does",
+  "did",
+  "can",
+  "could",
+  "will",
+  "would",
+  "should",
+  "shall",
+  "may",
+  "might",
+  "have",
+  "has",
+  "had",
+]);
+const ENGLISH_SUBJECT = new Set([
+  "i",
+  "you",
+  "we",
+  "they",
+  "he",
+  "she",
+  "it",
+  "there",
+  "this",
+  "that",
+  "these",
+  "those",
+  "the",
+  "anyone",
+  "anybody",
+  "someone",
+  "somebody",
+  "everyone",
+  "everything",
+  "anything",
+  "something",
+]);
+/** Imperative-capable auxiliaries ("do it", "have the ...") count only before a person. */
+const ENGLISH_PERSON = new Set(["i", "you", "we", "they", "he", "she"]);
+
+/** Sentence-final marks; text ending in one of them keeps its end. */
+const SENTENCE_END = /[.?!…]/;
+/** Closing quotes and brackets that may follow a sentence end (`"שלום."`). */
+const TRAILING_CLOSERS = /[)\]}"'”’»״׳]+$/u;
+const OPENERS = /^[(["'“‘«״׳]+/u;
+
+function isHebrew(language: string): boolean {
+  const l = language.toLowerCase();
+  return l === "he" || l === "iw" || l.startsWith("he-") || l.startsWith("iw-");
+}
+
+function isEnglish(language: string): boolean {
+  const l = language.toLowerCase();
+  return l === "en" || l.startsWith("en-");
+}
+
+/** Words of the last sentence of `t`, lower-cased, without surrounding punctuation. */
+function lastSentenceWords(t: string): string[] {
+  const boundary = Math.max(...[". ", "? ", "! ", "… "].map((m) => t.lastIndexOf(m)));
+  const sentence = boundary < 0 ? t : t.slice(boundary + 2);
+  return sentence
+    .split(" ")
+    .slice(0, 2)
+    .map((w) =>
+      w
+        .replace(OPENERS, "")
+        .replace(/[,;:.?!…)\]}"'”’»״׳]+$/u, "")
+        .toLowerCase(),
+    );
+}
+
+function isHebrewQuestionWord(word: string): boolean {
+  if (HEBREW_QUESTION_WORDS.has(word)) return true;
+  const rest = word.slice(1);
+  if (word.startsWith("ו")) return HEBREW_QUESTION_WORDS.has(rest);
+  if (word.startsWith("ש")) return !HEBREW_SHIN_NOT_QUESTION.has(word) && HEBREW_QUESTION_WORDS.has(rest);
+  return false;
+}
+
+function isEnglishQuestion(first: string, second: string | undefined): boolean {
+  if (ENGLISH_WH.has(first)) return true;
+  if (!ENGLISH_AUX.has(first) || second === undefined) return false;
+  return first === "do" || first === "have" ? ENGLISH_PERSON.has(second) : ENGLISH_SUBJECT.has(second);
+}
+
+/** Whether the last sentence of `t` opens like a question; Hebrew and English calls only. */
+function looksLikeQuestion(t: string, language: string): boolean {
+  if (!isHebrew(language) && !isEnglish(language)) return false;
+  // Hebrew and Latin letters never overlap, so both lists apply: a Hebrew call's English sentence reads as English
+  const [first = "", second] = lastSentenceWords(t);
+  return isHebrewQuestionWord(first) || isEnglishQuestion(first, second);
+}
+
+/**
+ * Polishes a final for the agent:
+ * - removes bidi controls, collapses whitespace, trims;
+ * - no space before `, . ? ! : ;` and one space after them when a word follows, except inside
+ *   numbers (`3.5`, `1,000`, `10:30`) and after a `.` not followed by a capital or a Hebrew letter
+ *   (`google.com`);
+ * - when the text does not end in `. ? ! …` (closing quotes and brackets aside): a trailing
+ *   `, ; :` is dropped and `?` is added when the last sentence opens with a question word
+ *   (Hebrew: מה, מי, איפה, ... also after ו or ש; English: what/who/... or an auxiliary before a
+ *   subject: "is it", "can you"), else `.`; for other languages always `.`;
+ * - capitalises a first Latin letter (not a camel-cased word: "iPhone"); Hebrew has no case;
+ * - geresh and gershayim (׳ ״, and ' " used for them: צ'יפס, צה"ל) are left as they are.
+ * Text with no letter or digit polishes to "". `options` may be the language string itself.
+ */
+export function polishFinal(text: string, options: PolishOptions | string = {}): string {
+  const language = (typeof options === "string" ? options : options.language) ?? "he";
+  let t = normalizeTranscriptText(text);
+  if (!/[\p{L}\p{N}]/u.test(t)) return "";
+  t = t.replace(/ +(?=[,.?!:;])/g, "");
+  t = t.replace(/[,.?!:;](?=[\p{L}\p{N}])/gu, (mark: string, i: number) => {
+    const before = t[i - 1] ?? "";
+    const after = String.fromCodePoint(t.codePointAt(i + 1)!);
+    if (/\d/.test(before) && /\d/.test(after)) return mark;
+    if (mark === "." && !/[\p{Lu}\u05d0-\u05ea]/u.test(after)) return mark;
+    return `${mark} `;
+  });
+  if (!SENTENCE_END.test(t.replace(TRAILING_CLOSERS, "").slice(-1))) {
+    t = t.replace(/[,;:]$/, "");
+    t += looksLikeQuestion(t, language) ? "?" : ".";
+  }
+  return t.replace(/^([(["'“‘«]*)(\p{Script=Latin})(\S*)/u, (whole: string, open: string, c: string, rest: string) =>
+    /\p{Lu}/u.test(rest) ? whole : open + c.toUpperCase() + rest,
+  );
 }
