@@ -88,6 +88,11 @@ describe("parseTranscriptEvent accepts", () => {
     expect(parseTranscriptEvent(bareFinal)).toEqual({ ok: true, event: bareFinal });
   });
 
+  it("call.started with the engine's profile", () => {
+    const started = { ...examples["call.started"], profile: { name: "fast", punctuation: false } };
+    expect(parseTranscriptEvent(started)).toEqual({ ok: true, event: started });
+  });
+
   it("a partial whose stable prefix is empty or the whole text", () => {
     expect(parseTranscriptEvent({ ...partial, stable: "", volatile: partial.text }).ok).toBe(true);
     expect(parseTranscriptEvent({ ...partial, stable: partial.text, volatile: "" }).ok).toBe(true);
@@ -121,6 +126,15 @@ describe("parseTranscriptEvent refuses, saying why", () => {
     expect(message(noSid)).toBe("partial.callSid is missing, expected a string");
     expect(message({ ...examples["call.ended"], reason: undefined })).toBe(
       "call.ended.reason is missing, expected a string",
+    );
+  });
+
+  it("a profile without its punctuation flag", () => {
+    expect(message({ ...examples["call.started"], profile: { name: "fast" } })).toBe(
+      "call.started.profile.punctuation is missing, expected a boolean",
+    );
+    expect(message({ ...examples["call.started"], profile: "fast" })).toBe(
+      "call.started.profile is a string, expected an object",
     );
   });
 

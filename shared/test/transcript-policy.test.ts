@@ -438,6 +438,13 @@ describe("call events", () => {
     expect(p.start("google-v1", 6)).toEqual([]);
   });
 
+  it("says the engine's profile at the start when it is given", () => {
+    const p = new TranscriptPolicy("CA1", { language: "he-IL" });
+    expect(p.start("google-v1", 5, { name: "fast", punctuation: false })[0]).toMatchObject({
+      profile: { name: "fast", punctuation: false },
+    });
+  });
+
   it("ends the call once with its reason, dropping a waiting partial", () => {
     const p = new TranscriptPolicy("CA1");
     p.onInterim(said("שלום"), 0);

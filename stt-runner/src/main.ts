@@ -62,7 +62,8 @@ const server = new RelayServer({
   port,
   host: values.host,
   log,
-  listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: engine.name, send, clock }),
+  listenerFor: (start, send, clock) =>
+    new TranscriptForwarder({ start, engine: engine.name, profile: engine.profile, send, clock }),
 });
 const bound = await server.listen();
 console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: bound, engine: engine.name }));

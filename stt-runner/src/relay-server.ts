@@ -155,9 +155,13 @@ export class RelayServer {
           );
         return;
       case "/stats":
-        res
-          .writeHead(200, { "Content-Type": "application/json" })
-          .end(JSON.stringify({ ...this.counters, activeCalls: this.calls.size }));
+        res.writeHead(200, { "Content-Type": "application/json" }).end(
+          JSON.stringify({
+            ...this.counters,
+            activeCalls: this.calls.size,
+            engine: { name: this.o.engine.name, profile: this.o.engine.profile ?? null },
+          }),
+        );
         return;
       default:
         res.writeHead(404).end();

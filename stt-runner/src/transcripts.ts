@@ -4,7 +4,7 @@
  * latency: that wall time minus the time the audio it reaches arrived at the runner.
  */
 import { TranscriptPolicy, encodeControl } from "@ozen/shared";
-import type { PolicyOptions, RelayStart, TranscriptEvent } from "@ozen/shared";
+import type { EngineProfile, PolicyOptions, RelayStart, TranscriptEvent } from "@ozen/shared";
 import type { EngineFailure, EngineFinal, EngineInterim, EngineListener } from "./engines/engine.js";
 
 /** When each block of call audio arrived (wall ms), to time results against. */
@@ -34,6 +34,8 @@ export class ArrivalClock {
 export interface TranscriptForwarderOptions {
   readonly start: RelayStart;
   readonly engine: string;
+  /** The engine's profile, for `call.started`. */
+  readonly profile?: EngineProfile;
   readonly send: (text: string) => void;
   readonly clock: ArrivalClock;
   readonly now?: () => number;
@@ -57,7 +59,7 @@ export class TranscriptForwarder implements EngineListener {
       ...o.policy,
       language: o.policy?.language ?? o.start.customParameters["ozen_language"] ?? "he",
     });
-    this.send(this.policy.start(o.engine, this.now()));
+    this.send(this.policy.start(o.engine, this.now(), o.profile));
   }
 
   interim(r: EngineInterim): void {

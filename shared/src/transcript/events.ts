@@ -109,12 +109,22 @@ export interface FinalEvent extends UtteranceEventBase {
   readonly audioEndMs: number;
 }
 
+/** How an engine is set up for live partials (playbook B), as it reports itself. */
+export interface EngineProfile {
+  /** The engine's profile (`fast`, `accurate`; `null` for the null runner). */
+  readonly name: string;
+  /** Automatic punctuation while transcribing: off in the fast profile (finals are polished instead). */
+  readonly punctuation: boolean;
+}
+
 export interface CallStartedEvent extends EventBase {
   readonly type: "call.started";
   /** The engine transcribing from the start. */
   readonly engine: string;
   /** BCP-47 language of the call (`he-IL`), when known. */
   readonly language?: string;
+  /** The engine's profile, when it reports one (the GO check reads punctuation from it). */
+  readonly profile?: EngineProfile;
 }
 
 export interface CallEndedEvent extends EventBase {
@@ -265,6 +275,15 @@ class Reader {
     return v;
   }
 
+  /** An `EngineProfile` object, or undefined when the field is absent. */
+  optProfile(key: string): EngineProfile | undefined {
+    const v = this.o[key];
+    if (v === undefined) return undefined;
+    if (!isObj(v)) this.fail(`${key} is ${describe(v)}, expected an object`);
+    const inner = new Reader(v, `${this.type}.${key}`);
+    return { name: inner.string("name", true), punctuation: inner.boolean("punctuation") };
+  }
+
   /** `${callSid}:u${n}` with n a positive integer. */
   utteranceId(callSid: string): string {
     const id = this.string("utteranceId", true);
@@ -300,7 +319,14 @@ function build(type: TranscriptEventType, r: Reader): TranscriptEvent {
   switch (type) {
     case "call.started": {
       const language = r.optString("language");
-      return { ...base, type, engine: r.string("engine", true), ...(language === undefined ? {} : { language }) };
+      const profile = r.optProfile("profile");
+      return {
+        ...base,
+        type,
+        engine: r.string("engine", true),
+        ...(language === undefined ? {} : { language }),
+        ...(profile === undefined ? {} : { profile }),
+      };
     }
     case "call.ended":
       return { ...base, type, reason: r.string("reason") };

@@ -42,6 +42,7 @@
 import type {
   CallEndedEvent,
   CallStartedEvent,
+  EngineProfile,
   EngineSwitchedEvent,
   FinalEvent,
   MeaningfulEvent,
@@ -238,11 +239,12 @@ export class TranscriptPolicy {
     return { ...this.counts };
   }
 
-  /** `call.started`, once; later calls return nothing. */
-  start(engine: string, nowMs: number): CallStartedEvent[] {
+  /** `call.started`, once, with the engine's profile when given; later calls return nothing. */
+  start(engine: string, nowMs: number, profile?: EngineProfile): CallStartedEvent[] {
     if (this.started || this.ended) return [];
     this.started = true;
-    return [{ v: 1, type: "call.started", callSid: this.callSid, wallMs: nowMs, engine, language: this.language }];
+    const event = { v: 1 as const, type: "call.started" as const, callSid: this.callSid, wallMs: nowMs, engine };
+    return [{ ...event, language: this.language, ...(profile ? { profile: { ...profile } } : {}) }];
   }
 
   /**

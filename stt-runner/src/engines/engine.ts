@@ -3,7 +3,7 @@
  * `EngineSession` per call, fed PCM blocks in order, closed at the end. Results go to the
  * `EngineListener` given at open, with times in call audio (ms since the stream began).
  */
-import type { RelayStart } from "@ozen/shared";
+import type { EngineProfile, RelayStart } from "@ozen/shared";
 
 export interface InterimSegment {
   readonly text: string;
@@ -52,5 +52,7 @@ export interface EngineSession {
 
 export interface Engine {
   readonly name: string;
+  /** How the engine is set up (profile, punctuation); sent in each call's `call.started`. */
+  readonly profile?: EngineProfile;
   open(call: RelayStart, listener: EngineListener): EngineSession;
 }

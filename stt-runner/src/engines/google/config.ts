@@ -103,6 +103,11 @@ export function loadGoogleConfig(env: Env): GoogleConfig {
   };
 }
 
+/** Whether Google punctuates automatically: only in the accurate profile (playbook B). */
+export function punctuates(config: Pick<GoogleConfig, "profile">): boolean {
+  return config.profile === "accurate";
+}
+
 /** Phrase hints of one call: the configured ones plus the call's `<Parameter name="ozen_phrases">`. */
 export function callPhrases(config: GoogleConfig, customParameters: Readonly<Record<string, string>>): string[] {
   return [...new Set([...config.phrases, ...list(customParameters["ozen_phrases"])])].slice(0, 5000);

@@ -7,9 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import speech from "@google-cloud/speech";
-import type { RelayStart } from "@ozen/shared";
+import type { EngineProfile, RelayStart } from "@ozen/shared";
 import type { Engine, EngineListener, EngineSession } from "../engine.js";
-import { callPhrases } from "./config.js";
+import { callPhrases, punctuates } from "./config.js";
 import type { GoogleConfig } from "./config.js";
 import { GoogleSession } from "./session.js";
 import type { SpeechStream } from "./session.js";
@@ -45,6 +45,7 @@ interface StreamingClient {
 
 export class GoogleEngine implements Engine {
   readonly name: string;
+  readonly profile: EngineProfile;
   private readonly client: StreamingClient;
   readonly sessions = new Set<GoogleSession>();
 
@@ -53,6 +54,7 @@ export class GoogleEngine implements Engine {
     private readonly log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void,
   ) {
     this.name = `google-${config.api}`;
+    this.profile = { name: config.profile, punctuation: punctuates(config) };
     const [host, port] = config.endpoint.split(":");
     const options = {
       apiEndpoint: host,

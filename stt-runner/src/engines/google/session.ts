@@ -12,6 +12,7 @@
  */
 import { encodeMulawInto } from "@ozen/shared";
 import type { EngineListener, EngineSession } from "../engine.js";
+import { punctuates } from "./config.js";
 import type { GoogleConfig } from "./config.js";
 
 const RATE = 8000;
@@ -270,7 +271,7 @@ export class GoogleSession implements EngineSession {
 
   private configRequest(model: string): unknown {
     const c = this.config;
-    const punctuation = c.profile === "accurate";
+    const punctuation = punctuates(c);
     const phrases = this.deps.phrases;
     if (c.api === "v1") {
       return {
