@@ -10,6 +10,7 @@
 import {
   BlockAssembler,
   DropOldestQueue,
+  LatencyWindow,
   MAX_MESSAGE_BYTES,
   SequenceTracker,
   audioHeaderBytes,
@@ -86,6 +87,12 @@ export class CallSession implements DurableObject {
   private readonly loggedOnce = new Set<string>();
   private readonly pendingMarks = new Set<string>();
   private readonly recentEvents: Record<string, unknown>[] = [];
+  /** Date.now() when the open block took its first audio. */
+  private blockOpenedAtMs = 0;
+  /** Date.now() when the last full block went to a connected runner; 0 when the run was broken. */
+  private lastLiveBlockAtMs = 0;
+  private readonly blockInterval = new LatencyWindow(1024);
+  private readonly blockHeld = new LatencyWindow(1024);
   protected readonly stats: CallStats;
 
   constructor(
@@ -121,6 +128,10 @@ export class CallSession implements DurableObject {
       clears: 0,
       dtmf: 0,
       blocksMade: 0,
+      decode: "table",
+      blockMs: this.config.blockMs,
+      blockIntervalMs: { count: 0, p50: null, p99: null, max: null, mean: null },
+      blockHeldMs: { count: 0, p50: null, p99: null, max: null, mean: null },
       relay: { ...newRelayLinkStats(), pendingBlocks: 0, lostAtEnd: 0 },
       relayRttMs: { count: 0, p50: null, p99: null, max: null, mean: null },
       relayRttMsHistogram: {},
@@ -295,6 +306,7 @@ export class CallSession implements DurableObject {
     open: (seq, startSample, capacity) => {
       const callSid = this.stats.callSid;
       const bytes = audioHeaderBytes(callSid) + capacity * 2;
+      this.blockOpenedAtMs = Date.now();
       const pooled = this.framePool.pop();
       const frame = pooled && pooled.byteLength === bytes ? pooled : new ArrayBuffer(bytes);
       this.currentFrame = frame;
@@ -313,11 +325,25 @@ export class CallSession implements DurableObject {
         frame = short;
       }
       this.stats.blocksMade++;
+      if (samples === this.assembler?.blockSamples) this.timeBlock(); // not the short last block
       this.relay?.send(seq, frame);
       if (this.config.ingestAck === "block")
         this.sendToTwilio(outboundMark(this.streamSid, `ozen-ack:${this.lastMediaSeq}`));
     },
   };
+
+  /** Feed cadence and buffering of a full block about to go to the runner (whole-ms clock). */
+  private timeBlock(): void {
+    const now = Date.now();
+    // the block's first frame carried FRAME_MS of audio that was already that old when it arrived
+    this.blockHeld.record(now - this.blockOpenedAtMs + FRAME_MS);
+    if (!this.relay?.connected) {
+      this.lastLiveBlockAtMs = 0; // replayed later in a burst: not the live cadence
+      return;
+    }
+    if (this.lastLiveBlockAtMs !== 0) this.blockInterval.record(now - this.lastLiveBlockAtMs);
+    this.lastLiveBlockAtMs = now;
+  }
 
   private recycle(block: PendingBlock): void {
     if (this.framePool.length < 8) this.framePool.push(block.frame);
@@ -490,6 +516,8 @@ export class CallSession implements DurableObject {
   }
 
   private snapshot(): CallStats {
+    this.stats.blockIntervalMs = this.blockInterval.summary();
+    this.stats.blockHeldMs = this.blockHeld.summary();
     if (this.relay) {
       Object.assign(this.stats.relay, this.relay.stats, { pendingBlocks: this.relay.pendingBlocks });
       this.stats.relayRttMs = this.relay.rtt.summary();

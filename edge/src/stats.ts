@@ -58,6 +58,17 @@ export interface CallStats {
   clears: number;
   dtmf: number;
   blocksMade: number;
+  /** How the edge decodes mu-law: a 256-entry lookup table (playbook A), the only decoder it has. */
+  decode: "table";
+  /** PCM block size sent to the runner (BLOCK_MS), ms. */
+  blockMs: number;
+  /** Time between consecutive full blocks sent to a connected runner, ms: the engine's feed cadence. */
+  blockIntervalMs: LatencySummary;
+  /**
+   * Age of a block's oldest audio when the edge hands the block to the relay link, ms: the edge's
+   * buffering. A runner that is away holds blocks longer (`relay.pendingBlocks`, replays).
+   */
+  blockHeldMs: LatencySummary;
   relay: RelayLinkStats & { pendingBlocks: number; lostAtEnd: number };
   relayRttMs: LatencySummary;
   relayRttMsHistogram: MsHistogram;

@@ -149,8 +149,15 @@ describe("the stats endpoint", () => {
       bad: {},
       sequenceGaps: 0,
       blocksMade: 10,
+      decode: "table",
+      blockMs: 100,
       relay: { connects: 1, connectFailures: 0, blocksSent: 10, blocksAcked: 10, pendingBlocks: 0, lostAtEnd: 0 },
     });
+    // played at 4x: a block every ~25 ms, its oldest audio ~20 + 20 ms old when it leaves
+    expect(s.blockHeldMs.count).toBe(10);
+    expect(s.blockIntervalMs.count).toBeGreaterThanOrEqual(8); // the first block(s) may wait for the link
+    expect(s.blockIntervalMs.p50).toBeGreaterThan(10);
+    expect(s.blockIntervalMs.p50).toBeLessThan(60);
     expect(s.relayRttMs.count).toBeGreaterThan(0);
     expect(s.relayRttMs.p50).toEqual(expect.any(Number));
     expect(s.relayRttMs.p99).toEqual(expect.any(Number));
