@@ -26,6 +26,7 @@ import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
 import { configFor } from "./config.js";
 import type { EdgeConfig } from "./config.js";
 import { greetingChunks } from "./greeting.js";
+import { CallLedger } from "./ledger.js";
 import { RelayLink } from "./relay-link.js";
 import { newRelayLinkStats } from "./stats.js";
 import type { CallStats } from "./stats.js";
@@ -37,6 +38,8 @@ export interface Env {
   readonly CALL_SESSION: DurableObjectNamespace;
   readonly NAIVE_SESSION: DurableObjectNamespace;
   readonly EDGE_METRICS: DurableObjectNamespace;
+  /** D1 with the call records (infra/d1/migrations); without it records stay in each call's object. */
+  readonly DB?: D1Database;
   readonly [key: string]: unknown;
 }
 
@@ -94,12 +97,17 @@ export class CallSession implements DurableObject {
   private readonly blockInterval = new LatencyWindow(1024);
   private readonly blockHeld = new LatencyWindow(1024);
   protected readonly stats: CallStats;
+  /** The call's record, its D1 copy and its webhooks (`ledger.ts`). */
+  protected readonly ledger: CallLedger;
 
   constructor(
     protected readonly ctx: DurableObjectState,
     protected readonly env: Env,
   ) {
     this.config = configFor(env);
+    this.ledger = new CallLedger(ctx.storage, env.DB, this.config.delivery, (level, msg, fields) =>
+      this.log(level, msg, fields),
+    );
     this.ingest = new DropOldestQueue(Math.ceil(this.config.ingestBufferMs / FRAME_MS));
     this.stats = {
       callSid: "",
@@ -142,6 +150,7 @@ export class CallSession implements DurableObject {
   async fetch(request: Request): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname.endsWith("/stats")) return Response.json(await this.readStats());
+    if (url.pathname.endsWith("/record")) return Response.json(this.ledger.view());
     if (url.pathname.endsWith("/events")) return Response.json({ events: this.recentEvents });
     if (url.pathname.endsWith("/clear") && request.method === "POST") {
       const sent = this.bargeIn("api");
@@ -402,6 +411,12 @@ export class CallSession implements DurableObject {
       this.closeTwilio(1008, "bad call token");
       return;
     }
+    this.ledger.begin({
+      callSid: this.stats.callSid,
+      accountSid: m.start.accountSid,
+      streamSid: m.streamSid,
+      startedAtMs: t0,
+    });
     this.relay.connect();
     this.persist(Date.now());
   }
@@ -467,6 +482,7 @@ export class CallSession implements DurableObject {
     this.stats.events[type] = (this.stats.events[type] ?? 0) + 1;
     this.recentEvents.push({ ...event, edgeWallMs: Date.now() });
     if (this.recentEvents.length > MAX_RECENT_EVENTS) this.recentEvents.shift();
+    this.ledger.onEvent(event);
   }
 
   protected sendToTwilio(text: string): void {
@@ -506,6 +522,8 @@ export class CallSession implements DurableObject {
       );
       this.persist(Date.now());
     }
+    // the runner says call.ended when it is done; when it could not, the edge records it
+    this.ledger.finish(this.stats.endReason ?? reason, Date.now());
     if (this.twilio) {
       try {
         this.twilio.close(1000, "call ended");
@@ -513,6 +531,11 @@ export class CallSession implements DurableObject {
         // already closed
       }
     }
+  }
+
+  /** The object's one alarm: D1 write and webhook retries (`ledger.ts`, `alarms.ts`). */
+  async alarm(): Promise<void> {
+    await this.ledger.alarm();
   }
 
   private snapshot(): CallStats {

@@ -3,6 +3,8 @@
  * and secrets) and validated. Every setting is in the README table with its default.
  */
 import type { StreamMode } from "@ozen/shared";
+import { loadDeliveryConfig } from "./delivery-config.js";
+import type { DeliveryConfig } from "./delivery-config.js";
 
 export interface EdgeConfig {
   /** `https://host` Twilio reaches; webhook and `wss://` stream URLs are built (and signed) from it. */
@@ -32,6 +34,8 @@ export interface EdgeConfig {
   readonly ingestAck: "off" | "block";
   /** Exposes `/twilio/stream-naive/{CallSid}`, the benchmark's naive handler. */
   readonly benchNaive: boolean;
+  /** D1 records and webhooks (`delivery-config.ts`). */
+  readonly delivery: DeliveryConfig;
 }
 
 export type EdgeEnv = Record<string, unknown>;
@@ -95,6 +99,13 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     apiToken: str(env, "API_TOKEN", ""),
     ingestAck: oneOf(env, "INGEST_ACK", "off", ["off", "block"]),
     benchNaive: oneOf(env, "BENCH_NAIVE", "off", ["on", "off"]) === "on",
+    delivery: loadDeliveryConfig({
+      str: (key, fallback) => str(env, key, fallback),
+      int: (key, fallback, min, max) => int(env, key, fallback, min, max),
+      fail: (message) => {
+        throw new ConfigError(message);
+      },
+    }),
   };
 }
 
