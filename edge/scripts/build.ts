@@ -1,6 +1,6 @@
 /**
  * Bundles the Worker for Miniflare (tests, benchmarks) the way wrangler does for `wrangler dev`:
- * ES module, workerd conditions, `.ulaw` assets as binary data.
+ * ES module, workerd conditions, `.ulaw` assets as binary data, `.html` as text.
  */
 import { build } from "esbuild";
 import { fileURLToPath } from "node:url";
@@ -20,7 +20,7 @@ export async function buildWorker(): Promise<string> {
     target: "es2022",
     conditions: ["workerd", "worker", "browser"],
     mainFields: ["module", "main"],
-    loader: { ".ulaw": "binary" },
+    loader: { ".ulaw": "binary", ".html": "text" },
     logLevel: "warning",
   });
   return WORKER_BUNDLE;

@@ -55,6 +55,7 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
       CALL_SESSION: { className: "CallSession", useSQLite: true },
       NAIVE_SESSION: { className: "NaiveCallSession", useSQLite: true },
       EDGE_METRICS: { className: "EdgeMetrics", useSQLite: true },
+      ACCOUNT_HUB: { className: "AccountHub", useSQLite: true },
     },
     durableObjectsPersist: o.persistDir ?? false,
     ...(stdio ? { handleRuntimeStdio: stdio } : {}),

@@ -3,3 +3,9 @@ declare module "*.ulaw" {
   const bytes: ArrayBuffer | Uint8Array;
   export default bytes;
 }
+
+declare module "*.html" {
+  // esbuild's text loader and wrangler's Text rule both give the file as a string
+  const text: string;
+  export default text;
+}

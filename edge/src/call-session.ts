@@ -27,6 +27,9 @@ import { configFor } from "./config.js";
 import type { EdgeConfig } from "./config.js";
 import { greetingChunks } from "./greeting.js";
 import { CallLedger } from "./ledger.js";
+import { accountHub } from "./account-hub.js";
+import { CallEventStream } from "./call-events.js";
+import { DEFAULT_ACCOUNT } from "./subscription-config.js";
 import { RelayLink } from "./relay-link.js";
 import { newRelayLinkStats } from "./stats.js";
 import type { CallStats } from "./stats.js";
@@ -38,6 +41,7 @@ export interface Env {
   readonly CALL_SESSION: DurableObjectNamespace;
   readonly NAIVE_SESSION: DurableObjectNamespace;
   readonly EDGE_METRICS: DurableObjectNamespace;
+  readonly ACCOUNT_HUB: DurableObjectNamespace;
   /** D1 with the call records (infra/d1/migrations); without it records stay in each call's object. */
   readonly DB?: D1Database;
   readonly [key: string]: unknown;
@@ -52,8 +56,6 @@ const STOP_GRACE_MS = 60_000;
 const PERSIST_EVERY_MS = 1000;
 /** The longest hole in Twilio's media timestamps that is filled with silence. */
 const MAX_GAP_FILL_MS = 5000;
-/** Transcript events a call keeps in memory for `GET /calls/{CallSid}/events`. */
-const MAX_RECENT_EVENTS = 500;
 
 type BadKind =
   | "malformed_json"
@@ -89,7 +91,8 @@ export class CallSession implements DurableObject {
   private lastPersistMs = 0;
   private readonly loggedOnce = new Set<string>();
   private readonly pendingMarks = new Set<string>();
-  private readonly recentEvents: Record<string, unknown>[] = [];
+  /** Transcript events to the call's subscribers and the account's hub (`call-events.ts`). */
+  protected readonly events: CallEventStream;
   /** Date.now() when the open block took its first audio. */
   private blockOpenedAtMs = 0;
   /** Date.now() when the last full block went to a connected runner; 0 when the run was broken. */
@@ -109,6 +112,17 @@ export class CallSession implements DurableObject {
       this.log(level, msg, fields),
     );
     this.ingest = new DropOldestQueue(Math.ceil(this.config.ingestBufferMs / FRAME_MS));
+    this.events = new CallEventStream({
+      limits: this.config.subscriptions,
+      hub: (batch) =>
+        accountHub(env, DEFAULT_ACCOUNT).fetch("https://hub/publish", {
+          method: "POST",
+          body: JSON.stringify({ callSid: this.stats.callSid, events: batch }),
+        }),
+      log: (level, key, msg, fields) => this.logOnce(`events:${key}`, level, msg, fields),
+      // the record gets the call's one transcript (edge utterance ids, no runner-restart repeats)
+      onDelivered: (e) => this.ledger.onEvent(e),
+    });
     this.stats = {
       callSid: "",
       streamSid: "",
@@ -151,7 +165,10 @@ export class CallSession implements DurableObject {
     const url = new URL(request.url);
     if (url.pathname.endsWith("/stats")) return Response.json(await this.readStats());
     if (url.pathname.endsWith("/record")) return Response.json(this.ledger.view());
-    if (url.pathname.endsWith("/events")) return Response.json({ events: this.recentEvents });
+    if (url.pathname.endsWith("/events")) {
+      if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(url);
+      return Response.json({ events: this.events.recent() });
+    }
     if (url.pathname.endsWith("/clear") && request.method === "POST") {
       const sent = this.bargeIn("api");
       return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
@@ -473,16 +490,11 @@ export class CallSession implements DurableObject {
     }
   }
 
-  /**
-   * A transcript event from the runner. Kept in a bounded window per call (`GET
-   * /calls/{CallSid}/events`) and counted; delivery to agents builds on this.
-   */
+  /** A transcript event from the runner: counted, then into the call's event stream. */
   private onTranscriptEvent(event: Readonly<Record<string, unknown>>): void {
     const type = typeof event["type"] === "string" ? event["type"] : "unknown";
     this.stats.events[type] = (this.stats.events[type] ?? 0) + 1;
-    this.recentEvents.push({ ...event, edgeWallMs: Date.now() });
-    if (this.recentEvents.length > MAX_RECENT_EVENTS) this.recentEvents.shift();
-    this.ledger.onEvent(event);
+    this.events.fromRunner(this.stats.callSid, event);
   }
 
   protected sendToTwilio(text: string): void {
@@ -523,6 +535,8 @@ export class CallSession implements DurableObject {
       this.persist(Date.now());
     }
     // the runner says call.ended when it is done; when it could not, the edge records it
+    // (and tells the subscribers: it is gone, or the link closed before its call.ended came)
+    this.events.callEnded(this.stats.callSid, this.stats.endReason ?? reason);
     this.ledger.finish(this.stats.endReason ?? reason, Date.now());
     if (this.twilio) {
       try {
@@ -541,6 +555,7 @@ export class CallSession implements DurableObject {
   private snapshot(): CallStats {
     this.stats.blockIntervalMs = this.blockInterval.summary();
     this.stats.blockHeldMs = this.blockHeld.summary();
+    this.stats.eventStream = this.events.snapshot();
     if (this.relay) {
       Object.assign(this.stats.relay, this.relay.stats, { pendingBlocks: this.relay.pendingBlocks });
       this.stats.relayRttMs = this.relay.rtt.summary();

@@ -5,6 +5,8 @@
 import type { StreamMode } from "@ozen/shared";
 import { loadDeliveryConfig } from "./delivery-config.js";
 import type { DeliveryConfig } from "./delivery-config.js";
+import { loadSubscriptionConfig } from "./subscription-config.js";
+import type { SubscriptionConfig } from "./subscription-config.js";
 
 export interface EdgeConfig {
   /** `https://host` Twilio reaches; webhook and `wss://` stream URLs are built (and signed) from it. */
@@ -36,6 +38,8 @@ export interface EdgeConfig {
   readonly benchNaive: boolean;
   /** D1 records and webhooks (`delivery-config.ts`). */
   readonly delivery: DeliveryConfig;
+  /** Agent event streams: flow-control bounds, tokens (`subscription-config.ts`). */
+  readonly subscriptions: SubscriptionConfig;
 }
 
 export type EdgeEnv = Record<string, unknown>;
@@ -99,6 +103,13 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     apiToken: str(env, "API_TOKEN", ""),
     ingestAck: oneOf(env, "INGEST_ACK", "off", ["off", "block"]),
     benchNaive: oneOf(env, "BENCH_NAIVE", "off", ["on", "off"]) === "on",
+    subscriptions: loadSubscriptionConfig(
+      {
+        str: (key, fallback) => str(env, key, fallback),
+        int: (key, fallback, min, max) => int(env, key, fallback, min, max),
+      },
+      str(env, "API_TOKEN", ""),
+    ),
     delivery: loadDeliveryConfig({
       str: (key, fallback) => str(env, key, fallback),
       int: (key, fallback, min, max) => int(env, key, fallback, min, max),

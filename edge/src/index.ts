@@ -10,10 +10,12 @@ import { CALL_TOKEN_PARAMETER, callToken } from "./call-token.js";
 import { ConfigError, configFor, streamUrl } from "./config.js";
 import type { EdgeConfig } from "./config.js";
 import type { Env } from "./call-session.js";
+import { mountSubscriptions } from "./subscriptions.js";
 
 export { CallSession } from "./call-session.js";
 export { NaiveCallSession } from "./naive-session.js";
 export { EdgeMetrics } from "./edge-metrics.js";
+export { AccountHub } from "./account-hub.js";
 
 type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
 
@@ -92,6 +94,9 @@ app.get("/twilio/stream-naive/:callSid", (c) =>
   c.get("config").benchNaive ? upgrade(c, "/twilio/stream-naive/", c.env.NAIVE_SESSION) : c.notFound(),
 );
 
+// ---- agent event streams and the live page (their own auth: bearer or ?token=, 401) ----
+mountSubscriptions(app);
+
 // ---- the call API (bearer token) ----
 
 const apiAuth = createMiddleware<AppEnv>(async (c, next) => {
@@ -108,9 +113,6 @@ app.get("/calls/:callSid/stats", (c) => {
   const ns = c.req.query("naive") !== undefined ? c.env.NAIVE_SESSION : c.env.CALL_SESSION;
   return ns.get(ns.idFromName(c.req.param("callSid"))).fetch(c.req.raw);
 });
-app.get("/calls/:callSid/events", (c) =>
-  c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
-);
 app.post("/calls/:callSid/clear", (c) =>
   c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
 );

@@ -3,6 +3,8 @@
  * dependency, so the Worker and the tests that read `GET /calls/{CallSid}/stats` share them.
  */
 import type { LatencySummary, MsHistogram } from "@ozen/shared";
+import type { ContinuityCounters } from "@ozen/shared";
+import type { FanoutTotals, SubscriberCounters } from "./subscribers.js";
 
 export interface RelayLinkStats {
   connects: number;
@@ -74,4 +76,24 @@ export interface CallStats {
   relayRttMsHistogram: MsHistogram;
   /** Transcript events from the runner, by type. */
   events: Record<string, number>;
+  /** The call's event stream: delivered events, continuity, subscribers (with drops), the hub. */
+  eventStream?: CallEventStats;
+}
+
+export interface CallEventStats {
+  /** Runner events that failed `parseTranscriptEvent` (dropped, logged once). */
+  invalid: number;
+  /** Events delivered into the call's stream (after continuity), by type. */
+  delivered: Record<string, number>;
+  continuity: ContinuityCounters;
+  subscribers: FanoutTotals & { list: SubscriberCounters[] };
+  hub: HubForwarderStats;
+}
+
+export interface HubForwarderStats {
+  forwarded: number;
+  batches: number;
+  failures: number;
+  /** Events dropped because the hub fell behind or failed (by type). */
+  dropped: Record<string, number>;
 }

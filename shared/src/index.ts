@@ -12,3 +12,4 @@ export * from "./metrics/queue.js";
 export * from "./transcript/policy.js";
 export * from "./transcript/polish.js";
 export * from "./transcript/events.js";
+export * from "./transcript/continuity.js";

@@ -5,7 +5,9 @@ export const USAGE = `usage:
                 [--naive] [--warmup-ms MS] [--json FILE] [--phases]
   ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
   ozen bench runner [--calls N] [--seconds S] [--json FILE]
-  ozen demo [--audio FILE]`;
+  ozen demo [--audio FILE]
+  ozen check URL [--json FILE] [--token T] [--auth-token T] [--audio FILE] [--public-url U]
+                 [--tail-ms MS] [--limit NAME=VALUE]...`;
 
 export function fail(message: string): never {
   console.error(`ozen: ${message}\n${USAGE}`);

@@ -3,6 +3,7 @@
  *   ozen call URL --audio FILE [--calls N] ...   place simulated Twilio calls against an edge
  *   ozen bench ingest --calls N --seconds S --json FILE
  *   ozen demo                                    edge + runner locally, one call with real speech
+ *   ozen check URL [--json FILE] [--token T]      the playbook's GO checks against a running edge
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -95,6 +96,11 @@ switch (command) {
     } else {
       fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner`);
     }
+    break;
+  }
+  case "check": {
+    const { check } = await import("./check.js");
+    await check(rest);
     break;
   }
   case "demo": {

@@ -1,0 +1,208 @@
+/**
+ * ozen check URL: the playbook's GO checks (section G) against a running edge. One simulated
+ * Twilio call with real speech (signed like Twilio), its transcript events followed live through
+ * the call API, then the edge's record of the call; each check printed with its value, limit and
+ * verdict. Exit status 0 only when every check passes.
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { MULAW_SILENCE } from "@ozen/shared";
+import type { CallStartedEvent } from "@ozen/shared";
+import { fail, positive } from "./args.js";
+import { loadAudio8k } from "./audio.js";
+import { evaluate } from "./check/evaluate.js";
+import type { CallMeasurements, CheckReport, EdgeCallStats, ObservedPartial } from "./check/evaluate.js";
+import { followEvents } from "./check/events.js";
+import { DEFAULT_CHECKS, limitText, parseLimitOverride } from "./check/limits.js";
+import type { CheckName, Limit } from "./check/limits.js";
+import { speechOnsetFrame } from "./check/onset.js";
+import { FRAME_BYTES, newIdentity, placeCall } from "./simulator.js";
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const DEFAULT_CHECK_AUDIO = path.resolve(repo, "../shared/data/he/dialog/hebrew_short.wav");
+
+export interface CheckOptions {
+  readonly edgeUrl: string;
+  /** The edge's PUBLIC_BASE_URL, which Twilio signs; default edgeUrl. */
+  readonly publicUrl?: string;
+  /** Twilio's auth token, to sign the webhook and the stream upgrade. */
+  readonly authToken: string;
+  /** The edge's API_TOKEN, to read the call's events and stats. */
+  readonly apiToken: string;
+  /** 8 kHz mu-law and PCM of the speech to play. */
+  readonly audio: { readonly mulaw: Uint8Array; readonly pcm: Int16Array };
+  /** Silence after the speech, so the engine can finish, ms. */
+  readonly tailMs?: number;
+  readonly limits?: Partial<Record<CheckName, Limit>>;
+  /** Progress lines (stderr in the CLI). */
+  readonly progress?: (line: string) => void;
+}
+
+export interface CheckRun extends CheckReport {
+  readonly callSid: string;
+  readonly measurements: CallMeasurements;
+}
+
+async function readStats(o: CheckOptions, callSid: string): Promise<{ stats?: EdgeCallStats; error?: string }> {
+  const url = `${o.edgeUrl}/calls/${encodeURIComponent(callSid)}/stats`;
+  let last: { stats?: EdgeCallStats; error?: string } = {};
+  // the edge finishes the call (flush, last acks) just after the caller hangs up
+  for (let attempt = 0; attempt < 20; attempt++) {
+    try {
+      const res = await fetch(url, { headers: { Authorization: `Bearer ${o.apiToken}` } });
+      if (!res.ok) {
+        last = { error: `GET /calls/{CallSid}/stats answered ${res.status}: ${(await res.text()).slice(0, 120)}` };
+        if (res.status === 401 || res.status === 403 || res.status === 503) return last;
+      } else {
+        const stats = (await res.json()) as EdgeCallStats;
+        last = { stats };
+        if (stats.state === "ended") return last;
+      }
+    } catch (e) {
+      last = { error: `GET /calls/{CallSid}/stats failed: ${String(e)}` };
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  return last;
+}
+
+/** Places one call against the edge and evaluates every GO check on it. */
+export async function runCheck(o: CheckOptions): Promise<CheckRun> {
+  const edgeUrl = o.edgeUrl.replace(/\/$/, "");
+  const onset = speechOnsetFrame(o.audio.pcm);
+  const tailFrames = Math.round((o.tailMs ?? 1500) / 20);
+  const played = new Uint8Array(o.audio.mulaw.length + tailFrames * FRAME_BYTES).fill(MULAW_SILENCE);
+  played.set(o.audio.mulaw);
+
+  const identity = newIdentity();
+  const feed = await followEvents({ edgeUrl, callSid: identity.callSid, apiToken: o.apiToken });
+  o.progress?.(`call ${identity.callSid}: ${(played.length / 8000).toFixed(1)} s of audio, events by ${feed.via}`);
+  let framesSent = 0;
+  let onsetSentAtMs: number | null = null;
+  let call;
+  try {
+    call = await placeCall({
+      edgeUrl,
+      publicUrl: o.publicUrl,
+      authToken: o.authToken,
+      audio: played,
+      identity,
+      onFrameSent: () => {
+        if (framesSent++ === onset) onsetSentAtMs = performance.now();
+      },
+    });
+    o.progress?.("call ended; waiting for the last events and the edge's record");
+    await feed.ended(3000);
+  } finally {
+    await feed.close();
+  }
+  const { stats, error: statsError } = await readStats({ ...o, edgeUrl }, identity.callSid);
+
+  const partials: ObservedPartial[] = [];
+  let started: CallStartedEvent | undefined;
+  for (const { event, receivedAtMs } of feed.events) {
+    if (event.type === "partial") partials.push({ utteranceId: event.utteranceId, wallMs: event.wallMs, receivedAtMs });
+    if (event.type === "call.started") started ??= event;
+  }
+  const measurements: CallMeasurements = {
+    greetingMs: call.greetingMs,
+    onsetSentAtMs,
+    partials,
+    started,
+    eventsVia: feed.via,
+    ...(feed.error && feed.events.length === 0 ? { eventsError: feed.error } : {}),
+    stats,
+    ...(statsError ? { statsError } : {}),
+  };
+  return { callSid: identity.callSid, measurements, ...evaluate(measurements, o.limits) };
+}
+
+function show(value: CheckReport["checks"][number]["value"], unit: string): string {
+  if (value === null) return "-";
+  return typeof value === "number" ? `${value}${unit ? ` ${unit}` : ""}` : String(value);
+}
+
+/** The report for people: one line per check, its note under it. */
+export function formatReport(run: CheckRun, edgeUrl: string): string {
+  const lines = [`ozen check ${edgeUrl}  (call ${run.callSid})`];
+  for (const c of run.checks) {
+    const spec = DEFAULT_CHECKS[c.name];
+    const limit = Array.isArray(c.limit)
+      ? limitText({ kind: "range", min: c.limit[0], max: c.limit[1] }, c.unit)
+      : typeof c.limit === "number"
+        ? limitText({ kind: "max", max: c.limit }, c.unit)
+        : limitText({ kind: "equals", value: c.limit }, c.unit);
+    lines.push(
+      `  ${c.pass ? "PASS" : "FAIL"}  ${spec.title.padEnd(41)} ${show(c.value, c.unit).padStart(10)}   ${limit}`,
+    );
+    if (c.note) lines.push(`        ${c.note}`);
+  }
+  const passed = run.checks.filter((c) => c.pass).length;
+  lines.push(`${run.pass ? "GO" : "NO GO"}: ${passed} of ${run.checks.length} checks pass`);
+  return lines.join("\n");
+}
+
+export async function check(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      json: { type: "string" },
+      token: { type: "string" },
+      "auth-token": { type: "string" },
+      "public-url": { type: "string" },
+      audio: { type: "string" },
+      "tail-ms": { type: "string" },
+      limit: { type: "string", multiple: true },
+    },
+  });
+  const url = positionals[0]?.replace(/\/$/, "");
+  if (!url || !/^https?:\/\//.test(url)) fail("the edge URL (http(s)://host[:port]) is required");
+  const apiToken = values.token ?? process.env["OZEN_API_TOKEN"] ?? process.env["API_TOKEN"];
+  if (!apiToken)
+    fail("--token (the edge's API_TOKEN) or OZEN_API_TOKEN is required to read the call's events and stats");
+  const authToken = values["auth-token"] ?? process.env["TWILIO_AUTH_TOKEN"];
+  if (!authToken) fail("--auth-token or TWILIO_AUTH_TOKEN is required to sign like Twilio");
+  const audioPath = values.audio ?? DEFAULT_CHECK_AUDIO;
+  if (!existsSync(audioPath)) fail(`no audio at ${audioPath}; pass --audio FILE`);
+  const limits: Partial<Record<CheckName, Limit>> = {};
+  for (const text of values.limit ?? []) {
+    const r = parseLimitOverride(text);
+    if ("error" in r) fail(r.error);
+    limits[r.name] = r.limit;
+  }
+  const audio = loadAudio8k(audioPath);
+  let run: CheckRun;
+  try {
+    run = await runCheck({
+      edgeUrl: url,
+      publicUrl: values["public-url"],
+      authToken,
+      apiToken,
+      audio,
+      tailMs: positive("tail-ms", values["tail-ms"], 1500, true),
+      limits,
+      progress: (line) => console.error(line),
+    });
+  } catch (e) {
+    console.error(`ozen check: the call could not be placed: ${e instanceof Error ? e.message : String(e)}`);
+    process.exitCode = 2;
+    return;
+  }
+  console.log(formatReport(run, url));
+  if (values.json) {
+    const checks = run.checks.map(({ name, value, limit, unit, pass, note }) => ({
+      name,
+      value,
+      limit,
+      unit,
+      pass,
+      note,
+    }));
+    writeFileSync(values.json, JSON.stringify({ checks, pass: run.pass }, null, 2) + "\n");
+  }
+  process.exitCode = run.pass ? 0 : 1;
+}
