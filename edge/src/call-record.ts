@@ -12,7 +12,14 @@ import type { FinalEvent, TranscriptEvent } from "@ozen/shared";
 import { percentile } from "@ozen/shared";
 import type { CallRecord, EngineSwitch, LatencyPair, TimelineEntry, UtteranceRecord } from "./record-types.js";
 
-export type { CallRecord, CallStatus, EngineSwitch, LatencyPair, TimelineEntry, UtteranceRecord } from "./record-types.js";
+export type {
+  CallRecord,
+  CallStatus,
+  EngineSwitch,
+  LatencyPair,
+  TimelineEntry,
+  UtteranceRecord,
+} from "./record-types.js";
 
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS ozen_call (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL,
@@ -50,7 +57,9 @@ export class CallRecordStore {
   /** The call, or undefined when this object never saw a `start`. */
   get(): CallRecord | undefined {
     if (!this.cached) {
-      const row = this.sql.exec<{ record: string; version: number }>("SELECT record, version FROM ozen_call").toArray()[0];
+      const row = this.sql
+        .exec<{ record: string; version: number }>("SELECT record, version FROM ozen_call")
+        .toArray()[0];
       if (!row) return undefined;
       this.cached = { record: JSON.parse(row.record) as CallRecord, version: row.version };
     }
@@ -112,7 +121,9 @@ export class CallRecordStore {
       }
       case "final":
         this.final(e);
-        call.finals = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM ozen_utterance WHERE is_final = 1").one().n;
+        call.finals = this.sql
+          .exec<{ n: number }>("SELECT count(*) AS n FROM ozen_utterance WHERE is_final = 1")
+          .one().n;
         this.summarise(call);
         break;
       case "call.ended":
@@ -208,7 +219,12 @@ export class CallRecordStore {
         "SELECT seq, type, wall_ms, event FROM ozen_timeline ORDER BY seq",
       )
       .toArray()
-      .map((r) => ({ seq: r.seq, type: r.type, wallMs: r.wall_ms, event: JSON.parse(r.event) as Record<string, unknown> }));
+      .map((r) => ({
+        seq: r.seq,
+        type: r.type,
+        wallMs: r.wall_ms,
+        event: JSON.parse(r.event) as Record<string, unknown>,
+      }));
   }
 
   /** Final utterances whose latest version D1 does not have. */

@@ -69,7 +69,11 @@ function target(read: Read, key: string, url: string, secret: string, events: Re
 }
 
 export function loadDeliveryConfig(read: Read): DeliveryConfig {
-  const defaultEvents = eventTypes(read, "WEBHOOK_EVENTS", read.str("WEBHOOK_EVENTS", DEFAULT_WEBHOOK_EVENTS.join(",")));
+  const defaultEvents = eventTypes(
+    read,
+    "WEBHOOK_EVENTS",
+    read.str("WEBHOOK_EVENTS", DEFAULT_WEBHOOK_EVENTS.join(",")),
+  );
   const url = read.str("WEBHOOK_URL", "");
   const fallback = url ? target(read, "WEBHOOK_URL", url, read.str("WEBHOOK_SECRET", ""), defaultEvents) : undefined;
   const perAccount = new Map<string, WebhookTarget | undefined>();

@@ -62,7 +62,8 @@ export class Outbox {
       const victim =
         this.sql
           .exec<{ seq: number }>("SELECT seq FROM ozen_outbox WHERE droppable = 1 ORDER BY seq LIMIT 1")
-          .toArray()[0] ?? this.sql.exec<{ seq: number }>("SELECT seq FROM ozen_outbox ORDER BY seq LIMIT 1").toArray()[0];
+          .toArray()[0] ??
+        this.sql.exec<{ seq: number }>("SELECT seq FROM ozen_outbox ORDER BY seq LIMIT 1").toArray()[0];
       if (!victim) break;
       const wasPartial =
         this.sql.exec<{ d: number }>("SELECT droppable AS d FROM ozen_outbox WHERE seq = ?", victim.seq).one().d === 1;

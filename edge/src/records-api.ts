@@ -41,7 +41,9 @@ function timeParam(c: Context<RecordsEnv>, name: string): number | undefined | E
   const v = c.req.query(name);
   if (v === undefined || v === "") return undefined;
   const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-  return Number.isFinite(ms) ? ms : new Error(`${name} is ${JSON.stringify(v)}, expected ms since the epoch or an ISO date`);
+  return Number.isFinite(ms)
+    ? ms
+    : new Error(`${name} is ${JSON.stringify(v)}, expected ms since the epoch or an ISO date`);
 }
 
 function parseQuery(c: Context<RecordsEnv>): CallQuery | string {

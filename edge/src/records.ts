@@ -133,7 +133,10 @@ export interface CallCursor {
 }
 
 export function encodeCursor(c: CallCursor): string {
-  return btoa(JSON.stringify([c.startedAtMs, c.callSid])).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  return btoa(JSON.stringify([c.startedAtMs, c.callSid]))
+    .replace(/=+$/, "")
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_");
 }
 
 /** The cursor a page gave, or undefined when `text` is not one. */

@@ -57,9 +57,7 @@ describe("records of a call", () => {
       return body?.source === "d1" && body.call.status === "ended" ? body : undefined;
     });
     // 2 s of audio, one utterance per 400 ms
-    expect(got.utterances.map((u: any) => u.utteranceId)).toEqual(
-      [1, 2, 3, 4, 5].map((n) => `${call.callSid}:u${n}`),
-    );
+    expect(got.utterances.map((u: any) => u.utteranceId)).toEqual([1, 2, 3, 4, 5].map((n) => `${call.callSid}:u${n}`));
     expect(got.utterances[1]).toMatchObject({
       n: 2,
       text: "מילה 2 נאמרה.",
@@ -126,7 +124,10 @@ describe("records of a call", () => {
     // a newer version of one utterance (a second pass) does replace it, still one row
     await replay(version + 1, [{ ...view.utterances[0], version: 2 }], "revised");
     const after = await snapshot(call.callSid);
-    expect(after.utterances.map((u: any) => u.text)).toEqual(["revised", ...before.utterances.slice(1).map((u: any) => u.text)]);
+    expect(after.utterances.map((u: any) => u.text)).toEqual([
+      "revised",
+      ...before.utterances.slice(1).map((u: any) => u.text),
+    ]);
     expect(after.call.finals).toBe(99);
   });
 });

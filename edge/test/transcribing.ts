@@ -116,7 +116,12 @@ export class WebhookReceiver {
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
         const status = this.mode === "ok" ? 200 : 500;
-        this.requests.push({ headers: req.headers, body: Buffer.concat(chunks).toString("utf8"), atMs: Date.now(), status });
+        this.requests.push({
+          headers: req.headers,
+          body: Buffer.concat(chunks).toString("utf8"),
+          atMs: Date.now(),
+          status,
+        });
         res.writeHead(status, { "Content-Type": "text/plain" }).end(status === 200 ? "ok" : "try later");
       });
     });
