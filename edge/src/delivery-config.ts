@@ -113,7 +113,7 @@ export function loadDeliveryConfig(read: Read): DeliveryConfig {
     webhookRetryMinMs,
     webhookRetryMaxMs: read.int("WEBHOOK_RETRY_MAX_MS", 60_000, webhookRetryMinMs, 3_600_000),
     webhookTimeoutMs: read.int("WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000),
-    webhookOutboxMax: read.int("WEBHOOK_OUTBOX_MAX", 10_000, 10, 1_000_000),
+    webhookOutboxMax: read.int("WEBHOOK_OUTBOX_MAX", 10_000, 1, 1_000_000),
     webhookGiveUpMs: read.int("WEBHOOK_GIVE_UP_MS", 86_400_000, 1000, 30 * 86_400_000),
   };
 }
