@@ -7,7 +7,7 @@ export const USAGE = `usage:
   ozen bench runner [--calls N] [--seconds S] [--json FILE]
   ozen demo [--audio FILE]
   ozen check URL [--json FILE] [--token T] [--auth-token T] [--audio FILE] [--public-url U]
-                 [--tail-ms MS] [--limit NAME=VALUE]...`;
+                 [--tail-ms MS] [--events auto|poll] [--limit NAME=VALUE]...`;
 
 export function fail(message: string): never {
   console.error(`ozen: ${message}\n${USAGE}`);

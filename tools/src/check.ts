@@ -34,6 +34,8 @@ export interface CheckOptions {
   readonly apiToken: string;
   /** 8 kHz mu-law and PCM of the speech to play. */
   readonly audio: { readonly mulaw: Uint8Array; readonly pcm: Int16Array };
+  /** How to read the call's events: `auto` (WebSocket if offered, else polling) or `poll`. */
+  readonly events?: "auto" | "poll";
   /** Silence after the speech, so the engine can finish, ms. */
   readonly tailMs?: number;
   readonly limits?: Partial<Record<CheckName, Limit>>;
@@ -78,7 +80,7 @@ export async function runCheck(o: CheckOptions): Promise<CheckRun> {
   played.set(o.audio.mulaw);
 
   const identity = newIdentity();
-  const feed = await followEvents({ edgeUrl, callSid: identity.callSid, apiToken: o.apiToken });
+  const feed = await followEvents({ edgeUrl, callSid: identity.callSid, apiToken: o.apiToken, via: o.events });
   o.progress?.(`call ${identity.callSid}: ${(played.length / 8000).toFixed(1)} s of audio, events by ${feed.via}`);
   let framesSent = 0;
   let onsetSentAtMs: number | null = null;
@@ -156,6 +158,7 @@ export async function check(argv: string[]): Promise<void> {
       "public-url": { type: "string" },
       audio: { type: "string" },
       "tail-ms": { type: "string" },
+      events: { type: "string" },
       limit: { type: "string", multiple: true },
     },
   });
@@ -174,6 +177,8 @@ export async function check(argv: string[]): Promise<void> {
     if ("error" in r) fail(r.error);
     limits[r.name] = r.limit;
   }
+  const events = values.events ?? "auto";
+  if (events !== "auto" && events !== "poll") fail(`--events is ${JSON.stringify(events)}, expected auto or poll`);
   const audio = loadAudio8k(audioPath);
   let run: CheckRun;
   try {
@@ -183,6 +188,7 @@ export async function check(argv: string[]): Promise<void> {
       authToken,
       apiToken,
       audio,
+      events,
       tailMs: positive("tail-ms", values["tail-ms"], 1500, true),
       limits,
       progress: (line) => console.error(line),

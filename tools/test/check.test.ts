@@ -97,7 +97,15 @@ function cli(args: string[]): Promise<{ code: number | null; report: any; stdout
 describe("ozen check against a local edge and runner", () => {
   it("with the null engine: the partial checks fail saying it transcribes nothing; every other check passes", async () => {
     engine = nullEngine;
-    const run = await runCheck({ edgeUrl: edge.url, publicUrl: PUBLIC, authToken: AUTH, apiToken: API, audio });
+    // events by polling here; the CLI tests below take the WebSocket when the edge offers one
+    const run = await runCheck({
+      edgeUrl: edge.url,
+      publicUrl: PUBLIC,
+      authToken: AUTH,
+      apiToken: API,
+      audio,
+      events: "poll",
+    });
     const byName = Object.fromEntries(run.checks.map((c) => [c.name, c]));
     expect(run.checks.map((c) => c.name)).toEqual([...CHECK_NAMES]);
     for (const name of PARTIAL_CHECKS) {
@@ -111,6 +119,8 @@ describe("ozen check against a local edge and runner", () => {
     expect(byName["punctuation_off"]!.value).toBe(false);
     expect(byName["feed_cadence"]!.value).toBeGreaterThanOrEqual(90);
     expect(byName["feed_cadence"]!.value).toBeLessThanOrEqual(110);
+    expect(run.measurements.eventsVia).toMatch(/^polling/);
+    expect(run.measurements.started?.engine).toBe("null");
     expect(run.pass).toBe(false);
   });
 

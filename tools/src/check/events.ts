@@ -31,6 +31,8 @@ export interface FeedOptions {
   readonly callSid: string;
   readonly apiToken: string;
   readonly pollMs?: number;
+  /** `auto`: the WebSocket when the edge offers one, else polling; `poll`: polling only. */
+  readonly via?: "auto" | "poll";
 }
 
 /** Event objects in one message: the event itself, `{event}`, `{events: [...]}`, or an array. */
@@ -153,7 +155,7 @@ function poll(o: FeedOptions): Feed {
   return feed;
 }
 
-/** Follows the call's events: over the WebSocket when the edge has one, else by polling. */
+/** Follows the call's events: over the WebSocket when the edge has one (and `via` allows), else by polling. */
 export async function followEvents(o: FeedOptions): Promise<EventFeed> {
-  return (await tryWebSocket(o, 3000)) ?? poll(o);
+  return (o.via === "poll" ? undefined : await tryWebSocket(o, 3000)) ?? poll(o);
 }
