@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner clean
+.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner check clean
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
@@ -49,6 +49,13 @@ bench-ingest:
 bench-runner:
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) bench runner --calls 20 --seconds 10 --json $(BENCH_OUT)/runner.json
+
+## check: the playbook's GO checks against a running edge, report in bench-out/check.json
+## (make check URL=https://edge.example.com; TWILIO_AUTH_TOKEN and OZEN_API_TOKEN in the environment)
+check:
+	@[ -n "$(URL)" ] || { echo "make check URL=https://your-edge (with TWILIO_AUTH_TOKEN and OZEN_API_TOKEN set)"; exit 2; }
+	@mkdir -p $(BENCH_OUT)
+	$(OZEN) check $(URL) --json $(BENCH_OUT)/check.json
 
 clean:
 	rm -rf node_modules */node_modules edge/dist .wrangler $(BENCH_OUT)
