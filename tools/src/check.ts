@@ -71,6 +71,22 @@ async function readStats(o: CheckOptions, callSid: string): Promise<{ stats?: Ed
   return last;
 }
 
+/** Refuses to spend a call on an edge that will not show its results: the call API must take the token. */
+async function preflight(edgeUrl: string, apiToken: string, callSid: string): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(`${edgeUrl}/calls/${encodeURIComponent(callSid)}/stats`, {
+      headers: { Authorization: `Bearer ${apiToken}` },
+    });
+  } catch (e) {
+    throw new Error(`the edge at ${edgeUrl} does not answer: ${String(e)}`);
+  }
+  const body = (await res.text()).slice(0, 120);
+  if (res.status === 401 || res.status === 403)
+    throw new Error(`the edge refused the API token (--token): HTTP ${res.status} ${body}`);
+  if (!res.ok) throw new Error(`the edge's call API answered HTTP ${res.status}: ${body}`);
+}
+
 /** Places one call against the edge and evaluates every GO check on it. */
 export async function runCheck(o: CheckOptions): Promise<CheckRun> {
   const edgeUrl = o.edgeUrl.replace(/\/$/, "");
@@ -80,6 +96,7 @@ export async function runCheck(o: CheckOptions): Promise<CheckRun> {
   played.set(o.audio.mulaw);
 
   const identity = newIdentity();
+  await preflight(edgeUrl, o.apiToken, identity.callSid);
   const feed = await followEvents({ edgeUrl, callSid: identity.callSid, apiToken: o.apiToken, via: o.events });
   o.progress?.(`call ${identity.callSid}: ${(played.length / 8000).toFixed(1)} s of audio, events by ${feed.via}`);
   let framesSent = 0;
@@ -194,7 +211,7 @@ export async function check(argv: string[]): Promise<void> {
       progress: (line) => console.error(line),
     });
   } catch (e) {
-    console.error(`ozen check: the call could not be placed: ${e instanceof Error ? e.message : String(e)}`);
+    console.error(`ozen check: no call was checked: ${e instanceof Error ? e.message : String(e)}`);
     process.exitCode = 2;
     return;
   }
