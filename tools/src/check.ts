@@ -149,11 +149,7 @@ export function formatReport(run: CheckRun, edgeUrl: string): string {
   const lines = [`ozen check ${edgeUrl}  (call ${run.callSid})`];
   for (const c of run.checks) {
     const spec = DEFAULT_CHECKS[c.name];
-    const limit = Array.isArray(c.limit)
-      ? limitText({ kind: "range", min: c.limit[0], max: c.limit[1] }, c.unit)
-      : typeof c.limit === "number"
-        ? limitText({ kind: "max", max: c.limit }, c.unit)
-        : limitText({ kind: "equals", value: c.limit }, c.unit);
+    const limit = limitText(c.limit, c.unit);
     lines.push(
       `  ${c.pass ? "PASS" : "FAIL"}  ${spec.title.padEnd(41)} ${show(c.value, c.unit).padStart(10)}   ${limit}`,
     );

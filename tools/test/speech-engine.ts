@@ -5,16 +5,11 @@
  * contract, so the runner's transcript policy paces its interims like any engine's.
  */
 import type { Engine, EngineSession } from "@ozen/stt-runner";
+import { levelDbfs } from "../src/check/onset.js";
 
 const WORDS = ["שלום", "זוהי", "בדיקה", "של", "מערכת", "התמלול"];
 const SPEECH_DBFS = -40;
 const SILENCE_TO_FINAL_MS = 300;
-
-function dbfs(pcm: Int16Array): number {
-  let sum = 0;
-  for (let i = 0; i < pcm.length; i++) sum += pcm[i]! * pcm[i]!;
-  return 10 * Math.log10(sum / Math.max(1, pcm.length) / (32768 * 32768) + 1e-12);
-}
 
 export const levelEngine: Engine = {
   name: "level-test",
@@ -34,7 +29,7 @@ export const levelEngine: Engine = {
       feed(pcm, startSample) {
         const blockStartMs = (startSample * 1000) / rate;
         endMs = ((startSample + pcm.length) * 1000) / rate;
-        if (dbfs(pcm) >= SPEECH_DBFS) {
+        if (levelDbfs(pcm) >= SPEECH_DBFS) {
           if (words.length === 0) startMs = blockStartMs;
           silentMs = 0;
           words.push(WORDS[words.length % WORDS.length]!);

@@ -6,7 +6,7 @@
 import { percentile } from "@ozen/shared";
 import type { CallStartedEvent, LatencySummary } from "@ozen/shared";
 import { CHECK_NAMES, DEFAULT_CHECKS, limitJson, meets } from "./limits.js";
-import type { CheckName, Limit } from "./limits.js";
+import type { CheckName, Limit, LimitJson } from "./limits.js";
 
 /** A partial as the check saw it. */
 export interface ObservedPartial {
@@ -54,7 +54,7 @@ export interface CheckResult {
   readonly name: CheckName;
   readonly value: number | string | boolean | null;
   /** A number: at most; [min, max]: within; otherwise the value expected. */
-  readonly limit: number | [number, number] | string | boolean;
+  readonly limit: LimitJson;
   readonly unit: string;
   readonly pass: boolean;
   /** Why it failed or was not measured, or where the figure comes from. */

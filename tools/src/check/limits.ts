@@ -94,8 +94,10 @@ export function meets(value: number | string | boolean | null, limit: Limit): bo
   }
 }
 
-/** The limit as JSON: a number (at most), [min, max], or the expected value. */
-export function limitJson(limit: Limit): number | [number, number] | string | boolean {
+/** A limit as the report carries it: a number (at most), [min, max], or the value expected. */
+export type LimitJson = number | [number, number] | string | boolean;
+
+export function limitJson(limit: Limit): LimitJson {
   switch (limit.kind) {
     case "max":
       return limit.max;
@@ -106,17 +108,11 @@ export function limitJson(limit: Limit): number | [number, number] | string | bo
   }
 }
 
-/** The limit for people: `<= 800 ms`, `150..250 ms`, `= table`. */
-export function limitText(limit: Limit, unit: string): string {
+/** A report's limit for people: `<= 800 ms`, `150..250 ms`, `= table`. */
+export function limitText(limit: LimitJson, unit: string): string {
   const u = unit ? ` ${unit}` : "";
-  switch (limit.kind) {
-    case "max":
-      return `<= ${limit.max}${u}`;
-    case "range":
-      return `${limit.min}..${limit.max}${u}`;
-    case "equals":
-      return `= ${String(limit.value)}`;
-  }
+  if (Array.isArray(limit)) return `${limit[0]}..${limit[1]}${u}`;
+  return typeof limit === "number" ? `<= ${limit}${u}` : `= ${String(limit)}`;
 }
 
 /**

@@ -6,7 +6,8 @@ const SPEECH_FLOOR_DBFS = -40;
 /** ... and this far above the recording's noise floor (its 10th-percentile frame). */
 const ABOVE_NOISE_DB = 20;
 
-function frameDbfs(pcm: Int16Array, from: number, to: number): number {
+/** The level of `pcm[from..to)` in dB below full scale. */
+export function levelDbfs(pcm: Int16Array, from = 0, to = pcm.length): number {
   let sum = 0;
   for (let i = from; i < to; i++) sum += pcm[i]! * pcm[i]!;
   return 10 * Math.log10(sum / Math.max(1, to - from) / (32768 * 32768) + 1e-12);
@@ -18,7 +19,7 @@ function frameDbfs(pcm: Int16Array, from: number, to: number): number {
  */
 export function speechOnsetFrame(pcm: Int16Array): number | undefined {
   const frames = Math.floor(pcm.length / FRAME_SAMPLES);
-  const levels = Array.from({ length: frames }, (_, f) => frameDbfs(pcm, f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES));
+  const levels = Array.from({ length: frames }, (_, f) => levelDbfs(pcm, f * FRAME_SAMPLES, (f + 1) * FRAME_SAMPLES));
   if (frames === 0) return undefined;
   const noise = [...levels].sort((a, b) => a - b)[Math.floor(frames * 0.1)]!;
   const threshold = Math.max(SPEECH_FLOOR_DBFS, noise + ABOVE_NOISE_DB);
