@@ -101,7 +101,9 @@ export async function runCheck(o: CheckOptions): Promise<CheckRun> {
   o.progress?.(`call ${identity.callSid}: ${(played.length / 8000).toFixed(1)} s of audio, events by ${feed.via}`);
   let framesSent = 0;
   let onsetSentAtMs: number | null = null;
+  let greetingAtMs: number | null = null;
   let call;
+  const answeredAtMs = performance.now();
   try {
     call = await placeCall({
       edgeUrl,
@@ -109,6 +111,9 @@ export async function runCheck(o: CheckOptions): Promise<CheckRun> {
       authToken: o.authToken,
       audio: played,
       identity,
+      onMessage: (m, at) => {
+        if (greetingAtMs === null && (m as { event?: unknown }).event === "media") greetingAtMs = at;
+      },
       onFrameSent: () => {
         if (framesSent++ === onset) onsetSentAtMs = performance.now();
       },
@@ -127,6 +132,7 @@ export async function runCheck(o: CheckOptions): Promise<CheckRun> {
     if (event.type === "call.started") started ??= event;
   }
   const measurements: CallMeasurements = {
+    answerToGreetingMs: greetingAtMs === null ? null : greetingAtMs - answeredAtMs,
     greetingMs: call.greetingMs,
     onsetSentAtMs,
     partials,

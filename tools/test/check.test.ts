@@ -150,7 +150,8 @@ describe("ozen check against a local edge and runner", () => {
 function measured(over: Partial<CallMeasurements> = {}): CallMeasurements {
   const summary = (p50: number, p99: number) => ({ count: 30, p50, p99, max: p99, mean: p50 });
   return {
-    greetingMs: 120,
+    answerToGreetingMs: 120,
+    greetingMs: 100,
     onsetSentAtMs: 1000,
     partials: [
       { utteranceId: "CA1:u1", wallMs: 5000, receivedAtMs: 1800 },

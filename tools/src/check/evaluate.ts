@@ -35,7 +35,9 @@ export interface EdgeCallStats {
 }
 
 export interface CallMeasurements {
-  /** `start` sent -> first greeting media back, ms (the simulator's clock). */
+  /** The voice webhook sent (the call answered) -> first greeting media back, ms (the check's clock). */
+  readonly answerToGreetingMs: number | null;
+  /** Of that, the stream's `start` sent -> first greeting media back, ms. */
   readonly greetingMs: number | null;
   /** The check's clock when the frame holding speech onset was sent; null when the audio has no speech. */
   readonly onsetSentAtMs: number | null;
@@ -79,9 +81,10 @@ function engineSaid(m: CallMeasurements): string {
 }
 
 function greeting(m: CallMeasurements): Measured {
-  if (m.greetingMs === null)
+  if (m.answerToGreetingMs === null)
     return { value: null, note: "no greeting media came back (GREETING=none, or STREAM_MODE=start?)" };
-  return { value: round(m.greetingMs) };
+  const fromStart = m.greetingMs === null ? "" : `, ${round(m.greetingMs)} ms of it after the stream's start`;
+  return { value: round(m.answerToGreetingMs), note: `from the voice webhook (the call answered)${fromStart}` };
 }
 
 function firstPartial(m: CallMeasurements): Measured {
