@@ -1,7 +1,7 @@
 /**
  * A call's transcript events as they happen, read from the edge's call API: the WebSocket at
- * `GET /calls/{CallSid}/events` when the edge offers one (each message an event, acknowledged
- * with `{"ack":N}`), otherwise the JSON window at the same path (`{"events":[...]}`) polled
+ * `GET /calls/{CallSid}/events?since=0` when the edge offers one (each message an event,
+ * acknowledged with `{"ack":N}`, N the events read so far), otherwise the JSON window at the same path (`{"events":[...]}`) polled
  * every `pollMs`. Each event is stamped with this process's clock when it arrived.
  */
 import { performance } from "node:perf_hooks";
@@ -45,8 +45,10 @@ function eventsIn(value: unknown): unknown[] {
   return typeof o["type"] === "string" ? [o] : [];
 }
 
-/** An event's identity, for de-duplicating the overlapping windows a poll returns. */
-function keyOf(e: TranscriptEvent): string {
+/** An event's identity, for de-duplicating the overlapping windows a poll returns: its number in the call when the edge gives one. */
+function keyOf(raw: unknown, e: TranscriptEvent): string {
+  const n = (raw as { n?: unknown }).n;
+  if (typeof n === "number") return `n${n}`;
   const u = "utteranceId" in e ? e.utteranceId : "";
   const seq = "seq" in e ? e.seq : "";
   return `${e.type}|${e.wallMs}|${u}|${seq}`;
@@ -69,7 +71,7 @@ class Feed implements EventFeed {
         this.error = `an event was refused: ${r.message}`;
         continue;
       }
-      const key = keyOf(r.event);
+      const key = keyOf(raw, r.event);
       if (this.seen.has(key)) continue;
       this.seen.add(key);
       this.events.push({ event: r.event, receivedAtMs: at });
@@ -101,7 +103,8 @@ class Feed implements EventFeed {
 }
 
 function tryWebSocket(o: FeedOptions, timeoutMs: number): Promise<Feed | undefined> {
-  const url = `${o.edgeUrl.replace(/^http/, "ws")}/calls/${encodeURIComponent(o.callSid)}/events`;
+  // since=0: whatever the call already holds, then every event as it comes
+  const url = `${o.edgeUrl.replace(/^http/, "ws")}/calls/${encodeURIComponent(o.callSid)}/events?since=0`;
   const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${o.apiToken}` }, perMessageDeflate: false });
   const feed = new Feed("websocket");
   let received = 0;
