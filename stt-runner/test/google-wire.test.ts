@@ -83,6 +83,24 @@ describe("Google engine on the wire (official client, Google's protos)", () => {
     expect(failures).toEqual([]);
   });
 
+  it("reports the profile it asks Google for: fast without automatic punctuation, accurate with it", async () => {
+    for (const [profile, punctuation] of [
+      ["fast", false],
+      ["accurate", true],
+    ] as const) {
+      const before = seen.length;
+      const engine = new GoogleEngine(
+        loadGoogleConfig({ GOOGLE_ENDPOINT: `127.0.0.1:${port}`, GOOGLE_INSECURE: "true", GOOGLE_PROFILE: profile }),
+      );
+      expect(engine.profile).toEqual({ name: profile, punctuation });
+      const session = engine.open(start, { interim() {}, final() {}, failed() {} });
+      session.feed(new Int16Array(800), 0);
+      await session.end();
+      await engine.close();
+      expect(seen[before]!.requests[0].streaming_config.config.enable_automatic_punctuation).toBe(punctuation);
+    }
+  });
+
   it("v2: recognizer and explicit MULAW decoding first, one byte a sample after", async () => {
     const before = seen.length;
     const { finals } = await runCall({ GOOGLE_API: "v2", GOOGLE_PROJECT: "ozen-test", GOOGLE_ENCODING: "MULAW" });
