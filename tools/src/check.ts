@@ -219,15 +219,7 @@ export async function check(argv: string[]): Promise<void> {
   }
   console.log(formatReport(run, url));
   if (values.json) {
-    const checks = run.checks.map(({ name, value, limit, unit, pass, note }) => ({
-      name,
-      value,
-      limit,
-      unit,
-      pass,
-      note,
-    }));
-    writeFileSync(values.json, JSON.stringify({ checks, pass: run.pass }, null, 2) + "\n");
+    writeFileSync(values.json, JSON.stringify({ checks: run.checks, pass: run.pass }, null, 2) + "\n");
   }
   process.exitCode = run.pass ? 0 : 1;
 }
