@@ -2,6 +2,7 @@
  * ozen: the project's command line.
  *   ozen call URL --audio FILE [--calls N] ...   place simulated Twilio calls against an edge
  *   ozen bench ingest --calls N --seconds S --json FILE
+ *   ozen bench fanout [--subscribers N] [--rates R1,R2,..] [--seconds S] --json FILE
  *   ozen demo                                    edge + runner locally, one call with real speech
  *   ozen check URL [--json FILE] [--token T]      the playbook's GO checks against a running edge
  */
@@ -93,8 +94,11 @@ switch (command) {
     } else if (what === "runner") {
       const { benchRunner } = await import("./bench/runner.js");
       await benchRunner(args);
+    } else if (what === "fanout") {
+      const { benchFanout } = await import("./bench/fanout.js");
+      await benchFanout(args);
     } else {
-      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner`);
+      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, fanout`);
     }
     break;
   }
