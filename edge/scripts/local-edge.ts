@@ -3,12 +3,16 @@
  * bundled Worker with its three Durable Object classes and the given vars.
  */
 import type { Readable } from "node:stream";
+import type { D1Database } from "@cloudflare/workers-types/experimental";
 import { Miniflare } from "miniflare";
 import { buildWorker } from "./build.js";
+import { applyD1Migrations } from "./d1-migrations.js";
 
 export interface LocalEdge {
   readonly url: string;
   readonly mf: Miniflare;
+  /** The D1 database bound as `DB`, with infra/d1/migrations applied. */
+  d1(): Promise<D1Database>;
   close(): Promise<void>;
 }
 
@@ -58,8 +62,12 @@ export async function startLocalEdge(o: LocalEdgeOptions): Promise<LocalEdge> {
       ACCOUNT_HUB: { className: "AccountHub", useSQLite: true },
     },
     durableObjectsPersist: o.persistDir ?? false,
+    d1Databases: { DB: "ozen-local" },
+    d1Persist: o.persistDir ? `${o.persistDir}/d1` : false,
     ...(stdio ? { handleRuntimeStdio: stdio } : {}),
   });
   const url = (await mf.ready).toString().replace(/\/$/, "");
-  return { url, mf, close: () => mf.dispose() };
+  const d1 = () => mf.getD1Database("DB");
+  await applyD1Migrations(await d1());
+  return { url, mf, d1, close: () => mf.dispose() };
 }

@@ -10,6 +10,7 @@ import { CALL_TOKEN_PARAMETER, callToken } from "./call-token.js";
 import { ConfigError, configFor, streamUrl } from "./config.js";
 import type { EdgeConfig } from "./config.js";
 import type { Env } from "./call-session.js";
+import { mountRecords } from "./records-api.js";
 import { mountSubscriptions } from "./subscriptions.js";
 
 export { CallSession } from "./call-session.js";
@@ -96,6 +97,9 @@ app.get("/twilio/stream-naive/:callSid", (c) =>
 
 // ---- agent event streams and the live page (their own auth: bearer or ?token=, 401) ----
 mountSubscriptions(app);
+
+// ---- the records API (D1 and each call's object; bearer token, 401) ----
+mountRecords(app);
 
 // ---- the call API (bearer token) ----
 
