@@ -23,6 +23,9 @@ const D1_BATCH_UTTERANCES = 100;
 /** A D1 write that has not answered in this long counts as failed (it is retried; upserts are idempotent). */
 const D1_TIMEOUT_MS = 15_000;
 
+/** How long one `alarm()` waits for the work it started, ms (see `alarm`). */
+const ALARM_BUDGET_MS = 1000;
+
 /** The call as its Durable Object holds it: `GET /calls/{CallSid}/record`. */
 export interface LedgerView {
   readonly call: CallRecord | null;
@@ -267,16 +270,31 @@ export class CallLedger {
 
   // ---- the alarm, and reading ----
 
-  /** The object's `alarm()`: runs whatever is due (D1 writes, webhook retries), then re-arms. */
+  /**
+   * The object's `alarm()`: starts whatever is due (D1 writes, webhook retries) and waits for it
+   * at most `ALARM_BUDGET_MS`. An object runs one alarm at a time, so a long webhook backlog
+   * awaited here would hold a due D1 retry back; work still going on after the budget goes on in
+   * the background and its purpose is due again one budget later (if the object is evicted
+   * meanwhile, that alarm resumes it from storage).
+   */
   async alarm(): Promise<void> {
     const due = this.alarms.takeDue(Date.now());
-    const work: Promise<void>[] = [];
+    const work: [string, Promise<void>][] = [];
     if (due.includes("d1")) {
       this.d1RetryAtMs = 0;
-      work.push(this.flush());
+      work.push(["d1", this.flush()]);
     }
-    if (due.includes("webhook")) work.push(this.pump());
-    await Promise.allSettled(work);
+    if (due.includes("webhook")) work.push(["webhook", this.pump()]);
+    const pending = new Set(work.map(([purpose]) => purpose));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(work.map(([purpose, p]) => p.finally(() => pending.delete(purpose)))),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, ALARM_BUDGET_MS);
+      }),
+    ]);
+    if (timer !== undefined) clearTimeout(timer);
+    for (const purpose of pending) this.alarms.schedule(purpose, Date.now() + ALARM_BUDGET_MS);
     this.alarms.arm();
   }
 
