@@ -94,11 +94,14 @@ switch (command) {
     } else if (what === "runner") {
       const { benchRunner } = await import("./bench/runner.js");
       await benchRunner(args);
+    } else if (what === "records") {
+      const { benchRecords } = await import("./bench/records.js");
+      await benchRecords(args);
     } else if (what === "fanout") {
       const { benchFanout } = await import("./bench/fanout.js");
       await benchFanout(args);
     } else {
-      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, fanout`);
+      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout`);
     }
     break;
   }
