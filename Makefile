@@ -35,6 +35,7 @@ demo:
 dev:
 	@[ -d node_modules ] || $(MAKE) install
 	@[ -f .dev.vars ] || { cp .dev.vars.example .dev.vars; echo "created .dev.vars from .dev.vars.example"; }
+	WRANGLER_SEND_METRICS=false npx wrangler d1 migrations apply ozen --local
 	WRANGLER_SEND_METRICS=false npx wrangler dev --ip 127.0.0.1 --port 8787 & \
 	  node --import tsx stt-runner/src/main.ts --port 8081 & \
 	  trap 'kill 0' INT TERM EXIT; wait
