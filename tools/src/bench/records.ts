@@ -13,6 +13,7 @@
  *   unless `--retry-max-ms` says otherwise.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { dirname } from "node:path";
 import { createServer } from "node:net";
 import { parseArgs } from "node:util";
@@ -121,9 +122,9 @@ export async function benchRecords(argv: string[]): Promise<void> {
       json: { type: "string" },
     },
   });
-  const calls = positive("calls", values.calls, 20);
+  const calls = positive("calls", values.calls, 10);
   const seconds = positive("seconds", values.seconds, 20);
-  const speed = positive("speed", values.speed, 10);
+  const speed = positive("speed", values.speed, 5);
   const outageS = positive("outage-s", values["outage-s"], 10);
   const retryMaxMs = positive("retry-max-ms", values["retry-max-ms"], 60_000);
 
@@ -146,6 +147,7 @@ export async function benchRecords(argv: string[]): Promise<void> {
     },
   });
   const audio = noise(seconds);
+  const loadBefore = loadavg()[0]!;
   const callOpts = { edgeUrl, authToken: AUTH, audio, seconds, speed, calls, rampMs: 500 };
   // ---- write rate ----
   const t0 = Date.now();
@@ -256,6 +258,8 @@ export async function benchRecords(argv: string[]): Promise<void> {
         webhook_attempts_failed: receiver.requests.filter((q) => q.status !== 200).length,
       },
       errors: [...run1.errors, ...run2.errors],
+      // the machine's 1-minute load average before and after: other work on it slows every figure
+      load_average: [Number(loadBefore.toFixed(1)), Number(loadavg()[0]!.toFixed(1))],
     };
     const text = JSON.stringify(out, null, 2);
     console.log(text);
