@@ -173,7 +173,12 @@ export async function benchRecords(argv: string[]): Promise<void> {
         run1.results.map((r) => r.callSid),
       )
     ).reduce((n, v) => n + v.utterances.length, 0);
-    await until("every final in D1", async () => (await rowsSince(edge, "utterances", t0)) >= expected, 60_000);
+    const allAtObjectsMs = Date.now();
+    const inD1Ms = await until(
+      "every final in D1",
+      async () => (await rowsSince(edge, "utterances", t0)) >= expected,
+      60_000,
+    );
     placing = false;
     await poll;
     samples.push({ atMs: Date.now(), rows: await rowsSince(edge, "utterances", t0) });
@@ -242,6 +247,8 @@ export async function benchRecords(argv: string[]): Promise<void> {
       write: {
         finals: expected,
         via_objects_rows_per_s: Math.round(viaObjects),
+        // from every call's object having all its finals (call.ended) to D1 having them all
+        d1_behind_at_end_ms: inD1Ms - allAtObjectsMs,
         flush_every_finals: 10,
         baseline_offered_finals_per_s: Math.round(offered),
         baseline: "finals per second the calls produce (same run): D1 keeps up when the rate written matches it",
