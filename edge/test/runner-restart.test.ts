@@ -2,10 +2,10 @@
  * The runner killed mid-call and a new one started on the same URL: the edge replays the audio
  * after the last final to it, and the call's transcript (what a subscriber gets) has no gap and
  * no duplicate — every word once, in order, utterance ids 1..n once each — as if one runner had
- * done it all. Real workerd, real runners (WordEngine through the transcript policy).
+ * done it all; the call's record holds the same. Real workerd, real runners (WordEngine through the transcript policy).
  */
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { TwilioCall, freePort, startTestEdge, testAudio, waitFor } from "./helpers.js";
+import { API_TOKEN, TwilioCall, freePort, startTestEdge, testAudio, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 import { Subscriber, WordEngine, startTranscribingRunner, wordOf } from "./transcripts.js";
 
@@ -65,6 +65,11 @@ it("keeps one transcript with no gap and no duplicate when the runner is killed 
     seqs.set(e.utteranceId, [...(seqs.get(e.utteranceId) ?? []), e.seq]);
   }
   for (const [id, s] of seqs) expect(s, id).toEqual(s.map((_, i) => i));
+  // the call's record holds the same transcript (D1 or the call's object)
+  const record = (await (
+    await fetch(`${edge.url}/calls/${call.callSid}`, { headers: { Authorization: `Bearer ${API_TOKEN}` } })
+  ).json()) as { utterances: { utteranceId: string; text: string }[] };
+  expect(record.utterances.map((u) => [u.utteranceId, u.text])).toEqual(finals.map((e) => [e.utteranceId, e.text]));
   const stats = await edge.callStats(call.callSid);
   expect(stats.eventStream!.continuity.runnerSessions).toBe(2);
   expect(stats.relay).toMatchObject({ blocksDropped: 0, lostAtEnd: 0 });
