@@ -105,9 +105,17 @@ function drainRate(samples: { atMs: number; rows: number }[], from: number, to: 
 /** The parts of `GET /calls/{CallSid}/record` this bench counts. */
 type RecordView = { call: { status: string } | null; utterances: unknown[]; timeline: unknown[] };
 
-async function record(edgeUrl: string, callSid: string): Promise<RecordView> {
-  const res = await fetch(`${edgeUrl}/calls/${callSid}/record`, { headers: { Authorization: `Bearer ${API}` } });
-  return (await res.json()) as RecordView;
+async function record(edgeUrl: string, callSid: string, tries = 3): Promise<RecordView> {
+  try {
+    const res = await fetch(`${edgeUrl}/calls/${callSid}/record`, { headers: { Authorization: `Bearer ${API}` } });
+    return (await res.json()) as RecordView;
+  } catch (e) {
+    // under heavy load a loopback connection to workerd is now and then reset: ask again
+    if (tries <= 1) throw e;
+    progress(`GET /calls/${callSid}/record failed (${String(e)}); again`);
+    await sleep(200);
+    return record(edgeUrl, callSid, tries - 1);
+  }
 }
 
 export async function benchRecords(argv: string[]): Promise<void> {
