@@ -251,3 +251,40 @@ describe("the outbox and the D1 backlog across a restart of the edge", () => {
     if (partialSeqs.length > 0) expect(Math.max(...missing)).toBeLessThan(Math.min(...partialSeqs));
   });
 });
+
+describe("a receiver that never recovers", () => {
+  let quick: TestEdge;
+  let dead: WebhookReceiver;
+
+  beforeAll(async () => {
+    dead = await WebhookReceiver.start();
+    await dead.refuse();
+    quick = await startTestEdge({
+      RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
+      WEBHOOK_URL: dead.url,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_GIVE_UP_MS: "1500",
+      ...retries,
+    });
+  });
+
+  afterAll(async () => {
+    await quick?.close();
+    await dead?.close();
+  });
+
+  it("loses the call's waiting events after WEBHOOK_GIVE_UP_MS, counts them and logs an error; the records keep the finals", async () => {
+    const call = await talk(quick, 1.2);
+    const view = await waitFor("the outbox given up", async () => {
+      const v = await apiJson(quick, `/calls/${call.callSid}/record`);
+      return v.call.status === "ended" && v.webhook.waiting === 0 ? v : undefined;
+    });
+    expect(view.call.counters.webhookGivenUp).toBe(5);
+    expect(view.call.counters.webhookDelivered ?? 0).toBe(0);
+    expect(view.utterances).toHaveLength(3);
+    const line = await waitFor("the error line", () =>
+      quick.logs.find((l) => l.includes("webhook receiver failed for too long")),
+    );
+    expect(JSON.parse(line)).toMatchObject({ level: "error", dropped: 5, callSid: call.callSid });
+  });
+});
