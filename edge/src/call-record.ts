@@ -49,6 +49,8 @@ export interface Unwritten {
 
 export class CallRecordStore {
   private cached: { record: CallRecord; version: number } | undefined;
+  /** Utterances whose first partial is stored: later partials write nothing (no output-gate wait). */
+  private readonly firstPartialStored = new Set<string>();
 
   constructor(private readonly sql: SqlStorage) {
     for (const s of SCHEMA) sql.exec(s);
@@ -97,7 +99,8 @@ export class CallRecordStore {
     switch (e.type) {
       case "partial":
         call.partials++;
-        if (e.latencyMs !== undefined) {
+        if (e.latencyMs !== undefined && !this.firstPartialStored.has(e.utteranceId)) {
+          this.firstPartialStored.add(e.utteranceId);
           this.sql.exec(
             `INSERT INTO ozen_utterance (utterance_id, n, first_partial_latency_ms) VALUES (?, ?, ?)
              ON CONFLICT (utterance_id) DO NOTHING`,
