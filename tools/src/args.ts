@@ -5,7 +5,7 @@ export const USAGE = `usage:
                 [--naive] [--warmup-ms MS] [--json FILE] [--phases]
   ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
   ozen bench runner [--calls N] [--seconds S] [--json FILE]
-  ozen bench fanout [--subscribers N] [--rates R1,R2,...] [--seconds S] [--json FILE]
+  ozen bench fanout [--subscribers N] [--rates R1,R2,...] [--seconds S] [--stream call|account] [--json FILE]
   ozen demo [--audio FILE]
   ozen check URL [--json FILE] [--token T] [--auth-token T] [--audio FILE] [--public-url U]
                  [--tail-ms MS] [--events auto|poll] [--limit NAME=VALUE]...`;

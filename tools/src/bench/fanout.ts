@@ -12,6 +12,8 @@
  * - dropped: events the edge dropped for a subscriber whose buffer was full (from the call's
  *   stats), so a rate the subscribers cannot keep up with shows as drops, not as a lower rate.
  * fanout_events_per_s: the highest step rate delivered complete with no drop x subscribers.
+ * `--stream account`: the subscribers are on `GET /events` instead (the call's object forwards
+ * to the account's hub, which fans out).
  * Every event is also forwarded to the account hub (`GET /events`), as in production.
  */
 import { writeFileSync } from "node:fs";
@@ -23,7 +25,7 @@ import { encodeControl, percentile } from "@ozen/shared";
 import { RelayServer, nullEngine } from "@ozen/stt-runner";
 import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
 import type { LocalEdge } from "../../../edge/scripts/local-edge.js";
-import { positive } from "../args.js";
+import { fail, positive } from "../args.js";
 import { TwilioStreamScript, newIdentity, openStream } from "../simulator.js";
 
 const API = "bench-api-token";
@@ -75,8 +77,8 @@ class BenchSubscriber {
     });
   }
 
-  static async open(edge: LocalEdge, callSid: string): Promise<BenchSubscriber> {
-    const ws = new WebSocket(`${edge.url.replace(/^http/, "ws")}/calls/${callSid}/events`, {
+  static async open(edge: LocalEdge, path: string): Promise<BenchSubscriber> {
+    const ws = new WebSocket(`${edge.url.replace(/^http/, "ws")}${path}`, {
       headers: { Authorization: `Bearer ${API}` },
       perMessageDeflate: false,
     });
@@ -109,11 +111,12 @@ async function run(
   edge: LocalEdge,
   runnerSends: Map<string, (text: string) => void>,
   n: number,
-  o: { rates: number[]; seconds: number },
+  o: { rates: number[]; seconds: number; stream: "call" | "account" },
 ): Promise<FanoutRun> {
   const identity = newIdentity();
   const { callSid } = identity;
-  const subs = await Promise.all(Array.from({ length: n }, () => BenchSubscriber.open(edge, callSid)));
+  const path = o.stream === "call" ? `/calls/${callSid}/events` : "/events";
+  const subs = await Promise.all(Array.from({ length: n }, () => BenchSubscriber.open(edge, path)));
   const twilio = await openStream({
     edgeUrl: edge.url,
     authToken: "",
@@ -150,9 +153,15 @@ async function run(
   };
   const received = () => subs.reduce((sum, x) => sum + x.received, 0);
   const droppedNow = async () => {
-    const res = await fetch(`${edge.url}/calls/${callSid}/stats`, { headers: { Authorization: `Bearer ${API}` } });
-    const stats = (await res.json()) as { eventStream?: { subscribers: { dropped: Record<string, number> } } };
-    return Object.values(stats.eventStream?.subscribers.dropped ?? {}).reduce((a, b) => a + b, 0);
+    // the call's stats, or the account hub's (GET /events without an upgrade)
+    const statsPath = o.stream === "call" ? `/calls/${callSid}/stats` : "/events";
+    const res = await fetch(`${edge.url}${statsPath}`, { headers: { Authorization: `Bearer ${API}` } });
+    const stats = (await res.json()) as {
+      eventStream?: { subscribers: { dropped: Record<string, number> } };
+      subscribers?: { dropped: Record<string, number> };
+    };
+    const dropped = (o.stream === "call" ? stats.eventStream?.subscribers : stats.subscribers)?.dropped ?? {};
+    return Object.values(dropped).reduce((a, b) => a + b, 0);
   };
   const round = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
 
@@ -197,12 +206,16 @@ export async function benchFanout(argv: string[]): Promise<void> {
       subscribers: { type: "string" },
       rates: { type: "string" },
       seconds: { type: "string" },
+      stream: { type: "string" },
       json: { type: "string" },
     },
   });
   const subscribers = positive("subscribers", values.subscribers, 10);
   const rates = (values.rates ?? "100,200,500,1000,2000").split(",").map((r) => positive("rates", r, 0));
-  const o = { rates, seconds: positive("seconds", values.seconds, 3) };
+  const stream = values.stream ?? "call";
+  if (stream !== "call" && stream !== "account")
+    fail(`--stream is ${JSON.stringify(stream)}, expected call or account`);
+  const o = { rates, seconds: positive("seconds", values.seconds, 3), stream: stream as "call" | "account" };
   const runnerSends = new Map<string, (text: string) => void>();
   const runner = new RelayServer({
     engine: nullEngine,
@@ -228,7 +241,10 @@ export async function benchFanout(argv: string[]): Promise<void> {
   });
   try {
     const result: Record<string, unknown> = {
-      note: "one call's Durable Object on workerd; runner stand-in and subscribers in this process (same clock); 2 shared cores",
+      note:
+        o.stream === "call"
+          ? "GET /calls/{CallSid}/events: one call's Durable Object on workerd fans out; runner stand-in and subscribers in this process (same clock)"
+          : "GET /events: the call's Durable Object forwards to the account's hub, which fans out; runner stand-in and subscribers in this process (same clock)",
     };
     for (const n of subscribers === 1 ? [1] : [1, subscribers]) {
       process.stderr.write(`bench fanout: ${n} subscriber(s), ${rates.join(", ")} events/s, ${o.seconds} s each ...\n`);
