@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { API_TOKEN, TwilioCall, freePort, startTestEdge, testAudio, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
-import { Subscriber, WordEngine, startTranscribingRunner, wordOf } from "./transcripts.js";
+import { Subscriber, WordEngine, startTranscribingRunner, wallNow, wordOf } from "./transcripts.js";
 
 let port: number;
 let edge: TestEdge;
@@ -38,10 +38,15 @@ it("keeps one transcript with no gap and no duplicate when the runner is killed 
   await waitFor("the edge to notice", async () => (await edge.callStats(call.callSid)).relay.disconnects >= 1);
   const second = new WordEngine(5);
   runner = await startTranscribingRunner(second, port);
+  const backAtMs = wallNow();
   expect(await playing).toBe(200);
   expect(await call.hangUp()).toBe(1000);
   expect(await sub.closed).toBe(1000);
 
+  // recovery: the new runner listening -> its first event at the subscriber, within the edge's
+  // reconnect backoff (RELAY_BACKOFF_MAX_MS 200 here) plus the replay; loose for a loaded machine
+  const recoveryMs = sub.events.find((r) => r.e.wallMs >= backAtMs)!.atMs - backAtMs;
+  expect(recoveryMs).toBeLessThan(2000);
   // both runners transcribed part of the call
   expect(first.finals.length).toBeGreaterThanOrEqual(2);
   expect(second.finals.length).toBeGreaterThanOrEqual(1);
