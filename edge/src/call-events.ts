@@ -19,6 +19,8 @@ import type { CallEventStats, HubForwarderStats } from "./stats.js";
 const KEEP_EVENTS = 500;
 /** Events waiting for the hub at most; past it partials go first, then the oldest. */
 const HUB_QUEUE_MAX = 2000;
+/** After the call ends, how long a subscriber may take to read what is left before 4008, ms. */
+const DRAIN_AFTER_END_MS = 30_000;
 /** Events per request to the hub at most. */
 const HUB_BATCH_MAX = 200;
 
@@ -114,10 +116,6 @@ export class CallEventStream {
     if (!this.ended) this.deliver(callSid, { v: 1, type: "call.ended", callSid, wallMs: Date.now(), reason });
   }
 
-  get hasEnded(): boolean {
-    return this.ended;
-  }
-
   private deliver(callSid: string, event: TranscriptEvent): void {
     this.continuity ??= new TranscriptContinuity(callSid);
     const verdict = this.continuity.accept(event);
@@ -140,6 +138,8 @@ export class CallEventStream {
     if (e.type === "call.ended") {
       this.ended = true;
       this.fanout.closeWhenDrained(1000, "call ended");
+      // one that stopped reading would keep the object (and its socket) alive for nothing
+      setTimeout(() => this.fanout.closeStragglers(), DRAIN_AFTER_END_MS);
     }
   }
 

@@ -156,6 +156,18 @@ export class Subscriber {
     if (this.drained) this.close(code, reason);
   }
 
+  /**
+   * Closes with 4008 when the subscriber still has events waiting (it stopped reading after the
+   * stream ended); the reason counts the finals among them.
+   */
+  closeIfBehind(): void {
+    if (!this.open || this.drained) return;
+    const pending = [...this.backlog.slice(this.backlogAt), ...this.queue];
+    const finals = pending.filter((e) => e.type === "final").length;
+    this.totals.closedTooSlow++;
+    this.close(TOO_SLOW_CLOSE_CODE, `too slow: ${finals} finals pending; resume from records`);
+  }
+
   /** Closes from the edge's side (call over, too slow); idempotent. */
   close(code: number, reason: string): void {
     if (!this.open) return;
@@ -308,6 +320,11 @@ export class Fanout {
   /** Closes every subscriber once its buffer is sent (the call is over). */
   closeWhenDrained(code: number, reason: string): void {
     for (const s of [...this.subscribers]) s.closeWhenDrained(code, reason);
+  }
+
+  /** Closes, with 4008, every subscriber that still has events waiting. */
+  closeStragglers(): void {
+    for (const s of [...this.subscribers]) s.closeIfBehind();
   }
 
   /** Closes every subscriber at once. */

@@ -106,6 +106,17 @@ describe("subscriber flow control", () => {
     expect(socket.closed).toEqual([1000, "call ended"]);
   });
 
+  it("closes a subscriber still behind when the stream is over, with 4008", () => {
+    const { fanout, socket, sub } = setup(1, 10);
+    fanout.publish(final(1));
+    fanout.publish(partial(2, 0));
+    fanout.publish(final(2));
+    fanout.closeWhenDrained(1000, "call ended");
+    fanout.closeStragglers();
+    expect(socket.closed).toEqual([TOO_SLOW_CLOSE_CODE, "too slow: 1 finals pending; resume from records"]);
+    expect(sub.isOpen).toBe(false);
+  });
+
   it("ignores an ack that is not {ack:N} within what was sent, and counts it", () => {
     const { fanout, socket, sub } = setup(1, 10);
     fanout.publish(final(1));
