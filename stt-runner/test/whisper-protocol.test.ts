@@ -7,7 +7,7 @@ import {
   encodeJsonFrame,
   parseWorkerMessage,
 } from "../src/engines/whisper/protocol.js";
-import type { DecodedFrame, JsonMessage } from "../src/engines/whisper/protocol.js";
+import type { AudioFrame, DecodedFrame, JsonMessage } from "../src/engines/whisper/protocol.js";
 
 const jsonMessage = fc
   .record({
@@ -27,7 +27,7 @@ const frame = fc.oneof(
   audio.map((a) => ({ kind: "audio" as const, audio: a })),
 );
 
-function encode(f: { kind: "json"; message: JsonMessage } | { kind: "audio"; audio: fc.RecordValue<any> }) {
+function encode(f: { kind: "json"; message: JsonMessage } | { kind: "audio"; audio: AudioFrame }) {
   return f.kind === "json"
     ? encodeJsonFrame(f.message)
     : encodeAudioFrame(f.audio.key, f.audio.startSample, f.audio.pcm);
