@@ -85,7 +85,7 @@ export function werWords(text: string, language: WerLanguage): string[] {
 /** Number words to digits (`twenty one` -> `21`, `one hundred and five` -> `105`), titles spelled out. */
 function englishWords(words: readonly string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i < words.length; ) {
+  for (let i = 0; i < words.length;) {
     const n = readNumber(words, i);
     if (n) {
       out.push(String(n.value));
