@@ -1,12 +1,23 @@
 /**
  * The stt-runner entry point (the Dockerfile runs this same command).
- *   node --import tsx stt-runner/src/main.ts [--port 8081] [--host 0.0.0.0] [--engine null|google]
- * PORT (Cloud Run) overrides the default port; the Google engine reads GOOGLE_* settings.
+ *   node --import tsx stt-runner/src/main.ts [--port 8081] [--host 0.0.0.0] [--engine auto|google|whisper|null]
+ * PORT (Cloud Run) overrides the default port; the Google engine reads GOOGLE_* settings, the
+ * whisper worker WHISPER_*, failover and the final pass OZEN_FAILOVER_*, OZEN_BREAKER_*,
+ * OZEN_FINAL_PASS_* (README, "stt-runner settings").
+ *
+ * Engines: `google` (with the whisper worker beside it as failover and final pass unless
+ * OZEN_FALLBACK=none), `whisper` (the worker alone: no cloud), `auto` (the default: google when
+ * Google credentials are found, else whisper), `null` (takes audio, says nothing).
  */
 import { parseArgs } from "node:util";
 import { nullEngine } from "./engines/null.js";
 import { GoogleConfigError, loadGoogleConfig } from "./engines/google/config.js";
 import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
+import { FailoverConfigError, FailoverEngine, loadFailoverConfig } from "./engines/failover.js";
+import { WhisperConfigError, loadWhisperConfig } from "./engines/whisper/config.js";
+import { WhisperEngine } from "./engines/whisper/engine.js";
+import { WhisperWorkerError } from "./engines/whisper/worker.js";
+import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pass.js";
 import { RelayServer } from "./relay-server.js";
 import { TranscriptForwarder } from "./transcripts.js";
 import type { Log } from "./relay-server.js";
@@ -26,43 +37,96 @@ const { values } = parseArgs({
   options: {
     port: { type: "string", default: process.env["PORT"] ?? "8081" },
     host: { type: "string", default: process.env["HOST"] ?? "127.0.0.1" },
-    engine: { type: "string", default: process.env["OZEN_ENGINE"] ?? "null" },
+    engine: { type: "string", default: process.env["OZEN_ENGINE"] ?? "auto" },
   },
 });
 
-function makeEngine(name: string): Engine {
+function onOff(key: string, fallback: "on" | "off"): boolean {
+  const v = process.env[key] || fallback;
+  if (v !== "on" && v !== "off") fatal(`${key} is ${JSON.stringify(v)}, expected on or off`);
+  return v === "on";
+}
+
+function settings<T>(what: string, load: () => T): T {
+  try {
+    return load();
+  } catch (e) {
+    if (e instanceof GoogleConfigError || e instanceof WhisperConfigError || e instanceof FailoverConfigError)
+      fatal(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+async function startWhisper(purpose: string): Promise<WhisperEngine> {
+  const config = settings("whisper engine", () => loadWhisperConfig(process.env));
+  try {
+    const { engine, ready } = await WhisperEngine.start(config, log);
+    log("info", "whisper worker ready", { ...ready, purpose });
+    return engine;
+  } catch (e) {
+    if (e instanceof WhisperWorkerError) {
+      const hint = purpose === "engine" ? "" : "; set OZEN_FALLBACK=none to run Google without it";
+      fatal(`whisper engine (${purpose}): ${e.message}${hint}`);
+    }
+    throw e;
+  }
+}
+
+function googleEngine(): GoogleEngine {
+  const config = settings("Google engine", () => loadGoogleConfig(process.env));
+  if (!config.insecure) {
+    const creds = findCredentials(process.env);
+    if ("error" in creds) fatal(`Google engine: ${creds.error}`);
+    log("info", "Google credentials", { source: creds.source });
+  }
+  return new GoogleEngine(config, log);
+}
+
+async function makeEngine(name: string): Promise<Engine> {
   switch (name) {
     case "null":
       return nullEngine;
+    case "whisper":
+      return startWhisper("engine");
+    case "auto": {
+      const insecure = process.env["GOOGLE_INSECURE"] === "true";
+      const creds = findCredentials(process.env);
+      if (!insecure && "error" in creds) {
+        log("warn", "no Google credentials: transcribing with the whisper worker", { engine: "whisper" });
+        return startWhisper("engine");
+      }
+      return makeEngine("google");
+    }
     case "google": {
-      let config;
-      try {
-        config = loadGoogleConfig(process.env);
-      } catch (e) {
-        if (e instanceof GoogleConfigError) fatal(`Google engine: ${e.message}`);
-        throw e;
-      }
-      if (!config.insecure) {
-        const creds = findCredentials(process.env);
-        if ("error" in creds) fatal(`Google engine: ${creds.error}`);
-        log("info", "Google credentials", { source: creds.source });
-      }
-      return new GoogleEngine(config, log);
+      const google = googleEngine();
+      const fallback = process.env["OZEN_FALLBACK"] || "whisper";
+      if (fallback === "none") return google;
+      if (fallback !== "whisper") fatal(`OZEN_FALLBACK is ${JSON.stringify(fallback)}, expected whisper or none`);
+      const failover = onOff("OZEN_FAILOVER", "on");
+      const finalPass = onOff("OZEN_FINAL_PASS", "on");
+      if (!failover && !finalPass) return google;
+      const failoverConfig = settings("failover", () => loadFailoverConfig(process.env));
+      const finalPassConfig = settings("final pass", () => loadFinalPassConfig(process.env));
+      const whisper = await startWhisper("failover and final pass");
+      let engine: Engine = failover ? new FailoverEngine(google, whisper, failoverConfig, Date.now, log) : google;
+      if (finalPass) engine = new FinalPassEngine(engine, whisper, finalPassConfig);
+      return engine;
     }
     default:
-      return fatal(`unknown engine ${JSON.stringify(name)}; available: null, google`);
+      return fatal(`unknown engine ${JSON.stringify(name)}; available: auto, google, whisper, null`);
   }
 }
 
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`port ${JSON.stringify(values.port)} is not a TCP port`);
-const engine = makeEngine(values.engine);
+const engine = await makeEngine(values.engine);
 const server = new RelayServer({
   engine,
   port,
   host: values.host,
   log,
-  listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: engine.name, send, clock }),
+  listenerFor: (start, send, clock) =>
+    new TranscriptForwarder({ start, engine: engine.nameFor?.(start) ?? engine.name, send, clock }),
 });
 const bound = await server.listen();
 console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: bound, engine: engine.name }));
@@ -70,6 +134,9 @@ console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: b
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.once(sig, () => {
     console.log(JSON.stringify({ level: "info", msg: "draining", signal: sig, activeCalls: server.activeCalls }));
-    void server.drain(8000).then(() => process.exit(0));
+    void server
+      .drain(8000)
+      .then(() => engine.close?.())
+      .then(() => process.exit(0));
   });
 }
