@@ -1,4 +1,4 @@
-"""`python -m ozen_whisper models [--json] [--prepare]` and `python -m ozen_whisper serve --model M`."""
+"""`python -m ozen_whisper models [--json] [--prepare]` | `serve --model M [...]`."""
 
 from __future__ import annotations
 

@@ -17,14 +17,12 @@ class VadConfig:
     """Silence that ends an utterance."""
     speech_pad_ms: int = 100
     """Audio kept before the detected start and after the detected end."""
-    min_speech_ms: int = 100
-    """A speech run shorter than this is not an utterance start (clicks, coughs)."""
 
 
 @dataclass(frozen=True)
 class StreamConfig:
     language: str = "he"
-    partial_min_new_ms: int = 250
+    partial_min_new_ms: int = 200
     """New audio since the last pass needed before another partial pass runs."""
     first_partial_min_ms: int = 300
     """Utterance audio needed before the first partial pass."""
@@ -46,6 +44,8 @@ class ServeConfig:
     compute_type: str = "int8"
     cpu_threads: int = 0
     """CTranslate2 threads per decode (0 = cores / pool)."""
+    window_margin_ms: int = 1000
+    """Encoder window = audio + this margin (< 0: Whisper's full 30 s window). See engine.py."""
     vad: VadConfig = VadConfig()
     stream: StreamConfig = StreamConfig()
     log_text: bool = False
@@ -60,6 +60,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--compute-type", default="int8", help="int8 (CPU) | float16 (GPU) | ...")
     p.add_argument("--cpu-threads", type=int, default=0, help="threads per decode, 0 = auto")
+    p.add_argument(
+        "--window-margin-ms",
+        type=int,
+        default=1000,
+        help="encoder window = audio + this margin; -1 = full 30 s window",
+    )
     p.add_argument("--language", default=d.language, help="default language when open omits it")
     p.add_argument("--partial-min-new-ms", type=int, default=d.partial_min_new_ms)
     p.add_argument("--first-partial-min-ms", type=int, default=d.first_partial_min_ms)
@@ -91,6 +97,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         device=args.device,
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,
+        window_margin_ms=args.window_margin_ms,
         vad=VadConfig(
             threshold=args.vad_threshold,
             min_silence_ms=args.vad_min_silence_ms,

