@@ -1,0 +1,154 @@
+/**
+ * The whisper engine against the real worker process (tiny.en) on real 8 kHz telephony speech:
+ * finals with the right words in call time, a worker killed mid-call (restarted, the call goes
+ * on, nothing lost or doubled), and a model that does not exist (a clear error at start).
+ */
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EngineFinal, EngineInterim } from "../src/engines/engine.js";
+import { WhisperEngine } from "../src/engines/whisper/engine.js";
+import { WhisperWorkerError } from "../src/engines/whisper/worker.js";
+import {
+  callOf,
+  callStart,
+  loadCallAudio,
+  play,
+  repo,
+  sleep,
+  testWhisperConfig,
+  whisperSkipReason,
+  words,
+} from "./whisper-helpers.js";
+
+const skip = whisperSkipReason();
+if (skip) console.warn(`whisper engine tests skipped: ${skip}`);
+
+function collect() {
+  const finals: EngineFinal[] = [];
+  const interims: EngineInterim[] = [];
+  const failures: string[] = [];
+  return {
+    finals,
+    interims,
+    failures,
+    listener: {
+      interim: (r: EngineInterim) => interims.push(r),
+      final: (r: EngineFinal) => finals.push(r),
+      failed: (f: { code: string }) => failures.push(f.code),
+    },
+    text: () => words(finals.map((f) => f.text).join(" ")),
+  };
+}
+
+describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () => {
+  let engine: WhisperEngine;
+  beforeAll(async () => {
+    ({ engine } = await WhisperEngine.start(testWhisperConfig()));
+  });
+  afterAll(async () => {
+    await engine?.close();
+  });
+
+  it("as the only engine, gives finals with the right words, in call time", async () => {
+    const c = collect();
+    const first = loadCallAudio("agent-pass.wav"); // "Please enter your password followed by the pound key."
+    const second = loadCallAudio("dir-instr.wav"); // "If this is the person you are looking for, press 1 now. ..."
+    const call = callOf(first, 1200, second, 1000);
+    const session = engine.open(callStart("CAwhisperonly"), c.listener);
+    await play(session, call, { speed: 2 });
+    await session.end();
+    expect(c.failures).toEqual([]);
+    expect(c.finals.length).toBe(2);
+    expect(words(c.finals[0]!.text)).toEqual([
+      "please",
+      "enter",
+      "your",
+      "password",
+      "followed",
+      "by",
+      "the",
+      "pound",
+      "key",
+    ]);
+    expect(words(c.finals[1]!.text)).toEqual(expect.arrayContaining(["person", "looking", "press", "now", "star"]));
+    // call audio times: the second utterance starts after the first one and its silence
+    const firstMs = (first.length / 8000) * 1000;
+    expect(c.finals[0]!.audioStartMs).toBeLessThan(300);
+    expect(c.finals[0]!.audioEndMs).toBeGreaterThan(firstMs - 300);
+    expect(c.finals[1]!.audioStartMs).toBeGreaterThan(firstMs + 600);
+    expect(c.finals[1]!.audioEndMs).toBeLessThanOrEqual((call.length / 8000) * 1000);
+    // partials carry the LocalAgreement-2 prefix as a stable segment
+    expect(c.interims.some((i) => i.segments[0]?.stability === 1)).toBe(true);
+    expect(session.committedSample).toBe(Math.round(c.finals[1]!.audioEndMs * 8));
+  }, 120_000);
+
+  it("restarts a worker killed mid-call; the call goes on with nothing lost or doubled", async () => {
+    const c = collect();
+    const first = loadCallAudio("agent-pass.wav");
+    const second = loadCallAudio("dir-instr.wav");
+    const call = callOf(first, 1200, second, 1500);
+    const session = engine.open(callStart("CAkilled"), c.listener);
+    const restartsBefore = engine.worker.counters.restarts;
+    let killedPid: number | undefined;
+    let finalsAtKill = -1;
+    const secondStartMs = ((first.length + 9600) / 8000) * 1000;
+    await play(session, call, {
+      speed: 1.5,
+      at: {
+        // halfway through the second utterance, after the first one's final
+        [Math.round(secondStartMs + 2500)]: async () => {
+          for (let i = 0; i < 100 && c.finals.length === 0; i++) await sleep(100);
+          finalsAtKill = c.finals.length;
+          killedPid = engine.worker.pid;
+          process.kill(killedPid!, "SIGKILL");
+        },
+      },
+    });
+    await session.end();
+    expect(finalsAtKill).toBe(1);
+    expect(engine.worker.pid).not.toBe(killedPid);
+    expect(engine.worker.counters.restarts).toBe(restartsBefore + 1);
+    expect(session.stats.reopens).toBe(1);
+    expect(session.stats.replayedMs).toBeGreaterThan(2000);
+    expect(c.failures).toEqual([]);
+    // the first utterance once, the second (heard again from the last final) complete
+    expect(c.finals.length).toBe(2);
+    expect(c.text().filter((w) => w === "password")).toHaveLength(1);
+    expect(words(c.finals[1]!.text)).toEqual(expect.arrayContaining(["person", "looking", "press", "now", "star"]));
+    expect(c.finals[1]!.audioStartMs).toBeGreaterThanOrEqual(c.finals[0]!.audioEndMs);
+  }, 180_000);
+
+  it("refuses to start with a model path that does not exist, saying so", async () => {
+    const missing = path.join(repo, "no-such-model-dir");
+    const err = await WhisperEngine.start(testWhisperConfig({ WHISPER_MODEL: missing })).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WhisperWorkerError);
+    expect((err as WhisperWorkerError).code).toBe("model_not_found");
+    expect((err as Error).message).toMatch(/^the whisper worker cannot start: .*no-such-model-dir/);
+  }, 60_000);
+
+  it("stops the runner at start with that message (--engine whisper)", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(repo, "stt-runner/src/main.ts"), "--port", "0", "--engine", "whisper"],
+      {
+        cwd: repo,
+        env: { ...process.env, WHISPER_MODEL: "/no/such/model", WHISPER_LANGUAGE: "en" },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stderr = "";
+    let stdout = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(code).toBe(2);
+    expect(stdout).not.toMatch(/listening/);
+    const last = JSON.parse(stderr.trim().split("\n").pop()!) as { level: string; msg: string };
+    expect(last.level).toBe("error");
+    expect(last.msg).toMatch(/^whisper engine \(engine\): the whisper worker cannot start: .*\/no\/such\/model/);
+  }, 60_000);
+});
