@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner clean
+.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt clean
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
@@ -52,6 +52,24 @@ bench-ingest:
 bench-runner:
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) bench runner --calls 20 --seconds 10 --json $(BENCH_OUT)/runner.json
+
+## bench-install: WhisperLive (the anchor of `bench stt`) in its own venv, stt-runner/whisper/.venv-bench
+## (~6 GB: torch from PyPI). Not part of `make install` or `make test`.
+BENCH_VENV := stt-runner/whisper/.venv-bench
+bench-install:
+	[ -x $(BENCH_VENV)/bin/python ] || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r stt-runner/whisper/requirements-bench.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r stt-runner/whisper/requirements-bench-nodeps.txt
+
+## bench-stt: the whisper engine through the whole path against WhisperLive, English with tiny.en and
+## Hebrew with the largest multilingual model here (base). Needs `make install` and `make bench-install`.
+DATA := ../shared/data
+bench-stt:
+	@mkdir -p $(BENCH_OUT)
+	$(OZEN) bench stt --engine whisper --model tiny.en --set $(DATA)/en/asterisk-8k --set $(DATA)/en/librivox \
+	  --json $(BENCH_OUT)/stt-en-tiny.en.json
+	$(OZEN) bench stt --engine whisper --model base --set $(DATA)/he/saspeech --set $(DATA)/he/dialog \
+	  --max-calls 0 --json $(BENCH_OUT)/stt-he-base.json
 
 clean:
 	rm -rf node_modules */node_modules edge/dist .wrangler $(BENCH_OUT)

@@ -2,6 +2,8 @@
  * ozen: the project's command line.
  *   ozen call URL --audio FILE [--calls N] ...   place simulated Twilio calls against an edge
  *   ozen bench ingest --calls N --seconds S --json FILE
+ *   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N]
+ *   ozen models [--json]                         the whisper models on this machine
  *   ozen demo                                    edge + runner locally, one call with real speech
  */
 import { writeFileSync } from "node:fs";
@@ -92,9 +94,17 @@ switch (command) {
     } else if (what === "runner") {
       const { benchRunner } = await import("./bench/runner.js");
       await benchRunner(args);
+    } else if (what === "stt") {
+      const { benchStt } = await import("./bench/stt.js");
+      await benchStt(args);
     } else {
-      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner`);
+      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, stt`);
     }
+    break;
+  }
+  case "models": {
+    const { models } = await import("./models.js");
+    models(rest);
     break;
   }
   case "demo": {
