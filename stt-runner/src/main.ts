@@ -5,8 +5,8 @@
  * whisper worker WHISPER_*, failover and the final pass OZEN_FAILOVER_*, OZEN_BREAKER_*,
  * OZEN_FINAL_PASS_* (README, "stt-runner settings").
  *
- * Engines: `google` (with the whisper worker beside it as failover and final pass unless
- * OZEN_FALLBACK=none), `whisper` (the worker alone: no cloud), `auto` (the default: google when
+ * Engines: `google` (with the whisper worker beside it as failover and final pass: when it
+ * starts with OZEN_FALLBACK=auto, always with =whisper, never with =none), `whisper` (the worker alone: no cloud), `auto` (the default: google when
  * Google credentials are found, else whisper), `null` (takes audio, says nothing).
  */
 import { parseArgs } from "node:util";
@@ -57,18 +57,23 @@ function settings<T>(what: string, load: () => T): T {
   }
 }
 
-async function startWhisper(purpose: string): Promise<WhisperEngine> {
+/** Starts the worker; when it cannot start: stops the runner with its message, or (`optional`) says so and goes on without it. */
+async function startWhisper(purpose: string, optional = false): Promise<WhisperEngine | undefined> {
   const config = settings("whisper engine", () => loadWhisperConfig(process.env));
   try {
     const { engine, ready } = await WhisperEngine.start(config, log);
     log("info", "whisper worker ready", { ...ready, purpose });
     return engine;
   } catch (e) {
-    if (e instanceof WhisperWorkerError) {
-      const hint = purpose === "engine" ? "" : "; set OZEN_FALLBACK=none to run Google without it";
-      fatal(`whisper engine (${purpose}): ${e.message}${hint}`);
+    if (!(e instanceof WhisperWorkerError)) throw e;
+    if (optional) {
+      log("warn", "no whisper worker: Google runs without failover or final pass (OZEN_FALLBACK=auto)", {
+        error: e.message,
+      });
+      return undefined;
     }
-    throw e;
+    const hint = purpose === "engine" ? "" : "; set OZEN_FALLBACK=none to run Google without it";
+    fatal(`whisper engine (${purpose}): ${e.message}${hint}`);
   }
 }
 
@@ -87,27 +92,29 @@ async function makeEngine(name: string): Promise<Engine> {
     case "null":
       return nullEngine;
     case "whisper":
-      return startWhisper("engine");
+      return (await startWhisper("engine"))!;
     case "auto": {
       const insecure = process.env["GOOGLE_INSECURE"] === "true";
       const creds = findCredentials(process.env);
       if (!insecure && "error" in creds) {
         log("warn", "no Google credentials: transcribing with the whisper worker", { engine: "whisper" });
-        return startWhisper("engine");
+        return (await startWhisper("engine"))!;
       }
       return makeEngine("google");
     }
     case "google": {
       const google = googleEngine();
-      const fallback = process.env["OZEN_FALLBACK"] || "whisper";
+      const fallback = process.env["OZEN_FALLBACK"] || "auto";
       if (fallback === "none") return google;
-      if (fallback !== "whisper") fatal(`OZEN_FALLBACK is ${JSON.stringify(fallback)}, expected whisper or none`);
+      if (fallback !== "whisper" && fallback !== "auto")
+        fatal(`OZEN_FALLBACK is ${JSON.stringify(fallback)}, expected auto, whisper or none`);
       const failover = onOff("OZEN_FAILOVER", "on");
       const finalPass = onOff("OZEN_FINAL_PASS", "on");
       if (!failover && !finalPass) return google;
       const failoverConfig = settings("failover", () => loadFailoverConfig(process.env));
       const finalPassConfig = settings("final pass", () => loadFinalPassConfig(process.env));
-      const whisper = await startWhisper("failover and final pass");
+      const whisper = await startWhisper("failover and final pass", fallback === "auto");
+      if (!whisper) return google;
       let engine: Engine = failover ? new FailoverEngine(google, whisper, failoverConfig, Date.now, log) : google;
       if (finalPass) engine = new FinalPassEngine(engine, whisper, finalPassConfig);
       return engine;

@@ -58,7 +58,8 @@ export function loadWhisperConfig(env: Env): WhisperConfig {
   if (!/^[a-z]{2,3}$/.test(language)) {
     throw new WhisperConfigError(`WHISPER_LANGUAGE is ${JSON.stringify(language)}, expected a code like he or en`);
   }
-  const model = env["WHISPER_MODEL"] || "tiny.en";
+  // multilingual (the default language is Hebrew); production: ivrit-ai/whisper-large-v3-turbo-ct2 on a GPU
+  const model = env["WHISPER_MODEL"] || "base";
   return {
     python,
     workerDir,
