@@ -48,8 +48,9 @@ const LEVELS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
 const RAMP_CALL_S = 20;
 const RAMP_GAP_S = 1.5;
 
+const benchStart = Date.now();
 function log(msg: string): void {
-  process.stderr.write(`bench stt: ${msg}\n`);
+  process.stderr.write(`bench stt [${((Date.now() - benchStart) / 1000).toFixed(0)} s]: ${msg}\n`);
 }
 
 function freePort(): Promise<number> {
