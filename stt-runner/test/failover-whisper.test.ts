@@ -255,6 +255,24 @@ describe.skipIf(skip !== undefined)("final pass: whisper re-decodes each Google 
     expect(engine.counters.heldMsTotal).toBeLessThan(100);
   }, 120_000);
 
+  it("composed over failover: Google's finals get whisper's text, whisper's own finals after a switch are not decoded twice", async () => {
+    speech.behaviour.scriptedFinals = [{ afterRequests: blocksOf(first), text: "google one" }];
+    speech.behaviour.failOnceAfterRequests = blocksOf(first) + 10;
+    const fo = new FailoverEngine(google(), whisper, loadFailoverConfig({ OZEN_FAILOVER_NO_RESULT_MS: "0" }));
+    const engine = new FinalPassEngine(fo, whisper, { timeoutMs: 10_000, prefer: "primary", bufferMaxS: 60 });
+    const r = await runCall(engine, "CAcomposed", callOf(first, loadCallAudio("dir-instr.wav"), 1500), 2);
+    expect(
+      r.events
+        .map((e) => (e.type === "final" ? `final:${e.engine}` : e.type))
+        .filter((t) => t !== "partial" && t !== "meaningful"),
+    ).toEqual(["call.started", "final:google-v1", "engine.switched", "final:whisper", "call.ended"]);
+    expect(r.finals[0]!.alternatives?.map((a) => a.engine)).toEqual(["whisper"]);
+    expect(words(r.finals[0]!.alternatives![0]!.text)).toEqual(expect.arrayContaining(["password", "pound"]));
+    expect(r.finals[1]!.alternatives).toBeUndefined();
+    expect(words(r.finals[1]!.text)).toEqual(expect.arrayContaining(["person", "looking", "star"]));
+    expect(engine.counters).toMatchObject({ requested: 1, confirmed: 1 });
+  }, 120_000);
+
   it("puts whisper's text first when told to prefer it", async () => {
     speech.behaviour.scriptedFinals = [{ afterRequests: blocksOf(first), text: "google one" }];
     const engine = new FinalPassEngine(google(), whisper, { timeoutMs: 10_000, prefer: "whisper", bufferMaxS: 60 });
