@@ -28,6 +28,8 @@ export type Frame = { kind: "json"; message: JsonMessage } | { kind: "audio"; au
 export type DecodedFrame = { ok: true; frame: Frame } | { ok: false; message: string };
 
 const utf8 = new TextEncoder();
+/** PCM16 LE on the wire: a little-endian host copies bytes as they are (every host Node runs on today). */
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
 
 /** One JSON frame. */
@@ -54,7 +56,8 @@ export function encodeAudioFrame(key: string, startSample: number, pcm: Int16Arr
   out.set(k, 7);
   view.setFloat64(7 + k.length, startSample);
   const at = 15 + k.length;
-  for (let i = 0; i < pcm.length; i++) view.setInt16(at + i * 2, pcm[i]!, true);
+  if (LITTLE_ENDIAN_HOST) out.set(new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength), at);
+  else for (let i = 0; i < pcm.length; i++) view.setInt16(at + i * 2, pcm[i]!, true);
   return out;
 }
 
