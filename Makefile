@@ -29,9 +29,12 @@ test: install lint typecheck unit
 unit:
 	npx vitest run
 
-## demo: edge on workerd + runner locally, one simulated call with real speech
+## demo: edge on workerd + runner + whisper worker locally, one simulated call with real speech
+## (Hebrew from ../shared/data with the largest multilingual model; espeak-ng English with tiny.en
+## when that folder is absent); live partials with their latency, then the finals.
+## `$(OZEN) demo --engine null` is the plumbing-only demo.
 demo:
-	@[ -d node_modules ] || $(MAKE) install
+	@[ -d node_modules ] && [ -x stt-runner/whisper/.venv/bin/python ] || $(MAKE) install
 	$(OZEN) demo
 
 ## dev: wrangler dev (edge on workerd, http://127.0.0.1:8787) + the runner (ws://127.0.0.1:8081)
