@@ -119,6 +119,36 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     expect(c.finals[1]!.audioStartMs).toBeGreaterThanOrEqual(c.finals[0]!.audioEndMs);
   }, 180_000);
 
+  it("kills and restarts a worker that stops answering (SIGSTOP); the call goes on", async () => {
+    const { engine: watched } = await WhisperEngine.start(testWhisperConfig({ WHISPER_WATCHDOG_MS: "2000" }));
+    try {
+      const c = collect();
+      const first = loadCallAudio("agent-pass.wav");
+      const second = loadCallAudio("dir-instr.wav");
+      const session = watched.open(callStart("CAhung"), c.listener);
+      let stoppedPid: number | undefined;
+      const secondStartMs = ((first.length + 9600) / 8000) * 1000;
+      await play(session, callOf(first, 1200, second, 1500), {
+        speed: 1.5,
+        at: {
+          [Math.round(secondStartMs + 1000)]: () => {
+            stoppedPid = watched.worker.pid;
+            process.kill(stoppedPid!, "SIGSTOP");
+          },
+        },
+      });
+      await session.end();
+      expect(watched.worker.counters).toMatchObject({ hung: 1, restarts: 1 });
+      expect(watched.worker.pid).not.toBe(stoppedPid);
+      expect(c.failures).toEqual([]);
+      expect(c.text().filter((w) => w === "password")).toHaveLength(1);
+      expect(c.text()).toEqual(expect.arrayContaining(["person", "looking", "press", "star"]));
+      expect(watched.stats()).toMatchObject({ hung: 1, workerUp: 1, workerSessions: expect.any(Number) });
+    } finally {
+      await watched.close();
+    }
+  }, 180_000);
+
   it("refuses to start with a model path that does not exist, saying so", async () => {
     const missing = path.join(repo, "no-such-model-dir");
     const err = await WhisperEngine.start(testWhisperConfig({ WHISPER_MODEL: missing })).then(

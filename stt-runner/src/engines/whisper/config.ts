@@ -25,6 +25,8 @@ export interface WhisperConfig {
   readonly replayMaxS: number;
   /** How long the end of a call waits for its last final, ms. */
   readonly endTimeoutMs: number;
+  /** A worker silent this long is killed and restarted, ms; 0: never. */
+  readonly watchdogMs: number;
 }
 
 export class WhisperConfigError extends Error {}
@@ -72,6 +74,7 @@ export function loadWhisperConfig(env: Env): WhisperConfig {
     maxRestarts: num(env, "WHISPER_MAX_RESTARTS", 5, 1, 100),
     replayMaxS: num(env, "WHISPER_REPLAY_MAX_S", 120, 5, 600),
     endTimeoutMs: num(env, "WHISPER_END_TIMEOUT_MS", 30_000, 100, 300_000),
+    watchdogMs: num(env, "WHISPER_WATCHDOG_MS", 30_000, 0, 600_000),
   };
 }
 

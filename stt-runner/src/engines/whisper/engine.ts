@@ -91,6 +91,7 @@ export class WhisperEngine implements Engine {
       readyTimeoutMs: config.readyTimeoutMs,
       restartBackoffMs: config.restartBackoffMs,
       maxRestarts: config.maxRestarts,
+      watchdogMs: config.watchdogMs,
       ...(log ? { log } : {}),
     });
     const ready = await worker.start();
@@ -200,6 +201,13 @@ export class WhisperEngine implements Engine {
       ...sum,
       workerUp: this.worker.up ? 1 : 0,
       activeSessions: this.sessions.size,
+      // the worker's own figures, as of the watchdog's last poll
+      ...Object.fromEntries(
+        Object.entries(this.worker.lastWorkerStats).map(([k, v]) => [
+          "worker" + k.replace(/(^|_)([a-z])/g, (_, _sep: string, c: string) => c.toUpperCase()),
+          v,
+        ]),
+      ),
     };
   }
 

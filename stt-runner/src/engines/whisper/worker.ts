@@ -8,7 +8,8 @@
  * than `readyTimeoutMs`. After that, a worker that exits is restarted (backoff doubling from
  * `restartBackoffMs`); when the new one is ready every registered session is told (`restarted`)
  * so it re-opens and replays its audio since its last final. A worker that cannot be brought
- * back after `maxRestarts` attempts in a row is given up: sessions are told (`lost`).
+ * back after `maxRestarts` attempts in a row is given up: sessions are told (`lost`). A worker
+ * that stops answering for `watchdogMs` (hung, or stopped) is killed and restarted the same way.
  */
 import { spawn } from "node:child_process";
 import type { ChildProcessWithoutNullStreams } from "node:child_process";
@@ -30,6 +31,11 @@ export interface WhisperWorkerOptions {
   readonly restartBackoffMs: number;
   /** Failed restarts in a row before the worker is given up. */
   readonly maxRestarts: number;
+  /**
+   * A ready worker that says nothing for this long (it is asked for `stats` every quarter of it)
+   * is taken for hung: killed and restarted like a crashed one, ms; 0 turns the watchdog off.
+   */
+  readonly watchdogMs?: number;
   readonly log?: Log;
 }
 
@@ -61,6 +67,8 @@ export interface WhisperWorkerCounters {
   workerErrors: number;
   /** Writes dropped because no worker was up (the session replays them on restart). */
   writesWhileDown: number;
+  /** Workers killed because they stopped answering. */
+  hung: number;
 }
 
 /** The worker could not be started; `message` says why, for a person. */
@@ -96,7 +104,12 @@ export class WhisperWorker {
     badFrames: 0,
     workerErrors: 0,
     writesWhileDown: 0,
+    hung: 0,
   };
+  /** The worker's last `stats` answer (numbers only), polled by the watchdog. */
+  lastWorkerStats: Record<string, number> = {};
+  private lastHeardMs = 0;
+  private watchdog: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly o: WhisperWorkerOptions) {
     this.log = o.log ?? (() => {});
@@ -128,6 +141,7 @@ export class WhisperWorker {
     try {
       const ready = await this.spawnOnce();
       this.state = "up";
+      this.startWatchdog();
       return ready;
     } catch (e) {
       this.state = "closed";
@@ -177,6 +191,7 @@ export class WhisperWorker {
     const wasUp = this.state === "up";
     this.state = "closed";
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.watchdog) clearInterval(this.watchdog);
     const child = this.child;
     for (const [key, h] of [...this.handlers]) {
       this.handlers.delete(key);
@@ -283,6 +298,7 @@ export class WhisperWorker {
             continue;
           }
           this.counters.framesIn++;
+          this.lastHeardMs = performance.now();
           const m = p.message;
           if (m.type === "ready") {
             this.ready = m;
@@ -315,6 +331,9 @@ export class WhisperWorker {
 
   private route(m: WorkerMessage): void {
     if (m.type === "stats") {
+      this.lastWorkerStats = Object.fromEntries(
+        Object.entries(m).filter((e): e is [string, number] => typeof e[1] === "number"),
+      );
       const waiters = this.statsWaiters.splice(0);
       for (const w of waiters) w(m);
       return;
@@ -339,6 +358,25 @@ export class WhisperWorker {
     this.scheduleRestart();
   }
 
+  /** Polls `stats`; kills a worker that has said nothing for `watchdogMs` (the exit restarts it). */
+  private startWatchdog(): void {
+    const limit = this.o.watchdogMs ?? 0;
+    if (limit <= 0) return;
+    this.lastHeardMs = performance.now();
+    this.watchdog = setInterval(() => {
+      if (this.state !== "up" || !this.child) return;
+      if (performance.now() - this.lastHeardMs > limit) {
+        this.counters.hung++;
+        this.log("error", "the whisper worker stopped answering; killing it", { silentMs: limit });
+        this.lastHeardMs = performance.now();
+        this.child.kill("SIGKILL");
+        return;
+      }
+      this.send({ type: "stats" });
+    }, limit / 4);
+    this.watchdog.unref?.();
+  }
+
   private scheduleRestart(): void {
     const delay = Math.min(5000, this.o.restartBackoffMs * 2 ** this.failedAttempts);
     this.restartTimer = setTimeout(() => {
@@ -348,6 +386,7 @@ export class WhisperWorker {
         () => {
           if (this.state !== "down") return;
           this.state = "up";
+          this.lastHeardMs = performance.now();
           this.failedAttempts = 0;
           this.counters.restarts++;
           this.log("warn", "the whisper worker is back", { sessions: this.handlers.size });
