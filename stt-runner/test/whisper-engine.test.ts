@@ -4,6 +4,8 @@
  * on, nothing lost or doubled), and a model that does not exist (a clear error at start).
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EngineFinal, EngineInterim } from "../src/engines/engine.js";
@@ -148,6 +150,44 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
       await watched.close();
     }
   }, 180_000);
+
+  it("gives a call up (failed, whisper_worker_lost) when the worker cannot be brought back", async () => {
+    // the model through a link that disappears: the restart finds no model
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-model-"));
+    const link = path.join(dir, "model");
+    symlinkSync(engine.worker.ready!.path!, link);
+    const { engine: doomed } = await WhisperEngine.start(
+      testWhisperConfig({ WHISPER_MODEL: link, WHISPER_MAX_RESTARTS: "1" }),
+    );
+    try {
+      const failures: { code: string; message: string; resumeFromMs: number }[] = [];
+      const session = doomed.open(callStart("CAlost"), {
+        interim() {},
+        final() {},
+        failed: (f) => failures.push(f),
+      });
+      session.feed(loadCallAudio("agent-pass.wav"), 0);
+      rmSync(dir, { recursive: true });
+      process.kill(doomed.worker.pid!, "SIGKILL");
+      for (let i = 0; i < 300 && failures.length === 0; i++) await sleep(100);
+      expect(failures).toEqual([
+        {
+          code: "whisper_worker_lost",
+          message: expect.stringMatching(/^the whisper worker cannot start: .*model/),
+          resumeFromMs: 0,
+        },
+      ]);
+      expect(doomed.worker.gone).toBe(true);
+      // a call opened now fails at once, the same way
+      const later: string[] = [];
+      doomed.open(callStart("CAafter"), { interim() {}, final() {}, failed: (f) => later.push(f.code) });
+      await sleep(10);
+      expect(later).toEqual(["whisper_worker_lost"]);
+    } finally {
+      await doomed.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it("refuses to start with a model path that does not exist, saying so", async () => {
     const missing = path.join(repo, "no-such-model-dir");

@@ -195,6 +195,8 @@ export type WorkerMessage =
   | {
       type: "ready";
       model: string;
+      /** Where the model was loaded from (the worker adds it). */
+      path?: string;
       multilingual: boolean;
       device: string;
       compute_type: string;
