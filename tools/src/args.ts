@@ -5,7 +5,10 @@ export const USAGE = `usage:
                 [--naive] [--warmup-ms MS] [--json FILE] [--phases]
   ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
   ozen bench runner [--calls N] [--seconds S] [--json FILE]
-  ozen demo [--audio FILE]`;
+  ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N] [--tail-s S]
+                 [--max-calls N] [--anchor whisperlive|none] [--language he|en]
+  ozen models [--json]
+  ozen demo [--audio FILE] [--language he|en] [--model M] [--engine whisper|null]`;
 
 export function fail(message: string): never {
   console.error(`ozen: ${message}\n${USAGE}`);
