@@ -14,10 +14,11 @@ install:
 	npm install --no-fund --no-audit
 	bash stt-runner/whisper/install.sh
 
-## lint: ESLint + Prettier
+## lint: ESLint + Prettier; ruff (lint + format) and mypy for the whisper worker
 lint:
 	npx eslint .
 	npx prettier --check .
+	cd stt-runner/whisper && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy ozen_whisper
 
 ## typecheck: every workspace under TypeScript strict
 typecheck:
@@ -28,6 +29,7 @@ test: install lint typecheck unit
 
 unit:
 	npx vitest run
+	stt-runner/whisper/.venv/bin/python -m pytest -q stt-runner/whisper/tests
 
 ## demo: edge on workerd + runner + whisper worker locally, one simulated call with real speech
 ## (Hebrew from ../shared/data with the largest multilingual model; espeak-ng English with tiny.en

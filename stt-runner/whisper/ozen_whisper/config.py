@@ -13,10 +13,12 @@ class VadConfig:
     """Speech probability at or above which a window is speech."""
     neg_threshold: float | None = None
     """Probability below which a window counts as silence (default threshold - 0.15)."""
-    min_silence_ms: int = 500
+    min_silence_ms: int = 400
     """Silence that ends an utterance."""
     speech_pad_ms: int = 100
     """Audio kept before the detected start and after the detected end."""
+    pause_ms: int = 200
+    """Silence after which a ``pause`` event starts the final early (speculative final)."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class StreamConfig:
     max_utterance_ms: int = 20_000
     """Past this, finished segments are committed and cut from the buffer (bounded memory)."""
     prompt_chars: int = 200
+    speculative_finals: bool = True
+    """Start the final decode at a pause (VAD silence >= padding) instead of at the end."""
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -45,7 +49,9 @@ class ServeConfig:
     cpu_threads: int = 0
     """CTranslate2 threads per decode (0 = cores / pool)."""
     window_margin_ms: int = 1000
-    """Encoder window = audio + this margin (< 0: Whisper's full 30 s window). See engine.py."""
+    """Encoder window = audio + this margin, at least min_window_ms. See engine.py."""
+    min_window_ms: int = 10_000
+    """Smallest encoder window (< 0: always Whisper's full 30 s window)."""
     vad: VadConfig = VadConfig()
     stream: StreamConfig = StreamConfig()
     log_text: bool = False
@@ -64,7 +70,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         "--window-margin-ms",
         type=int,
         default=1000,
-        help="encoder window = audio + this margin; -1 = full 30 s window",
+        help="encoder window = audio + this margin (at least --min-window-ms)",
+    )
+    p.add_argument(
+        "--min-window-ms",
+        type=int,
+        default=10_000,
+        help="smallest encoder window; -1 = always Whisper's full 30 s window",
     )
     p.add_argument("--language", default=d.language, help="default language when open omits it")
     p.add_argument("--partial-min-new-ms", type=int, default=d.partial_min_new_ms)
@@ -98,6 +110,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,
         window_margin_ms=args.window_margin_ms,
+        min_window_ms=args.min_window_ms,
         vad=VadConfig(
             threshold=args.vad_threshold,
             min_silence_ms=args.vad_min_silence_ms,

@@ -88,18 +88,20 @@ class Session:
 
 
 class Scheduler:
-    """Finals first (FIFO); then partial passes, one per session, round robin, latest audio."""
+    """Finals first (FIFO), then speculative finals (started at a pause, not yet confirmed), then
+    partial passes: one per session, round robin, built from the latest audio when picked."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._finals: deque[tuple[Session, DecodeRequest]] = deque()
+        self._speculative: deque[tuple[Session, DecodeRequest]] = deque()
         self._partials: OrderedDict[str, Session] = OrderedDict()
         self._stopping = False
         self.busy = 0
 
     def submit_final(self, session: Session, req: DecodeRequest) -> None:
         with self._cond:
-            self._finals.append((session, req))
+            (self._speculative if req.speculative else self._finals).append((session, req))
             self._cond.notify()
 
     def want_partial(self, session: Session) -> bool:
@@ -124,10 +126,11 @@ class Scheduler:
         """Blocks for the next job; None when stopping and nothing is left."""
         with self._cond:
             while True:
-                if self._finals:
-                    session, req = self._finals.popleft()
-                    self.busy += 1
-                    return session, "final", req
+                for queue in (self._finals, self._speculative):
+                    if queue:
+                        session, req = queue.popleft()
+                        self.busy += 1
+                        return session, "final", req
                 if self._partials:
                     _, session = self._partials.popitem(last=False)
                     session.partial_queued = False
@@ -142,14 +145,10 @@ class Scheduler:
             self.busy -= 1
             self._cond.notify_all()
 
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._finals and not self._partials and self.busy == 0
-
     def wait_idle(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._finals or self._partials or self.busy:
+            while self._finals or self._speculative or self._partials or self.busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -164,7 +163,7 @@ class Scheduler:
 
     def depth(self) -> tuple[int, int]:
         with self._cond:
-            return len(self._finals), len(self._partials)
+            return len(self._finals) + len(self._speculative), len(self._partials)
 
 
 @dataclass
@@ -185,6 +184,7 @@ class Counters:
     decode_errors: int = 0
     sessions_opened: int = 0
     max_utterance_buffer_s: float = 0.0
+    speculative_voided: int = 0  # of sessions already closed
 
 
 # ---------------------------------------------------------------------------- the server
@@ -311,6 +311,12 @@ class Server:
             events = session.vad.feed(pcm)
             outs, finals = session.policy.feed(pcm, events)
             want = session.policy.partial_due()
+            buf_s = session.policy.max_buffer_samples / SAMPLE_RATE_HZ
+        if buf_s > self.counters.max_utterance_buffer_s:
+            with self._counters_lock:
+                self.counters.max_utterance_buffer_s = max(
+                    self.counters.max_utterance_buffer_s, buf_s
+                )
         self._emit(session, outs)
         self._submit_finals(session, finals)
         if want:
@@ -326,7 +332,8 @@ class Server:
             return
         with session.lock:
             session.finals_outstanding += len(finals)
-        if self.sched.drop_partial(session):  # the utterance ended: its partial is moot
+        ended = any(not f.speculative for f in finals)
+        if ended and self.sched.drop_partial(session):  # the utterance ended: its partial is moot
             self.counters.partials_dropped += 1
         for req in finals:
             self.sched.submit_final(session, req)
@@ -346,6 +353,7 @@ class Server:
                 o1, f1 = session.policy.feed(np.zeros(0, np.float32), session.vad.flush())
                 o2, f2 = session.policy.close()
                 outs, finals = [*o1, *o2], [*f1, *f2]
+                self.counters.speculative_voided += session.policy.speculative_voided
             else:
                 finals = [self._offline_request(session)]
         if self.sched.drop_partial(session):
@@ -460,19 +468,25 @@ class Server:
             outs = policy.on_partial(req, outcome.segments, outcome.decode_ms)
             session.partial_running = False
             want = policy.partial_due() and not session.closing
-            buf_s = policy.max_buffer_samples / SAMPLE_RATE_HZ
         with self._counters_lock:
             c = self.counters
             c.decodes += 1
             c.partial_decodes += 1
             c.decode_s += outcome.decode_ms / 1000
             c.partial_decode_s += outcome.decode_ms / 1000
-            c.max_utterance_buffer_s = max(c.max_utterance_buffer_s, buf_s)
         self._emit(session, outs)
         if want:
             self._want_partial(session)
 
     def _run_final(self, session: Session, req: DecodeRequest) -> None:
+        if session.policy is not None:
+            with session.lock:
+                wanted = session.policy.final_wanted(req)
+            if not wanted:  # a speculative final that speech resuming voided while it queued
+                with session.lock:
+                    session.finals_outstanding -= 1
+                self._maybe_closed(session)
+                return
         try:
             outcome = self.engine.decode(req)
         except Exception as e:
@@ -518,6 +532,7 @@ class Server:
 
     def stats(self) -> dict[str, Any]:
         finals, partials = self.sched.depth()
+        voided = sum(s.policy.speculative_voided for s in self.sessions.values() if s.policy)
         with self._counters_lock:
             c = self.counters
             wall = time.monotonic() - self._started
@@ -547,6 +562,8 @@ class Server:
                 "errors": c.errors,
                 "decode_errors": c.decode_errors,
                 "max_utterance_buffer_s": round(c.max_utterance_buffer_s, 3),
+                "full_window_retries": self.engine.full_window_retries,
+                "speculative_finals_voided": c.speculative_voided + voided,
             }
 
     def shutdown(self, wait: bool) -> None:
@@ -578,6 +595,8 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
             cpu_threads=cpu_threads,
             pool=cfg.pool,
             window_margin_ms=cfg.window_margin_ms,
+            min_window_ms=cfg.min_window_ms,
+            loop_compression_ratio=cfg.stream.compression_ratio_threshold,
         )
         vad_model = SileroModel()
         engine.warm_up()

@@ -70,6 +70,8 @@ class DecodeRequest:
     prompt: str | None
     hotwords: str | None
     pass_id: int = 0
+    speculative: bool = False
+    """A final started at a pause, before the VAD end confirmed it."""
 
     @property
     def end_sample(self) -> int:
@@ -223,6 +225,17 @@ class AudioBuffer:
 # ---------------------------------------------------------------------------- the policy
 
 
+@dataclass
+class _PendingFinal:
+    req: DecodeRequest
+    committed: list[str]
+    first_start: int  # call sample where the utterance began
+    speculative: bool
+    confirmed: bool = False
+    text: str | None = None  # set when its decode is done
+    decode_ms: int = 0
+
+
 class StreamPolicy:
     """One stream session's utterances (see the module doc)."""
 
@@ -248,13 +261,15 @@ class StreamPolicy:
         self._committed: list[str] = []  # text of segments trimmed off this utterance
         self._agreement = LocalAgreement()
         self._pass_in_flight = False
-        self._pass_id = 0
+        self._pass_id = 0  # partial passes
+        self._final_id = 0  # final requests (their own sequence: a final never voids a partial)
         self._last_pass_end = 0  # stream sample the last partial pass covered up to
         self.max_buffer_samples = 0  # high-water mark of the kept audio (tests: bounded memory)
         self.finals_requested = 0
-        # Per final request (utt, pass_id): text committed before it, and the utterance's start.
-        self._final_prefix: dict[tuple[int, int], list[str]] = {}
-        self._final_start: dict[tuple[int, int], int] = {}
+        self._paused = False  # VAD saw a pause: no partial passes until it resumes or ends
+        self._finals: dict[tuple[int, int], _PendingFinal] = {}  # by (utt, pass_id)
+        self.speculative_voided = 0  # speculative finals that speech resuming made useless
+        self._speculative: _PendingFinal | None = None
 
     # -- feeding
 
@@ -273,9 +288,18 @@ class StreamPolicy:
             if ev.kind == "start" and not self._in_utt:
                 self._begin(ev.sample)
                 outs.append(VadOut("start", _ms(self._origin + ev.sample)))
+            elif ev.kind == "pause" and self._in_utt:
+                self._paused = True
+                spec = self._speculate(ev.sample)
+                if spec is not None:
+                    finals.append(spec)
+            elif ev.kind == "resume" and self._in_utt:
+                self._paused = False
+                self._drop_speculative()
             elif ev.kind == "end" and self._in_utt:
                 outs.append(VadOut("end", _ms(self._origin + ev.sample)))
-                final = self._end(ev.sample)
+                final, held = self._end(ev.sample)
+                outs.extend(held)
                 if final is not None:
                     finals.append(final)
         if self._in_utt:
@@ -290,13 +314,13 @@ class StreamPolicy:
         if not self._in_utt:
             return [], []
         end = self._buf.end
-        final = self._end(end)
-        return [VadOut("end", _ms(self._origin + end))], [final] if final else []
+        final, held = self._end(end)
+        return [VadOut("end", _ms(self._origin + end)), *held], [final] if final else []
 
     # -- partial passes
 
     def partial_due(self) -> bool:
-        if not self._in_utt or self._pass_in_flight:
+        if not self._in_utt or self._pass_in_flight or self._paused:
             return False
         have = self._buf.end - self._utt_start
         if have * 1000 < self.cfg.first_partial_min_ms * SAMPLE_RATE_HZ:
@@ -364,28 +388,26 @@ class StreamPolicy:
     def on_final(
         self, req: DecodeRequest, segments: Sequence[Segment], decode_ms: int
     ) -> list[Output]:
-        """The final pass of an utterance (or of a part cut from a very long one)."""
-        kept = [s for s in segments if keep_segment(s, self.cfg)]
-        committed = self._final_prefix.pop((req.utt, req.pass_id), [])
-        text = join_text([*committed, *(s.text for s in kept)])
-        if not text:
+        """A final pass finished: the final to emit, or nothing (no text, speculative and not yet
+        confirmed by the VAD end, or speculative and voided by resumed speech)."""
+        pending = self._finals.get((req.utt, req.pass_id))
+        if pending is None:
             return []
-        self._context = join_text([self._context, text])[-self.cfg.prompt_chars * 2 :]
-        start = self._final_start.pop((req.utt, req.pass_id), req.start_sample)
-        return [
-            FinalOut(
-                utt=req.utt,
-                text=text,
-                audio_start_ms=_ms(start),
-                audio_end_ms=_ms(req.end_sample),
-                decode_ms=decode_ms,
-                beam=req.beam,
-            )
-        ]
+        kept = [s for s in segments if keep_segment(s, self.cfg)]
+        pending.text = join_text([*pending.committed, *(s.text for s in kept)])
+        pending.decode_ms = decode_ms
+        if pending.speculative and not pending.confirmed:
+            return []  # held until the VAD end confirms it (or speech resumes and voids it)
+        return self._release(pending)
+
+    def final_wanted(self, req: DecodeRequest) -> bool:
+        """False for a final whose decode no longer matters (a voided speculative one)."""
+        return (req.utt, req.pass_id) in self._finals
 
     def final_failed(self, req: DecodeRequest) -> None:
-        self._final_prefix.pop((req.utt, req.pass_id), None)
-        self._final_start.pop((req.utt, req.pass_id), None)
+        pending = self._finals.pop((req.utt, req.pass_id), None)
+        if pending is not None and pending is self._speculative:
+            self._speculative = None
 
     # -- internals
 
@@ -396,18 +418,22 @@ class StreamPolicy:
     def _begin(self, sample: int) -> None:
         self._utt += 1
         self._in_utt = True
+        self._paused = False
         self._utt_start = max(sample, self._buf.origin)
         self._utt_first_start = self._utt_start
+        self._buf.drop_before(self._utt_start)
         self._committed = []
         self._agreement.reset()
         self._pass_in_flight = False
         self._last_pass_end = self._utt_start
 
-    def _final_request(self, end: int, committed: list[str]) -> DecodeRequest | None:
+    def _final_request(
+        self, end: int, committed: list[str], *, speculative: bool = False
+    ) -> DecodeRequest | None:
         audio = self._buf.copy(self._utt_start, end)
         if len(audio) < SAMPLE_RATE_HZ // 10 and not committed:
             return None  # under 100 ms: nothing a decode could read
-        self._pass_id += 1
+        self._final_id += 1
         req = DecodeRequest(
             kind="final",
             utt=self._utt,
@@ -417,21 +443,77 @@ class StreamPolicy:
             language=self.language,
             prompt=self._prompt(),
             hotwords=self.hotwords,
-            pass_id=self._pass_id,
+            pass_id=self._final_id,
+            speculative=speculative,
         )
-        self._final_prefix[(req.utt, req.pass_id)] = committed
-        self._final_start[(req.utt, req.pass_id)] = self._origin + self._utt_first_start
-        self.finals_requested += 1
+        pending = _PendingFinal(
+            req=req,
+            committed=committed,
+            first_start=self._origin + self._utt_first_start,
+            speculative=speculative,
+        )
+        self._finals[(req.utt, req.pass_id)] = pending
+        if speculative:
+            self._speculative = pending
+        else:
+            self.finals_requested += 1
         return req
 
-    def _end(self, sample: int) -> DecodeRequest | None:
-        final = self._final_request(max(sample, self._utt_start), list(self._committed))
+    def _speculate(self, end: int) -> DecodeRequest | None:
+        """At a pause, start the final early: if the silence lasts, the VAD end falls on the same
+        sample and this decode is the final (so TTFS is max(silence, decode), not their sum)."""
+        self._drop_speculative()
+        if not self.cfg.speculative_finals:
+            return None
+        return self._final_request(
+            max(end, self._utt_start), list(self._committed), speculative=True
+        )
+
+    def _drop_speculative(self) -> None:
+        if self._speculative is not None:
+            self.speculative_voided += 1
+            self._finals.pop((self._speculative.req.utt, self._speculative.req.pass_id), None)
+            self._speculative = None
+
+    def _release(self, pending: _PendingFinal) -> list[Output]:
+        del self._finals[(pending.req.utt, pending.req.pass_id)]
+        if not pending.text:
+            return []
+        self._context = join_text([self._context, pending.text])[-self.cfg.prompt_chars * 2 :]
+        return [
+            FinalOut(
+                utt=pending.req.utt,
+                text=pending.text,
+                audio_start_ms=_ms(pending.first_start),
+                audio_end_ms=_ms(pending.req.end_sample),
+                decode_ms=pending.decode_ms,
+                beam=pending.req.beam,
+            )
+        ]
+
+    def _end(self, sample: int) -> tuple[DecodeRequest | None, list[Output]]:
+        """The utterance ends at ``sample``: a final request, or the speculative one confirmed
+        (with its output when its decode is already done)."""
+        spec, self._speculative = self._speculative, None
+        final: DecodeRequest | None = None
+        held: list[Output] = []
+        if spec is not None and spec.req.end_sample == self._origin + max(sample, self._utt_start):
+            self.finals_requested += 1
+            spec.confirmed = True
+            if spec.text is not None:
+                held = self._release(spec)
+        else:
+            if spec is not None:
+                self.speculative_voided += 1
+                self._finals.pop((spec.req.utt, spec.req.pass_id), None)
+            final = self._final_request(max(sample, self._utt_start), list(self._committed))
         self._in_utt = False
+        self._paused = False
         self._pass_in_flight = False
         self._committed = []
         self._agreement.reset()
         self._buf.drop_before(sample - _PREROLL_SAMPLES)
-        return final
+        return final, held
 
     def _maybe_trim(self, req: DecodeRequest, kept: list[Segment]) -> list[Segment]:
         """Past max_utterance_ms, commit the finished segments of this pass and cut their audio.
@@ -460,6 +542,7 @@ class StreamPolicy:
         if self._buf.end - self._utt_start < hard_cap:
             return []
         end = self._buf.end
+        self._drop_speculative()
         final = self._final_request(end, list(self._committed))
         # The same speech goes on as a new utterance.
         self._begin(end)

@@ -64,7 +64,11 @@ class SileroModel:
 
 @dataclass(frozen=True)
 class VadEvent:
-    kind: Literal["start", "end"]
+    """``start``/``end`` of speech; in between, ``pause`` when silence has lasted ``pause_ms`` (the
+    end, should the silence last ``min_silence_ms``, will be at the same sample) and ``resume``
+    when speech returns after a pause."""
+
+    kind: Literal["start", "end", "pause", "resume"]
     sample: int
     """Stream sample (8 kHz) where speech starts (padded earlier) or ends (padded later)."""
 
@@ -87,6 +91,7 @@ class VadStream:
         )
         self._min_silence_samples = config.min_silence_ms * SAMPLE_RATE_HZ // 1000
         self._pad_samples = config.speech_pad_ms * SAMPLE_RATE_HZ // 1000
+        self._pause_samples = max(config.pause_ms * SAMPLE_RATE_HZ // 1000, self._pad_samples)
         self._state: Float32Array = np.zeros((2, 1, 128), dtype=np.float32)
         self._input: Float32Array = np.zeros((1, CONTEXT_SAMPLES + WINDOW_SAMPLES), np.float32)
         self._pending: Float32Array = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
@@ -94,6 +99,7 @@ class VadStream:
         self._samples_done = 0  # samples through the end of the last full window
         self._triggered = False
         self._temp_end = 0
+        self._paused = False
         self.last_prob = 0.0
 
     @property
@@ -131,20 +137,29 @@ class VadStream:
             if not self._triggered:
                 self._triggered = True
                 return VadEvent("start", max(0, window_start - self._pad_samples))
+            if self._paused:
+                self._paused = False
+                return VadEvent("resume", window_start)
             return None
         if prob < self._neg_threshold and self._triggered:
             if not self._temp_end:
                 self._temp_end = window_start
-            if self._samples_done - self._temp_end >= self._min_silence_samples:
+            silent = self._samples_done - self._temp_end
+            if silent >= self._min_silence_samples:
                 end = min(self._temp_end + self._pad_samples, self._samples_done)
                 self._temp_end = 0
                 self._triggered = False
+                self._paused = False
                 return VadEvent("end", end)
+            if not self._paused and silent >= self._pause_samples:
+                self._paused = True
+                return VadEvent("pause", self._temp_end + self._pad_samples)
         return None
 
     def flush(self) -> list[VadEvent]:
         """End of stream: close an open speech run at the last sample fed."""
         if self._triggered:
             self._triggered = False
+            self._paused = False
             return [VadEvent("end", self._samples_done + self._pending_len)]
         return []
