@@ -37,7 +37,7 @@ const { values } = parseArgs({
   options: {
     port: { type: "string", default: process.env["PORT"] ?? "8081" },
     host: { type: "string", default: process.env["HOST"] ?? "127.0.0.1" },
-    engine: { type: "string", default: process.env["OZEN_ENGINE"] ?? "auto" },
+    engine: { type: "string", default: process.env["OZEN_ENGINE"] || "auto" },
   },
 });
 
