@@ -14,6 +14,7 @@
  */
 import type { RelayStart } from "@ozen/shared";
 import { CircuitBreaker } from "./breaker.js";
+import { CallAudio } from "./call-audio.js";
 import type { Admission, BreakerOptions } from "./breaker.js";
 import type { Engine, EngineFailure, EngineListener, EngineSession } from "./engine.js";
 
@@ -76,11 +77,6 @@ export interface FailoverCounters {
   replayedMs: number;
   /** Audio dropped from the buffer because it outgrew `bufferMaxS`, ms. */
   bufferDroppedMs: number;
-}
-
-interface Block {
-  readonly startSample: number;
-  readonly pcm: Int16Array;
 }
 
 export class FailoverEngine implements Engine {
@@ -158,8 +154,7 @@ class FailoverSession implements EngineSession {
   private current!: EngineSession;
   private onFallback: boolean;
   private primarySession: EngineSession | undefined;
-  private blocks: Block[] = [];
-  private bufferedSamples = 0;
+  private readonly audio: CallAudio;
   private speechMsSinceResult = 0;
   private gotPrimaryResult = false;
   private verdict = false;
@@ -171,6 +166,7 @@ class FailoverSession implements EngineSession {
     private readonly listener: EngineListener,
     private readonly admission: Admission,
   ) {
+    this.audio = new CallAudio(e.config.bufferMaxS * RATE);
     if (admission.to === "fallback") {
       this.onFallback = true;
       this.current = e.fallback.open(call, this.fallbackListener());
@@ -196,11 +192,10 @@ class FailoverSession implements EngineSession {
       this.current.feed(pcm, startSample);
       return;
     }
-    const block: Block = { startSample, pcm: pcm.slice() };
-    this.blocks.push(block);
-    this.bufferedSamples += pcm.length;
-    this.trim();
-    this.current.feed(block.pcm, startSample);
+    const dropped = this.audio.droppedSamples;
+    const copy = this.audio.push(pcm, startSample);
+    this.e.counters.bufferDroppedMs += ((this.audio.droppedSamples - dropped) * 1000) / RATE;
+    this.current.feed(copy, startSample);
     const cfg = this.e.config;
     if (this.onFallback || cfg.noResultMs <= 0) return; // feed() may have failed the primary over
     if (blockDbfs(pcm) >= cfg.speechDbfs) {
@@ -233,7 +228,7 @@ class FailoverSession implements EngineSession {
   }
 
   private primaryCommittedMs(): number {
-    return ((this.primarySession?.committedSample ?? this.blocks[0]?.startSample ?? 0) * 1000) / RATE;
+    return ((this.primarySession?.committedSample ?? this.audio.firstSample ?? 0) * 1000) / RATE;
   }
 
   private primaryListener(): EngineListener {
@@ -250,7 +245,7 @@ class FailoverSession implements EngineSession {
         this.onPrimaryResult();
         // audio before the primary's commit point has its words: the fallback would not need it
         const committed = this.primarySession?.committedSample;
-        if (committed !== undefined) this.pruneTo(committed);
+        if (committed !== undefined) this.audio.dropBefore(committed);
         this.listener.final({ ...r, engine: r.engine ?? name });
       },
       failed: (f: EngineFailure) => {
@@ -306,34 +301,10 @@ class FailoverSession implements EngineSession {
     this.listener.switched?.({ from, to, reason, resumeFromMs });
     const fallback = this.e.fallback.open(this.call, this.fallbackListener());
     this.current = fallback;
-    const fromSample = Math.round((resumeFromMs * RATE) / 1000);
-    for (const b of this.blocks) {
-      const end = b.startSample + b.pcm.length;
-      if (end <= fromSample) continue;
-      const skip = Math.max(0, fromSample - b.startSample);
-      const pcm = skip > 0 ? b.pcm.subarray(skip) : b.pcm;
-      fallback.feed(pcm, b.startSample + skip);
-      this.e.counters.replayedMs += (pcm.length * 1000) / RATE;
+    for (const b of this.audio.slice(Math.round((resumeFromMs * RATE) / 1000))) {
+      fallback.feed(b.pcm, b.startSample);
+      this.e.counters.replayedMs += (b.pcm.length * 1000) / RATE;
     }
-    this.blocks = [];
-    this.bufferedSamples = 0;
-  }
-
-  private pruneTo(sample: number): void {
-    let n = 0;
-    while (n < this.blocks.length && this.blocks[n]!.startSample + this.blocks[n]!.pcm.length <= sample) {
-      this.bufferedSamples -= this.blocks[n]!.pcm.length;
-      n++;
-    }
-    if (n > 0) this.blocks.splice(0, n);
-  }
-
-  private trim(): void {
-    const max = this.e.config.bufferMaxS * RATE;
-    while (this.bufferedSamples > max && this.blocks.length > 1) {
-      const b = this.blocks.shift()!;
-      this.bufferedSamples -= b.pcm.length;
-      this.e.counters.bufferDroppedMs += (b.pcm.length * 1000) / RATE;
-    }
+    this.audio.clear();
   }
 }

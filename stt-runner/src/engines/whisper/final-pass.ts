@@ -11,6 +11,8 @@
  * Finals the whisper engine produced itself (after a failover) are not decoded twice.
  */
 import type { RelayStart } from "@ozen/shared";
+import { CallAudio } from "../call-audio.js";
+import type { AudioBlock } from "../call-audio.js";
 import type {
   Engine,
   EngineFailure,
@@ -67,11 +69,6 @@ export interface FinalPassCounters {
   skipped: number;
   /** Sum of the time finals were held for whisper, ms. */
   heldMsTotal: number;
-}
-
-interface Block {
-  readonly startSample: number;
-  readonly pcm: Int16Array;
 }
 
 type Item =
@@ -131,8 +128,7 @@ function fold(text: string): string {
 
 class FinalPassSession implements EngineSession {
   private readonly inner: EngineSession;
-  private blocks: Block[] = [];
-  private bufferedSamples = 0;
+  private readonly audio: CallAudio;
   private readonly queue: Item[] = [];
   private flushing: Promise<void> | undefined;
   private draining = false;
@@ -144,6 +140,7 @@ class FinalPassSession implements EngineSession {
     private readonly call: RelayStart,
     private readonly listener: EngineListener,
   ) {
+    this.audio = new CallAudio(e.config.bufferMaxS * RATE);
     this.language = callLanguage(e.whisper.config, call.customParameters);
     this.hints = callHints(e.whisper.config, call.customParameters);
     this.inner = e.inner.open(call, {
@@ -166,13 +163,7 @@ class FinalPassSession implements EngineSession {
   }
 
   feed(pcm: Int16Array, startSample: number): void {
-    const block = { startSample, pcm: pcm.slice() };
-    this.blocks.push(block);
-    this.bufferedSamples += pcm.length;
-    const max = this.e.config.bufferMaxS * RATE;
-    while (this.bufferedSamples > max && this.blocks.length > 1)
-      this.bufferedSamples -= this.blocks.shift()!.pcm.length;
-    this.inner.feed(block.pcm, startSample);
+    this.inner.feed(this.audio.push(pcm, startSample), startSample);
   }
 
   async end(): Promise<void> {
@@ -188,8 +179,8 @@ class FinalPassSession implements EngineSession {
   private onFinal(final: EngineFinal): void {
     const startSample = Math.floor((final.audioStartMs * RATE) / 1000);
     const endSample = Math.ceil((final.audioEndMs * RATE) / 1000);
-    const audio = this.slice(startSample, endSample);
-    this.pruneTo(endSample);
+    const audio = this.utteranceAudio(startSample, endSample);
+    this.audio.dropBefore(endSample);
     const c = this.e.counters;
     const own = final.engine === this.e.whisper.name;
     let pass: Promise<OfflineResult | undefined> | undefined;
@@ -288,28 +279,11 @@ class FinalPassSession implements EngineSession {
     });
   }
 
-  /** The kept audio in [from, to) call samples, or undefined when its start is no longer kept. */
-  private slice(from: number, to: number): Block[] | undefined {
-    if (to <= from) return undefined;
-    const first = this.blocks[0];
-    if (!first || first.startSample > from + RATE / 10) return undefined;
-    const out: Block[] = [];
-    for (const b of this.blocks) {
-      const end = b.startSample + b.pcm.length;
-      if (end <= from || b.startSample >= to) continue;
-      const a = Math.max(0, from - b.startSample);
-      const z = Math.min(b.pcm.length, to - b.startSample);
-      out.push({ startSample: b.startSample + a, pcm: b.pcm.subarray(a, z) });
-    }
-    return out.length > 0 ? out : undefined;
-  }
-
-  private pruneTo(sample: number): void {
-    let n = 0;
-    while (n < this.blocks.length && this.blocks[n]!.startSample + this.blocks[n]!.pcm.length <= sample) {
-      this.bufferedSamples -= this.blocks[n]!.pcm.length;
-      n++;
-    }
-    if (n > 0) this.blocks.splice(0, n);
+  /** The utterance's audio, or undefined when its start is no longer kept (or it is empty). */
+  private utteranceAudio(from: number, to: number): AudioBlock[] | undefined {
+    const first = this.audio.firstSample;
+    if (to <= from || first === undefined || first > from + RATE / 10) return undefined;
+    const blocks = this.audio.slice(from, to);
+    return blocks.length > 0 ? blocks : undefined;
   }
 }

@@ -8,6 +8,7 @@
  * call goes on with nothing lost (audio after the last final is heard again) and nothing doubled
  * (audio before it is not). Audio that arrives while the worker is down is kept the same way.
  */
+import { CallAudio } from "../call-audio.js";
 import type { EngineListener, EngineSession } from "../engine.js";
 import type { WorkerMessage } from "./protocol.js";
 import type { WhisperWorker, WorkerSessionHandler } from "./worker.js";
@@ -17,11 +18,6 @@ const RATE = 8000;
 const REPLAY_FRAME_SAMPLES = RATE;
 /** Characters of the call's last finals given to a re-opened session as its prompt. */
 const PROMPT_CHARS = 200;
-
-interface Block {
-  readonly startSample: number;
-  readonly pcm: Int16Array;
-}
 
 export interface WhisperSessionOptions {
   readonly worker: WhisperWorker;
@@ -54,8 +50,7 @@ export interface WhisperSessionStats {
 }
 
 export class WhisperSession implements EngineSession, WorkerSessionHandler {
-  private blocks: Block[] = [];
-  private bufferedSamples = 0;
+  private readonly audio: CallAudio;
   private lastFinalEndSample: number | undefined;
   private fedUntilSample = 0;
   private promptTail = "";
@@ -74,6 +69,7 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
   };
 
   constructor(private readonly o: WhisperSessionOptions) {
+    this.audio = new CallAudio(o.replayMaxS * RATE);
     o.worker.register(o.key, this);
     if (o.worker.gone) {
       queueMicrotask(() => this.lost("the whisper worker is not running"));
@@ -88,17 +84,15 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
 
   /** End of the last final (call samples); before any final, the first sample fed. */
   get committedSample(): number {
-    return this.lastFinalEndSample ?? this.blocks[0]?.startSample ?? this.fedUntilSample;
+    return this.lastFinalEndSample ?? this.audio.firstSample ?? this.fedUntilSample;
   }
 
   feed(pcm: Int16Array, startSample: number): void {
     if (this.ending || this.done) return;
-    const block: Block = { startSample, pcm: pcm.slice() };
-    this.blocks.push(block);
-    this.bufferedSamples += pcm.length;
+    const copy = this.audio.push(pcm, startSample);
+    this.stats.replayDroppedMs = (this.audio.droppedSamples * 1000) / RATE;
     this.fedUntilSample = startSample + pcm.length;
-    this.trimReplay();
-    this.o.worker.sendAudio(this.o.key, startSample, block.pcm);
+    this.o.worker.sendAudio(this.o.key, startSample, copy);
   }
 
   end(): Promise<void> {
@@ -143,7 +137,7 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
         }
         const startMs = Math.max(m.audio_start_ms, ((this.lastFinalEndSample ?? 0) * 1000) / RATE);
         this.lastFinalEndSample = endSample;
-        this.pruneTo(endSample);
+        this.audio.dropBefore(endSample);
         this.stats.finals++;
         const text = m.text.trim();
         if (text) this.promptTail = (this.promptTail + " " + text).slice(-PROMPT_CHARS).trim();
@@ -190,34 +184,12 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
     if (replay) this.stats.reopens++;
     else this.stats.opens++;
     if (!replay) return;
-    const from = this.lastFinalEndSample ?? 0;
-    for (const b of this.blocks) {
-      const end = b.startSample + b.pcm.length;
-      if (end <= from) continue;
-      const skip = Math.max(0, from - b.startSample);
-      for (let i = skip; i < b.pcm.length; i += REPLAY_FRAME_SAMPLES) {
+    for (const b of this.audio.slice(this.lastFinalEndSample ?? 0)) {
+      for (let i = 0; i < b.pcm.length; i += REPLAY_FRAME_SAMPLES) {
         const part = b.pcm.subarray(i, Math.min(b.pcm.length, i + REPLAY_FRAME_SAMPLES));
         this.o.worker.sendAudio(this.o.key, b.startSample + i, part);
         this.stats.replayedMs += (part.length * 1000) / RATE;
       }
-    }
-  }
-
-  private pruneTo(sample: number): void {
-    let n = 0;
-    while (n < this.blocks.length && this.blocks[n]!.startSample + this.blocks[n]!.pcm.length <= sample) {
-      this.bufferedSamples -= this.blocks[n]!.pcm.length;
-      n++;
-    }
-    if (n > 0) this.blocks.splice(0, n);
-  }
-
-  private trimReplay(): void {
-    const max = this.o.replayMaxS * RATE;
-    while (this.bufferedSamples > max && this.blocks.length > 1) {
-      const b = this.blocks.shift()!;
-      this.bufferedSamples -= b.pcm.length;
-      this.stats.replayDroppedMs += (b.pcm.length * 1000) / RATE;
     }
   }
 
@@ -231,8 +203,7 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
     this.done = true;
     if (this.endTimer) clearTimeout(this.endTimer);
     this.o.worker.unregister(this.o.key, this);
-    this.blocks = [];
-    this.bufferedSamples = 0;
+    this.audio.clear();
     this.o.onDone?.();
     this.endResolve?.();
     this.endResolve = undefined;
