@@ -51,7 +51,9 @@ class ServeConfig:
     window_margin_ms: int = 1000
     """Encoder window = audio + this margin, at least min_window_ms. See engine.py."""
     min_window_ms: int = 10_000
-    """Smallest encoder window (< 0: always Whisper's full 30 s window)."""
+    """Smallest encoder window of a partial pass (< 0: always Whisper's full 30 s window)."""
+    final_min_window_ms: int = 20_000
+    """Smallest encoder window of a final (< 0: always the full 30 s window)."""
     vad: VadConfig = VadConfig()
     stream: StreamConfig = StreamConfig()
     log_text: bool = False
@@ -76,7 +78,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
         "--min-window-ms",
         type=int,
         default=10_000,
-        help="smallest encoder window; -1 = always Whisper's full 30 s window",
+        help="smallest encoder window of a partial pass; -1 = always the full 30 s window",
+    )
+    p.add_argument(
+        "--final-min-window-ms",
+        type=int,
+        default=20_000,
+        help="smallest encoder window of a final; -1 = always the full 30 s window",
     )
     p.add_argument("--language", default=d.language, help="default language when open omits it")
     p.add_argument("--partial-min-new-ms", type=int, default=d.partial_min_new_ms)
@@ -111,6 +119,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         cpu_threads=args.cpu_threads,
         window_margin_ms=args.window_margin_ms,
         min_window_ms=args.min_window_ms,
+        final_min_window_ms=args.final_min_window_ms,
         vad=VadConfig(
             threshold=args.vad_threshold,
             min_silence_ms=args.vad_min_silence_ms,

@@ -596,6 +596,7 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
             pool=cfg.pool,
             window_margin_ms=cfg.window_margin_ms,
             min_window_ms=cfg.min_window_ms,
+            final_min_window_ms=cfg.final_min_window_ms,
             loop_compression_ratio=cfg.stream.compression_ratio_threshold,
         )
         vad_model = SileroModel()
