@@ -95,6 +95,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vad-threshold", type=float, default=v.threshold)
     p.add_argument("--vad-min-silence-ms", type=int, default=v.min_silence_ms)
     p.add_argument("--vad-speech-pad-ms", type=int, default=v.speech_pad_ms)
+    p.add_argument("--vad-pause-ms", type=int, default=v.pause_ms)
+    p.add_argument(
+        "--no-speculative-finals",
+        action="store_true",
+        help="start the final only at the VAD end, not at the pause before it",
+    )
     p.add_argument(
         "--log-text",
         action="store_true",
@@ -124,6 +130,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
             threshold=args.vad_threshold,
             min_silence_ms=args.vad_min_silence_ms,
             speech_pad_ms=args.vad_speech_pad_ms,
+            pause_ms=args.vad_pause_ms,
         ),
         stream=StreamConfig(
             language=args.language,
@@ -132,6 +139,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
             beam_final=args.beam_final,
             max_utterance_ms=args.max_utterance_ms,
             no_speech_threshold=args.no_speech_threshold,
+            speculative_finals=not args.no_speculative_finals,
         ),
         log_text=args.log_text,
     )
