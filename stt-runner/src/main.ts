@@ -13,8 +13,9 @@ import { parseArgs } from "node:util";
 import { nullEngine } from "./engines/null.js";
 import { GoogleConfigError, loadGoogleConfig } from "./engines/google/config.js";
 import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
-import { FailoverConfigError, FailoverEngine, loadFailoverConfig } from "./engines/failover.js";
-import { WhisperConfigError, loadWhisperConfig } from "./engines/whisper/config.js";
+import { FailoverEngine, loadFailoverConfig } from "./engines/failover.js";
+import { SettingError, readChoice } from "./engines/settings.js";
+import { loadWhisperConfig } from "./engines/whisper/config.js";
 import { WhisperEngine } from "./engines/whisper/engine.js";
 import { WhisperWorkerError } from "./engines/whisper/worker.js";
 import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pass.js";
@@ -41,18 +42,11 @@ const { values } = parseArgs({
   },
 });
 
-function onOff(key: string, fallback: "on" | "off"): boolean {
-  const v = process.env[key] || fallback;
-  if (v !== "on" && v !== "off") fatal(`${key} is ${JSON.stringify(v)}, expected on or off`);
-  return v === "on";
-}
-
 function settings<T>(what: string, load: () => T): T {
   try {
     return load();
   } catch (e) {
-    if (e instanceof GoogleConfigError || e instanceof WhisperConfigError || e instanceof FailoverConfigError)
-      fatal(`${what}: ${e.message}`);
+    if (e instanceof GoogleConfigError || e instanceof SettingError) fatal(`${what}: ${e.message}`);
     throw e;
   }
 }
@@ -104,12 +98,11 @@ async function makeEngine(name: string): Promise<Engine> {
     }
     case "google": {
       const google = googleEngine();
-      const fallback = process.env["OZEN_FALLBACK"] || "auto";
+      const env = process.env;
+      const fallback = settings("runner", () => readChoice(env, "OZEN_FALLBACK", "auto", ["auto", "whisper", "none"]));
       if (fallback === "none") return google;
-      if (fallback !== "whisper" && fallback !== "auto")
-        fatal(`OZEN_FALLBACK is ${JSON.stringify(fallback)}, expected auto, whisper or none`);
-      const failover = onOff("OZEN_FAILOVER", "on");
-      const finalPass = onOff("OZEN_FINAL_PASS", "on");
+      const failover = settings("runner", () => readChoice(env, "OZEN_FAILOVER", "on", ["on", "off"])) === "on";
+      const finalPass = settings("runner", () => readChoice(env, "OZEN_FINAL_PASS", "on", ["on", "off"])) === "on";
       if (!failover && !finalPass) return google;
       const failoverConfig = settings("failover", () => loadFailoverConfig(process.env));
       const finalPassConfig = settings("final pass", () => loadFinalPassConfig(process.env));

@@ -2,6 +2,8 @@
 import { describe, expect, it } from "vitest";
 import { CircuitBreaker } from "../src/engines/breaker.js";
 import { blockDbfs, loadFailoverConfig } from "../src/engines/failover.js";
+import { callLanguage, loadWhisperConfig } from "../src/engines/whisper/config.js";
+import { loadFinalPassConfig } from "../src/engines/whisper/final-pass.js";
 
 const opts = { failures: 3, windowMs: 10_000, cooldownMs: 5_000 };
 
@@ -73,5 +75,29 @@ describe("failover settings and the energy VAD", () => {
     expect(blockDbfs(new Int16Array(800))).toBe(-Infinity);
     expect(blockDbfs(new Int16Array(800).fill(32767))).toBeCloseTo(0, 3);
     expect(blockDbfs(new Int16Array(800).fill(328))).toBeCloseTo(-40, 0);
+  });
+});
+
+describe("final pass and whisper settings", () => {
+  it("final pass: Google's text by default, a bounded wait, and a clear refusal", () => {
+    expect(loadFinalPassConfig({})).toEqual({ timeoutMs: 1000, prefer: "primary", bufferMaxS: 60 });
+    expect(loadFinalPassConfig({ OZEN_FINAL_PASS_PREFER: "whisper" }).prefer).toBe("whisper");
+    expect(() => loadFinalPassConfig({ OZEN_FINAL_PASS_PREFER: "both" })).toThrow(
+      'OZEN_FINAL_PASS_PREFER is "both", expected google, whisper',
+    );
+    expect(() => loadFinalPassConfig({ OZEN_FINAL_PASS_TIMEOUT_MS: "60000" })).toThrow(
+      'OZEN_FINAL_PASS_TIMEOUT_MS is "60000", expected a number from 50 to 30000',
+    );
+  });
+
+  it("whisper: Hebrew and a multilingual model by default; a call's language wins", () => {
+    const c = loadWhisperConfig({ WHISPER_PYTHON: "/usr/bin/python3" });
+    expect(c).toMatchObject({ model: "base", language: "he", watchdogMs: 30_000, replayMaxS: 120 });
+    expect(callLanguage(c, { ozen_language: "en-US" })).toBe("en");
+    expect(callLanguage(c, { ozen_language: "iw-IL" })).toBe("he");
+    expect(callLanguage(c, {})).toBe("he");
+    expect(() => loadWhisperConfig({ WHISPER_LANGUAGE: "Hebrew" })).toThrow(
+      'WHISPER_LANGUAGE is "Hebrew", expected a code like he or en',
+    );
   });
 });

@@ -16,6 +16,8 @@ import type { RelayStart } from "@ozen/shared";
 import { CircuitBreaker } from "./breaker.js";
 import { CallAudio } from "./call-audio.js";
 import type { Admission, BreakerOptions } from "./breaker.js";
+import { readNumber } from "./settings.js";
+import type { Env } from "./settings.js";
 import type { Engine, EngineFailure, EngineListener, EngineSession } from "./engine.js";
 
 const RATE = 8000;
@@ -32,28 +34,15 @@ export interface FailoverConfig {
   readonly breaker: BreakerOptions;
 }
 
-export class FailoverConfigError extends Error {}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-function num(env: Env, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  const v = raw === undefined || raw === "" ? fallback : Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    throw new FailoverConfigError(`${key} is ${JSON.stringify(raw)}, expected a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
 export function loadFailoverConfig(env: Env): FailoverConfig {
   return {
-    noResultMs: num(env, "OZEN_FAILOVER_NO_RESULT_MS", 5000, 0, 600_000),
-    speechDbfs: num(env, "OZEN_FAILOVER_SPEECH_DBFS", -40, -90, 0),
-    bufferMaxS: num(env, "OZEN_FAILOVER_BUFFER_MAX_S", 120, 5, 600),
+    noResultMs: readNumber(env, "OZEN_FAILOVER_NO_RESULT_MS", 5000, 0, 600_000),
+    speechDbfs: readNumber(env, "OZEN_FAILOVER_SPEECH_DBFS", -40, -90, 0),
+    bufferMaxS: readNumber(env, "OZEN_FAILOVER_BUFFER_MAX_S", 120, 5, 600),
     breaker: {
-      failures: num(env, "OZEN_BREAKER_FAILURES", 3, 1, 1000),
-      windowMs: num(env, "OZEN_BREAKER_WINDOW_MS", 60_000, 1000, 3_600_000),
-      cooldownMs: num(env, "OZEN_BREAKER_COOLDOWN_MS", 60_000, 100, 3_600_000),
+      failures: readNumber(env, "OZEN_BREAKER_FAILURES", 3, 1, 1000),
+      windowMs: readNumber(env, "OZEN_BREAKER_WINDOW_MS", 60_000, 1000, 3_600_000),
+      cooldownMs: readNumber(env, "OZEN_BREAKER_COOLDOWN_MS", 60_000, 100, 3_600_000),
     },
   };
 }

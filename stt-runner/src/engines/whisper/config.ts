@@ -5,6 +5,8 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { SettingError, readList, readNumber } from "../settings.js";
+import type { Env } from "../settings.js";
 
 export interface WhisperConfig {
   /** The worker's Python (its venv). */
@@ -29,26 +31,6 @@ export interface WhisperConfig {
   readonly watchdogMs: number;
 }
 
-export class WhisperConfigError extends Error {}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-function num(env: Env, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  const v = raw === undefined || raw === "" ? fallback : Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    throw new WhisperConfigError(`${key} is ${JSON.stringify(raw)}, expected a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
-function list(raw: string | undefined): string[] {
-  return (raw ?? "")
-    .split(/[,|]/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
 /** `stt-runner/whisper`, next to this package's sources. */
 export const DEFAULT_WORKER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../whisper");
 
@@ -58,7 +40,7 @@ export function loadWhisperConfig(env: Env): WhisperConfig {
   const python = env["WHISPER_PYTHON"] || (existsSync(venvPython) ? venvPython : "python3");
   const language = env["WHISPER_LANGUAGE"] || "he";
   if (!/^[a-z]{2,3}$/.test(language)) {
-    throw new WhisperConfigError(`WHISPER_LANGUAGE is ${JSON.stringify(language)}, expected a code like he or en`);
+    throw new SettingError(`WHISPER_LANGUAGE is ${JSON.stringify(language)}, expected a code like he or en`);
   }
   // multilingual (the default language is Hebrew); production: ivrit-ai/whisper-large-v3-turbo-ct2 on a GPU
   const model = env["WHISPER_MODEL"] || "base";
@@ -68,13 +50,13 @@ export function loadWhisperConfig(env: Env): WhisperConfig {
     model,
     workerArgs: (env["WHISPER_WORKER_ARGS"] ?? "").split(/\s+/).filter((s) => s.length > 0),
     language,
-    hints: list(env["WHISPER_HINTS"] ?? env["GOOGLE_PHRASES"]),
-    readyTimeoutMs: num(env, "WHISPER_READY_TIMEOUT_MS", 120_000, 1000, 600_000),
-    restartBackoffMs: num(env, "WHISPER_RESTART_BACKOFF_MS", 200, 10, 5000),
-    maxRestarts: num(env, "WHISPER_MAX_RESTARTS", 5, 1, 100),
-    replayMaxS: num(env, "WHISPER_REPLAY_MAX_S", 120, 5, 600),
-    endTimeoutMs: num(env, "WHISPER_END_TIMEOUT_MS", 30_000, 100, 300_000),
-    watchdogMs: num(env, "WHISPER_WATCHDOG_MS", 30_000, 0, 600_000),
+    hints: readList(env["WHISPER_HINTS"] ?? env["GOOGLE_PHRASES"]),
+    readyTimeoutMs: readNumber(env, "WHISPER_READY_TIMEOUT_MS", 120_000, 1000, 600_000),
+    restartBackoffMs: readNumber(env, "WHISPER_RESTART_BACKOFF_MS", 200, 10, 5000),
+    maxRestarts: readNumber(env, "WHISPER_MAX_RESTARTS", 5, 1, 100),
+    replayMaxS: readNumber(env, "WHISPER_REPLAY_MAX_S", 120, 5, 600),
+    endTimeoutMs: readNumber(env, "WHISPER_END_TIMEOUT_MS", 30_000, 100, 300_000),
+    watchdogMs: readNumber(env, "WHISPER_WATCHDOG_MS", 30_000, 0, 600_000),
   };
 }
 
@@ -87,5 +69,5 @@ export function callLanguage(config: WhisperConfig, customParameters: Readonly<R
 
 /** Phrase hints of one call: the configured ones plus the call's `ozen_phrases`. */
 export function callHints(config: WhisperConfig, customParameters: Readonly<Record<string, string>>): string[] {
-  return [...new Set([...config.hints, ...list(customParameters["ozen_phrases"])])].slice(0, 200);
+  return [...new Set([...config.hints, ...readList(customParameters["ozen_phrases"])])].slice(0, 200);
 }

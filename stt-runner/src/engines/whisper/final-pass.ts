@@ -22,7 +22,9 @@ import type {
   EngineSession,
   EngineSwitch,
 } from "../engine.js";
-import { WhisperConfigError, callHints, callLanguage } from "./config.js";
+import { readChoice, readNumber } from "../settings.js";
+import type { Env } from "../settings.js";
+import { callHints, callLanguage } from "./config.js";
 import type { OfflineResult, WhisperEngine } from "./engine.js";
 
 const RATE = 8000;
@@ -38,22 +40,14 @@ export interface FinalPassConfig {
   readonly bufferMaxS: number;
 }
 
-type Env = Readonly<Record<string, string | undefined>>;
-
 /** OZEN_FINAL_PASS_TIMEOUT_MS (default 1000), OZEN_FINAL_PASS_PREFER (google|whisper, default google). */
 export function loadFinalPassConfig(env: Env): FinalPassConfig {
-  const raw = env["OZEN_FINAL_PASS_TIMEOUT_MS"];
-  const timeoutMs = raw === undefined || raw === "" ? 1000 : Number(raw);
-  if (!Number.isFinite(timeoutMs) || timeoutMs < 50 || timeoutMs > 30_000) {
-    throw new WhisperConfigError(
-      `OZEN_FINAL_PASS_TIMEOUT_MS is ${JSON.stringify(raw)}, expected a number from 50 to 30000`,
-    );
-  }
-  const prefer = env["OZEN_FINAL_PASS_PREFER"] || "google";
-  if (prefer !== "google" && prefer !== "whisper") {
-    throw new WhisperConfigError(`OZEN_FINAL_PASS_PREFER is ${JSON.stringify(prefer)}, expected google or whisper`);
-  }
-  return { timeoutMs, prefer: prefer === "google" ? "primary" : "whisper", bufferMaxS: 60 };
+  const prefer = readChoice(env, "OZEN_FINAL_PASS_PREFER", "google", ["google", "whisper"]);
+  return {
+    timeoutMs: readNumber(env, "OZEN_FINAL_PASS_TIMEOUT_MS", 1000, 50, 30_000),
+    prefer: prefer === "google" ? "primary" : "whisper",
+    bufferMaxS: 60,
+  };
 }
 
 export interface FinalPassCounters {
