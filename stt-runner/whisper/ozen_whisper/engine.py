@@ -9,7 +9,8 @@ truncates (WER 72 %), 5 s is still bad (46 %), 8-10 s matches the full window (6
 about a third of the encoder cost. A decode that still looks like a loop (compression ratio over
 the threshold) is redone once with the full window. ``min_window_ms`` < 0 keeps the full 30 s.
 Hebrew with base on he/saspeech (8 kHz mu-law, beam 5) is more sensitive: 10 s 31.0 %, 15 s
-29.7 %, 20 s 24.9 %, full 26.2 % (17 utterances), so finals default to a 20 s window.
+29.7 %, 20 s 24.9 %, full 26.2 % (17 utterances), so finals of a multilingual model default to a
+20 s window (English-only: 10 s).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Engine:
         pool: int = 1,
         window_margin_ms: int = 1000,
         min_window_ms: int = 10_000,
-        final_min_window_ms: int = 20_000,
+        final_min_window_ms: int | None = None,
         loop_compression_ratio: float = 2.4,
     ) -> None:
         self.model = TrimmedWhisperModel(
@@ -81,6 +82,8 @@ class Engine:
         self.multilingual: bool = bool(self.model.model.is_multilingual)
         self.window_margin_ms = window_margin_ms
         self.min_window_ms = min_window_ms
+        if final_min_window_ms is None:
+            final_min_window_ms = 20_000 if self.multilingual else 10_000
         self.final_min_window_ms = final_min_window_ms
         self.loop_compression_ratio = loop_compression_ratio
         self.full_window_retries = 0

@@ -468,12 +468,7 @@ class Server:
             outs = policy.on_partial(req, outcome.segments, outcome.decode_ms)
             session.partial_running = False
             want = policy.partial_due() and not session.closing
-        with self._counters_lock:
-            c = self.counters
-            c.decodes += 1
-            c.partial_decodes += 1
-            c.decode_s += outcome.decode_ms / 1000
-            c.partial_decode_s += outcome.decode_ms / 1000
+        self._count_decode("partial", outcome.decode_ms)
         self._emit(session, outs)
         if want:
             self._want_partial(session)
@@ -496,12 +491,7 @@ class Server:
             self._decode_error(session, req, e)
             outs: list[Output] = []
         else:
-            with self._counters_lock:
-                c = self.counters
-                c.decodes += 1
-                c.final_decodes += 1
-                c.decode_s += outcome.decode_ms / 1000
-                c.final_decode_s += outcome.decode_ms / 1000
+            self._count_decode("final", outcome.decode_ms)
             if session.policy is not None:
                 with session.lock:
                     outs = session.policy.on_final(req, outcome.segments, outcome.decode_ms)
@@ -521,6 +511,18 @@ class Server:
         with session.lock:
             session.finals_outstanding -= 1
         self._maybe_closed(session)
+
+    def _count_decode(self, kind: Literal["partial", "final"], decode_ms: int) -> None:
+        with self._counters_lock:
+            c = self.counters
+            c.decodes += 1
+            c.decode_s += decode_ms / 1000
+            if kind == "partial":
+                c.partial_decodes += 1
+                c.partial_decode_s += decode_ms / 1000
+            else:
+                c.final_decodes += 1
+                c.final_decode_s += decode_ms / 1000
 
     def _decode_error(self, session: Session, req: DecodeRequest, e: Exception) -> None:
         with self._counters_lock:
