@@ -17,12 +17,14 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 import wave
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import soxr
 
 from .config import VadConfig
 from .protocol import JsonFrame, encode_audio, encode_json, read_frame
@@ -43,7 +45,12 @@ def mulaw_roundtrip(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
 
 
 def normalise(text: str) -> str:
-    return " ".join("".join(c for c in text.lower() if c.isalnum() or c.isspace()).split())
+    """Lower case, marks (niqqud) and punctuation dropped; maqaf and bidi marks as the data's
+    README says (../shared/data/README.md)."""
+    text = unicodedata.normalize("NFD", text)
+    text = text.replace("\u05be", " ").replace("\u05f3", "").replace("\u05f4", "")
+    kept = (c for c in text.lower() if c.isalnum() or c.isspace())
+    return " ".join("".join(kept).split())
 
 
 def speech_bounds(model: SileroModel, pcm: npt.NDArray[np.int16]) -> tuple[int, int] | None:
@@ -96,9 +103,9 @@ class Client:
             self.events.wait_for(pred, timeout)
 
 
-def play(client: Client, key: str, pcm: npt.NDArray[np.int16]) -> float:
+def play(client: Client, key: str, pcm: npt.NDArray[np.int16], language: str) -> float:
     """Real-time play; returns the monotonic time of sample 0."""
-    client.send(encode_json({"type": "open", "key": key, "mode": "stream", "language": "en"}))
+    client.send(encode_json({"type": "open", "key": key, "mode": "stream", "language": language}))
     t0 = time.monotonic()
     for i in range(0, len(pcm), FRAME):
         wait = t0 + i / 8000 - time.monotonic()
@@ -136,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     bounds: dict[str, tuple[int, int]] = {}
     for n in names:
         with wave.open(str(folder / n)) as w:
+            rate = w.getframerate()
             pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+        if rate != 8000:  # telephony: everything goes through 8 kHz first
+            down = soxr.resample(pcm.astype(np.float32) / 32768, rate, 8000)
+            pcm = np.clip(down * 32768, -32768, 32767).astype(np.int16)
         pcm = mulaw_roundtrip(
             np.concatenate([np.zeros(4000, np.int16), pcm, np.zeros(8000, np.int16)])
         )
@@ -159,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not queue:
                     return
                 n = queue.pop(0)
-            starts[n] = play(client, n, audio[n])
+            starts[n] = play(client, n, audio[n], args.language)
             client.wait(lambda n=n: any(m["type"] == "closed" for _, m in client.by_key.get(n, [])))
 
     t_start = time.monotonic()
