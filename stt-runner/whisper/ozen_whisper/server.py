@@ -236,6 +236,12 @@ class Server:
             self._error("bad_frame", f"unknown message type {kind!r}", msg.get("key"))
         return True
 
+    def internal_error(self, frame: JsonFrame | AudioFrame | BadFrame, e: Exception) -> None:
+        key = frame.key if isinstance(frame, AudioFrame) else None
+        if isinstance(frame, JsonFrame):
+            key = frame.message.get("key")
+        self._error("internal", f"{type(e).__name__}: {e}", key)
+
     def _error(self, code: str, message: str, key: object = None) -> None:
         self.counters.errors += 1
         body: dict[str, Any] = {"type": "error", "code": code, "message": message}
@@ -303,7 +309,8 @@ class Server:
             if session.mode == "offline":
                 assert session.offline_buf is not None
                 if session.fed > _MAX_OFFLINE_SAMPLES:
-                    self._error("bad_frame", "offline session is over 600 s of audio", session.key)
+                    if session.fed - len(pcm) <= _MAX_OFFLINE_SAMPLES:  # said once
+                        self._error("bad_frame", "offline audio over 600 s is dropped", session.key)
                     return
                 session.offline_buf.append(pcm)
                 return
@@ -635,7 +642,13 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
             server.shutdown(wait=False)
             log.info("stdin closed; exiting")
             return 0
-        if not server.handle(frame):
+        try:
+            go_on = server.handle(frame)
+        except Exception as e:  # a bug must cost one frame, not every call on this worker
+            log.exception("frame handling failed")
+            server.internal_error(frame, e)
+            go_on = True
+        if not go_on:
             server.shutdown(wait=True)
             log.info("shutdown; exiting")
             return 0
