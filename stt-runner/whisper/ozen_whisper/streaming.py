@@ -35,6 +35,7 @@ from .vad import SAMPLE_RATE_HZ, VadEvent
 Float32Array = npt.NDArray[np.float32]
 WHISPER_RATE_HZ = 16000
 _PREROLL_SAMPLES = SAMPLE_RATE_HZ  # audio kept outside speech, so a padded VAD start finds it
+_TRAILING_ELLIPSIS = re.compile(r"\s*(\.\.\.|…)$")
 
 
 def resample_8k_to_16k(audio: Float32Array) -> Float32Array:
@@ -361,7 +362,8 @@ class StreamPolicy:
         if not self._in_utt:
             return []
         kept = self._maybe_trim(req, [s for s in segments if keep_segment(s, self.cfg)])
-        hyp = words(join_text([s.text for s in kept]))
+        # Whisper marks audio cut mid-word with a trailing ellipsis: not a word to commit.
+        hyp = words(_TRAILING_ELLIPSIS.sub("", join_text([s.text for s in kept])))
         stable, tail = self._agreement.update(hyp)
         stable_text = join_text([*self._committed, " ".join(stable)])
         text = join_text([stable_text, " ".join(tail)])

@@ -69,6 +69,15 @@ def test_partials_show_the_agreed_prefix_as_stable() -> None:
     assert o2.audio_start_ms == 0 and o2.audio_end_ms == 400
 
 
+def test_a_trailing_ellipsis_is_not_part_of_the_partial() -> None:
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    p.feed(chunk(200), [VadEvent("start", 0)])
+    req = p.take_partial()
+    assert req is not None
+    (out,) = p.on_partial(req, [seg("That agent is already logged...")], 40)
+    assert isinstance(out, PartialOut) and out.text == "That agent is already logged"
+
+
 def test_end_of_speech_requests_a_beam_5_final_and_drops_the_stale_partial() -> None:
     p = policy(first_partial_min_ms=100, partial_min_new_ms=100, speculative_finals=False)
     p.feed(chunk(1000), [VadEvent("start", 0)])
