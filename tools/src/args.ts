@@ -6,7 +6,7 @@ export const USAGE = `usage:
   ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
   ozen bench runner [--calls N] [--seconds S] [--json FILE]
   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N] [--tail-s S]
-                 [--max-calls N] [--anchor whisperlive|none] [--language he|en]
+                 [--max-calls N] [--anchor whisperlive|none] [--anchor-wait-s S] [--language he|en]
   ozen models [--json]
   ozen demo [--audio FILE] [--language he|en] [--model M] [--engine whisper|null]`;
 

@@ -86,6 +86,15 @@ describe("measureCall", () => {
     expect(m.ttfsMs).toEqual([16_000 - 13_000]); // the turn ends at 3000 ms: frame 150, sent at 13 000
   });
 
+  it("does not count a turn as finalised by a final that stops short of its end", () => {
+    const m = measureCall(
+      turns,
+      trace([{ kind: "final", atMs: 11_900, audioStartMs: 1000, audioEndMs: 1800, text: "first half" }], 15_000),
+    );
+    expect(m.turnsUnfinalised).toBe(1);
+    expect(m.ttfsMs).toEqual([2000]);
+  });
+
   it("skips partials that repeat the text for the interval", () => {
     const m = measureCall(
       turns,

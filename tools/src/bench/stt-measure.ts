@@ -14,8 +14,9 @@
  *   shown just before it; minus the onset's wall time.
  * - **TTFS** (per turn, pipecat stt-benchmark's definition: real end of speech to the last final
  *   segment): the arrival of the last final whose audio span overlaps the turn, minus the wall
- *   time of the turn's end. A turn no final covers counts at the moment the session closed (a
- *   lower bound) and is reported as unfinalised.
+ *   time of the turn's end. A turn is finalised only when a final reaches its end (within
+ *   `END_TOLERANCE_MS`); one that is not counts at the moment the session closed (a lower bound)
+ *   and is reported as unfinalised.
  * - **Partial interval**: time between consecutive partials with new text within one turn
  *   (a partial belongs to the turn its `audioEndMs` falls in).
  */
@@ -24,6 +25,8 @@ import { percentile } from "@ozen/shared";
 /** Pauses at least this long separate turns. */
 export const TURN_GAP_MS = 1000;
 export const FRAME_MS = 20;
+/** A final "reaches" a turn's end when its audio ends at most this much before it. */
+export const END_TOLERANCE_MS = 500;
 
 export interface Turn {
   readonly startMs: number;
@@ -105,12 +108,16 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
     else ttfpMs.push(first - onset);
 
     let lastFinal: number | undefined;
+    let reachesEnd = false;
     for (const o of obs) {
       if (o.kind !== "final" || !o.text.trim()) continue;
       const start = o.audioStartMs ?? 0;
-      if (start < turn.endMs && o.audioEndMs > turn.startMs) lastFinal = Math.max(lastFinal ?? -Infinity, o.atMs);
+      if (start < turn.endMs && o.audioEndMs > turn.startMs) {
+        lastFinal = Math.max(lastFinal ?? -Infinity, o.atMs);
+        if (o.audioEndMs >= turn.endMs - END_TOLERANCE_MS) reachesEnd = true;
+      }
     }
-    if (lastFinal === undefined) {
+    if (lastFinal === undefined || !reachesEnd) {
       turnsUnfinalised++;
       ttfsMs.push(trace.closedAtMs - end);
     } else ttfsMs.push(lastFinal - end);

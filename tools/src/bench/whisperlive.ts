@@ -156,6 +156,11 @@ export class WhisperLiveTranscript {
     if (tail?.completed) this.last = undefined;
   }
 
+  /** True while the last segment is not completed (or nothing came yet): WhisperLive is not done. */
+  pending(): boolean {
+    return this.last !== undefined || this.observations.length === 0;
+  }
+
   /** The session's text as its client writes it out. */
   text(): string {
     const parts = this.finals.map((s) => s.text.trim());
@@ -178,10 +183,18 @@ export async function streamToWhisperLive(o: {
   uid: string;
   /** Longest wait for the server to close after END_OF_AUDIO. */
   drainMs?: number;
+  /**
+   * After the audio, the line stays open (more silence) while the last segment is not completed,
+   * at most this long: WhisperLive completes a segment after it repeats `same_output_threshold`
+   * times, and stops decoding at END_OF_AUDIO, so hanging up at once would cut its transcript.
+   */
+  maxExtraS?: number;
 }): Promise<AnchorSession> {
   const audio = mulawTo16kFloat(o.mulaw);
   const samplesPerFrame = (16000 * FRAME_MS) / 1000;
   const frames = Math.floor(audio.length / samplesPerFrame);
+  const maxFrames = frames + Math.round(((o.maxExtraS ?? 10) * 1000) / FRAME_MS);
+  const silence = new Float32Array(samplesPerFrame);
   const ws = new WebSocket(`ws://127.0.0.1:${o.port}`, { perMessageDeflate: false });
   const transcript = new WhisperLiveTranscript();
   let ready: () => void;
@@ -225,14 +238,16 @@ export async function streamToWhisperLive(o: {
   const t0 = performance.now();
   await new Promise<void>((resolve) => {
     const tick = () => {
-      const due = Math.min(frames, Math.floor((performance.now() - t0) / FRAME_MS) + 1);
+      const done = frameSentAtMs.length >= maxFrames || (frameSentAtMs.length >= frames && !transcript.pending());
+      if (done || ws.readyState !== WebSocket.OPEN) return resolve();
+      const due = Math.min(maxFrames, Math.floor((performance.now() - t0) / FRAME_MS) + 1);
       while (frameSentAtMs.length < due && ws.readyState === WebSocket.OPEN) {
         const i = frameSentAtMs.length;
-        const chunk = audio.slice(i * samplesPerFrame, (i + 1) * samplesPerFrame);
+        const chunk = i < frames ? audio.slice(i * samplesPerFrame, (i + 1) * samplesPerFrame) : silence;
         ws.send(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
         frameSentAtMs.push(Date.now());
+        if (i >= frames && !transcript.pending()) break;
       }
-      if (frameSentAtMs.length >= frames || ws.readyState !== WebSocket.OPEN) return resolve();
       setTimeout(tick, Math.max(1, FRAME_MS * frameSentAtMs.length - (performance.now() - t0)));
     };
     tick();
