@@ -18,7 +18,7 @@
  * The JSON has exactly the keys of the issue; everything else (per file, per level, settings,
  * load) goes to FILE with `.details.json`.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
@@ -431,6 +431,7 @@ export async function benchStt(argv: string[]): Promise<void> {
     command: `ozen bench stt ${argv.join(" ")}`,
     started: started.toISOString(),
     machine: { cpus: os.cpus().length, node: process.version, loadavg_start: loadAtStart },
+    source: sourceState(),
     model,
     tail_silence_s: tailS,
     anchor_wait_s: anchorWaitS,
@@ -546,6 +547,18 @@ export async function benchStt(argv: string[]): Promise<void> {
     writeFileSync(values.json.replace(/\.json$/, "") + ".details.json", JSON.stringify(details, null, 2) + "\n");
   }
   console.log(text);
+}
+
+/** The commit measured, and the files that differed from it (a shared work tree may be mid-change). */
+function sourceState(): { commit: string; modified: string[] } {
+  const git = (args: string[]) => spawnSync("git", args, { cwd: repoRoot, encoding: "utf8" }).stdout ?? "";
+  return {
+    commit: git(["rev-parse", "HEAD"]).trim(),
+    modified: git(["status", "--short", "--untracked-files=no"])
+      .split("\n")
+      .map((l) => l.slice(3).trim())
+      .filter((l) => l),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
