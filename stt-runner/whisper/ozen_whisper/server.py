@@ -317,14 +317,15 @@ class Server:
             assert session.vad is not None and session.policy is not None
             events = session.vad.feed(pcm)
             outs, finals = session.policy.feed(pcm, events)
+            session.finals_outstanding += len(finals)
             want = session.policy.partial_due()
             buf_s = session.policy.max_buffer_samples / SAMPLE_RATE_HZ
+            self._emit(session, outs)  # under the lock: a session's messages keep their order
         if buf_s > self.counters.max_utterance_buffer_s:
             with self._counters_lock:
                 self.counters.max_utterance_buffer_s = max(
                     self.counters.max_utterance_buffer_s, buf_s
                 )
-        self._emit(session, outs)
         self._submit_finals(session, finals)
         if want:
             self._want_partial(session)
@@ -335,10 +336,10 @@ class Server:
         self.sched.want_partial(session)
 
     def _submit_finals(self, session: Session, finals: list[DecodeRequest]) -> None:
+        """Queue finals already counted in ``finals_outstanding`` (under the session lock, where
+        they were made, so a decode thread never sees a closing session with none in flight)."""
         if not finals:
             return
-        with session.lock:
-            session.finals_outstanding += len(finals)
         ended = any(not f.speculative for f in finals)
         if ended and self.sched.drop_partial(session):  # the utterance ended: its partial is moot
             self.counters.partials_dropped += 1
@@ -363,9 +364,10 @@ class Server:
                 self.counters.speculative_voided += session.policy.speculative_voided
             else:
                 finals = [self._offline_request(session)]
+            session.finals_outstanding += len(finals)
+            self._emit(session, outs)
         if self.sched.drop_partial(session):
             self.counters.partials_dropped += 1
-        self._emit(session, outs)
         self._submit_finals(session, finals)
         self._maybe_closed(session)
 
@@ -475,8 +477,8 @@ class Server:
             outs = policy.on_partial(req, outcome.segments, outcome.decode_ms)
             session.partial_running = False
             want = policy.partial_due() and not session.closing
+            self._emit(session, outs)
         self._count_decode("partial", outcome.decode_ms)
-        self._emit(session, outs)
         if want:
             self._want_partial(session)
 
@@ -496,12 +498,14 @@ class Server:
                 with session.lock:
                     session.policy.final_failed(req)
             self._decode_error(session, req, e)
-            outs: list[Output] = []
-        else:
-            self._count_decode("final", outcome.decode_ms)
+            with session.lock:
+                session.finals_outstanding -= 1
+            self._maybe_closed(session)
+            return
+        self._count_decode("final", outcome.decode_ms)
+        with session.lock:
             if session.policy is not None:
-                with session.lock:
-                    outs = session.policy.on_final(req, outcome.segments, outcome.decode_ms)
+                outs = session.policy.on_final(req, outcome.segments, outcome.decode_ms)
             else:  # offline: one final for the whole buffer, even when it says nothing
                 kept = [s for s in outcome.segments if keep_segment(s, self.cfg.stream)]
                 outs = [
@@ -514,8 +518,7 @@ class Server:
                         beam=req.beam,
                     )
                 ]
-        self._emit(session, outs)
-        with session.lock:
+            self._emit(session, outs)
             session.finals_outstanding -= 1
         self._maybe_closed(session)
 
