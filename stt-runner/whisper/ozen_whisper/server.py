@@ -69,6 +69,8 @@ class FrameWriter:
 
 @dataclass
 class Session:
+    """One open key: a stream (VAD + StreamPolicy) or an offline buffer; fields under ``lock``."""
+
     key: str
     mode: Literal["stream", "offline"]
     language: str
@@ -76,14 +78,13 @@ class Session:
     policy: StreamPolicy | None = None
     vad: VadStream | None = None
     offline_buf: AudioBuffer | None = None
-    hints: str | None = None
-    prompt: str | None = None
+    hints: str | None = None  # offline only (a stream's policy holds its own)
+    prompt: str | None = None  # offline only
     origin: int | None = None  # call sample of the first audio sample
     fed: int = 0  # samples fed so far
     finals_outstanding: int = 0
     closing: bool = False
     closed_sent: bool = False
-    partial_queued: bool = False
     partial_running: bool = False
 
 
@@ -110,7 +111,6 @@ class Scheduler:
             if session.key in self._partials:
                 return False
             self._partials[session.key] = session
-            session.partial_queued = True
             self._cond.notify()
             return True
 
@@ -118,7 +118,6 @@ class Scheduler:
         with self._cond:
             if self._partials.get(session.key) is session:
                 del self._partials[session.key]
-                session.partial_queued = False
                 return True
             return False
 
@@ -133,7 +132,6 @@ class Scheduler:
                         return session, "final", req
                 if self._partials:
                     _, session = self._partials.popitem(last=False)
-                    session.partial_queued = False
                     self.busy += 1
                     return session, "partial", None
                 if self._stopping:
