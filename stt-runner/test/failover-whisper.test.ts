@@ -4,6 +4,9 @@
  * scripted finals, failures and silence); whisper is the real worker process (tiny.en); the
  * events are what the TranscriptForwarder sends an agent.
  */
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TranscriptEvent } from "@ozen/shared";
 import { FailoverEngine, blockDbfs, loadFailoverConfig } from "../src/engines/failover.js";
@@ -20,6 +23,7 @@ import {
   callStart,
   loadCallAudio,
   play,
+  sleep,
   testWhisperConfig,
   whisperSkipReason,
   words,
@@ -109,7 +113,7 @@ describe.skipIf(skip !== undefined)("failover from Google to the whisper worker"
     ({ engine: whisper } = await WhisperEngine.start(testWhisperConfig()));
   });
   afterAll(async () => {
-    await Promise.all(googles.map((g) => g.close()));
+    await Promise.all(googles.splice(0).map((g) => g.close()));
     await whisper?.close();
     speech?.close();
   });
@@ -210,6 +214,45 @@ describe.skipIf(skip !== undefined)("failover from Google to the whisper worker"
   }, 180_000);
 });
 
+describe.skipIf(skip !== undefined)("failover with a worker that is gone", () => {
+  beforeAll(async () => {
+    speech = await startSpeechServer();
+  });
+  afterAll(async () => {
+    await Promise.all(googles.splice(0).map((g) => g.close()));
+    speech?.close();
+  });
+
+  it("keeps new calls on Google and lets a failed call go on without transcripts", async () => {
+    // a worker whose model disappears, then dies: it cannot be restarted
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-model-"));
+    const link = path.join(dir, "model");
+    const probe = await WhisperEngine.start(testWhisperConfig());
+    symlinkSync(probe.ready.path!, link);
+    await probe.engine.close();
+    const { engine: doomed } = await WhisperEngine.start(
+      testWhisperConfig({ WHISPER_MODEL: link, WHISPER_MAX_RESTARTS: "1" }),
+    );
+    try {
+      rmSync(dir, { recursive: true });
+      process.kill(doomed.worker.pid!, "SIGKILL");
+      for (let i = 0; i < 300 && doomed.available; i++) await sleep(100);
+      expect(doomed.available).toBe(false);
+      const engine = new FailoverEngine(google(), doomed, loadFailoverConfig({ OZEN_BREAKER_FAILURES: "1" }));
+      speech.behaviour.failOnceAfterRequests = 5;
+      const r = await runCall(engine, "CAnowhere", callOf(loadCallAudio("conf-getchannel.wav"), 500), 4);
+      expect(r.switches).toEqual([expect.objectContaining({ from: "google-v1", to: "none" })]);
+      expect(engine.counters.switchesFailed).toBe(0);
+      // the breaker is open, but whisper cannot take calls: the next call still goes to Google
+      expect(engine.breaker.state(Date.now())).toBe("open");
+      expect(engine.nameFor(callStart("CAnext"))).toBe("google-v1");
+    } finally {
+      await doomed.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
+
 describe.skipIf(skip !== undefined)("final pass: whisper re-decodes each Google final", () => {
   beforeAll(async () => {
     speech = await startSpeechServer();
@@ -217,7 +260,7 @@ describe.skipIf(skip !== undefined)("final pass: whisper re-decodes each Google 
     ({ engine: whisper } = await WhisperEngine.start(testWhisperConfig()));
   });
   afterAll(async () => {
-    await Promise.all(googles.map((g) => g.close()));
+    await Promise.all(googles.splice(0).map((g) => g.close()));
     await whisper?.close();
     speech?.close();
   });

@@ -82,6 +82,8 @@ export interface Engine {
    */
   nameFor?(call: RelayStart): string;
   open(call: RelayStart, listener: EngineListener): EngineSession;
+  /** False while the engine cannot take calls (its worker is gone); absent: always available. */
+  readonly available?: boolean;
   /** Counters for /stats and /metrics (numbers only, never text). */
   stats?(): Record<string, number>;
   /** Releases what the engine holds (clients, worker processes). */

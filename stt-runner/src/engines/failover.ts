@@ -92,14 +92,20 @@ export class FailoverEngine implements Engine {
     this.breaker = new CircuitBreaker(config.breaker);
   }
 
+  /** Where a new call goes: the breaker decides, but never onto a fallback that cannot take calls. */
+  private admit(): Admission {
+    if (this.fallback.available === false) return { to: "primary", probe: false };
+    return this.breaker.admit(this.now());
+  }
+
   nameFor(call: RelayStart): string {
-    const a = this.decided.get(call.callSid) ?? this.breaker.admit(this.now());
+    const a = this.decided.get(call.callSid) ?? this.admit();
     this.decided.set(call.callSid, a);
     return a.to === "primary" ? this.primary.name : this.fallback.name;
   }
 
   open(call: RelayStart, listener: EngineListener): EngineSession {
-    const admission = this.decided.get(call.callSid) ?? this.breaker.admit(this.now());
+    const admission = this.decided.get(call.callSid) ?? this.admit();
     this.decided.delete(call.callSid);
     if (admission.to === "fallback") {
       this.counters.callsOnFallback++;
@@ -186,7 +192,8 @@ class FailoverSession implements EngineSession {
     this.e.counters.bufferDroppedMs += ((this.audio.droppedSamples - dropped) * 1000) / RATE;
     this.current.feed(copy, startSample);
     const cfg = this.e.config;
-    if (this.onFallback || cfg.noResultMs <= 0) return; // feed() may have failed the primary over
+    // feed() may have failed the primary over; a fallback that cannot take calls is no way out
+    if (this.onFallback || cfg.noResultMs <= 0 || this.e.fallback.available === false) return;
     if (blockDbfs(pcm) >= cfg.speechDbfs) {
       this.speechMsSinceResult += (pcm.length * 1000) / RATE;
       if (this.speechMsSinceResult >= cfg.noResultMs) {
@@ -239,6 +246,13 @@ class FailoverSession implements EngineSession {
       },
       failed: (f: EngineFailure) => {
         if (!isLive()) return;
+        if (this.e.fallback.available === false) {
+          // nowhere to go: the call goes on without transcripts, as with no fallback at all
+          this.e.breaker.failure(this.e.clock(), this.isUndecidedProbe());
+          this.verdict = true;
+          this.listener.failed(f);
+          return;
+        }
         this.e.counters.switchesFailed++;
         this.switchToFallback(`${f.code}: ${f.message}`, f.resumeFromMs);
       },
@@ -255,6 +269,10 @@ class FailoverSession implements EngineSession {
     };
   }
 
+  private isUndecidedProbe(): boolean {
+    return this.admission.to === "primary" && this.admission.probe && !this.verdict;
+  }
+
   private onPrimaryResult(): void {
     this.speechMsSinceResult = 0;
     if (!this.gotPrimaryResult) {
@@ -269,7 +287,7 @@ class FailoverSession implements EngineSession {
   private switchToFallback(reason: string, resumeFromMs: number): void {
     if (this.onFallback) return;
     this.onFallback = true;
-    const probe = this.admission.to === "primary" && this.admission.probe && !this.verdict;
+    const probe = this.isUndecidedProbe();
     this.verdict = true;
     this.e.breaker.failure(this.e.clock(), probe);
     const from = this.e.primary.name;

@@ -82,6 +82,11 @@ export class WhisperEngine implements Engine {
     private readonly log?: Log,
   ) {}
 
+  /** False once the worker is given up (it could not be restarted). */
+  get available(): boolean {
+    return !this.worker.gone;
+  }
+
   /** Spawns the worker and waits until its model is loaded; rejects with a message a person can act on. */
   static async start(config: WhisperConfig, log?: Log): Promise<{ engine: WhisperEngine; ready: WorkerReady }> {
     const worker = new WhisperWorker({
