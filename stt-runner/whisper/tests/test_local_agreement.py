@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ozen_whisper.config import StreamConfig
 from ozen_whisper.streaming import (
     LocalAgreement,
@@ -79,3 +82,21 @@ def test_keep_segment_drops_silence_and_loops() -> None:
 
 def test_join_text_folds_spaces() -> None:
     assert join_text([" a ", "", "b  c"]) == "a b c"
+
+
+word_lists = st.lists(st.sampled_from(["a", "b", "c", "d", "שלום", "עולם"]), max_size=8)
+
+
+@given(st.lists(word_lists, min_size=1, max_size=12))
+def test_stable_only_grows_and_is_agreed_by_two_passes(hypotheses: list[list[str]]) -> None:
+    la = LocalAgreement()
+    before: list[str] = []
+    previous: list[str] | None = None
+    for hyp in hypotheses:
+        stable, tail = la.update(hyp)
+        assert stable[: len(before)] == before  # never shrinks, never rewritten
+        if len(stable) > len(before):  # what it gained, two consecutive passes said
+            assert previous is not None
+            assert common_prefix_len(previous, hyp) >= len(stable)
+        assert tail == hyp[len(stable) :]
+        before, previous = stable, hyp

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 from typing import Any
 
 import jiwer
@@ -186,3 +188,13 @@ def test_end_of_stdin_is_a_clean_exit() -> None:
     assert w.proc.stdin is not None
     w.proc.stdin.close()
     assert w.proc.wait(30) == 0
+
+
+def test_invalid_settings_exit_2_with_the_reason() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "ozen_whisper", "serve", "--model", "tiny.en", "--pool", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2 and "--pool is 0, expected >= 1" in run.stderr
