@@ -97,6 +97,8 @@ switch (command) {
     } else if (what === "stt") {
       const { benchStt } = await import("./bench/stt.js");
       await benchStt(args);
+      // every process and server it started is closed; a client socket left in keep-alive must not hold the exit
+      process.exit(process.exitCode ?? 0);
     } else {
       fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, stt`);
     }
