@@ -279,7 +279,8 @@ interface FileResult {
   ttfs_ms: number[];
   unfinalised_turns: number;
   turns_without_result: number;
-  wer: number;
+  /** null when the file's reference is empty. */
+  wer: number | null;
   text: string;
   reference: string;
 }
@@ -305,8 +306,8 @@ function summarise(
     files: files.length,
     audio_s: round(audioS, 1)!,
     ...setLatencies(measures),
-    wer: round(pooledWer(errors), 4),
-    wer_offline: round(pooledWer(offlineErrors), 4),
+    wer: round(pooledWer(referenced(errors)), 4),
+    wer_offline: round(pooledWer(referenced(offlineErrors)), 4),
     cpu_s_per_audio_s: cpuS === null ? null : round(cpuS / audioS, 3),
   };
   const fileResults = files.map((f, i) => {
@@ -319,12 +320,20 @@ function summarise(
       ttfs_ms: measures[i]!.ttfsMs.map((x) => Math.round(x)),
       unfinalised_turns: measures[i]!.turnsUnfinalised,
       turns_without_result: measures[i]!.turnsWithoutResult,
-      wer: round(e.referenceWords ? (e.substitutions + e.deletions + e.insertions) / e.referenceWords : 0, 4)!,
+      wer: e.referenceWords ? round((e.substitutions + e.deletions + e.insertions) / e.referenceWords, 4) : null,
       text: traces[i]!.text,
       reference: f.reference,
     };
   });
   return { figures, files: fileResults, cpu_s: round(cpuS ?? 0, 2)!, wall_s: 0, measures };
+}
+
+/**
+ * The files that have reference words: a recording whose reference is empty (he/dialog's
+ * three-speaker file ships an empty one) still counts for latency, not for WER.
+ */
+function referenced(errors: readonly WordErrors[]): WordErrors[] {
+  return errors.filter((e) => e.referenceWords > 0);
 }
 
 // ---------------------------------------------------------------------------------------------
