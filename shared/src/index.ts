@@ -9,6 +9,7 @@ export * from "./twilio/signature.js";
 export * from "./relay/wire.js";
 export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
+export * from "./metrics/wer.js";
 export * from "./transcript/policy.js";
 export * from "./transcript/polish.js";
 export * from "./transcript/events.js";

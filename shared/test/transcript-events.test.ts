@@ -262,3 +262,42 @@ describe("parser properties", () => {
     );
   });
 });
+
+describe("a final's alternatives (the final pass)", () => {
+  const withPass = { ...final, alternatives: [{ engine: "whisper", text: "אני רוצה לקבוע תור." }] };
+
+  it("are accepted and kept as they are", () => {
+    expect(parseTranscriptEvent(withPass)).toEqual({ ok: true, event: withPass });
+    expect(decodeEvent(encodeEvent(withPass as TranscriptEvent))).toEqual({ ok: true, event: withPass });
+  });
+
+  it("lose fields this version does not know", () => {
+    const r = parseTranscriptEvent({ ...final, alternatives: [{ engine: "whisper", text: "x", decodeMs: 300 }] });
+    expect(r).toEqual({ ok: true, event: { ...final, alternatives: [{ engine: "whisper", text: "x" }] } });
+  });
+
+  it("are refused when malformed, by their path", () => {
+    expect(message({ ...final, alternatives: "whisper" })).toBe(
+      "final.alternatives is a string, expected an array of up to 4 objects",
+    );
+    expect(message({ ...final, alternatives: Array(5).fill({ engine: "whisper", text: "" }) })).toBe(
+      "final.alternatives is an array, expected an array of up to 4 objects",
+    );
+    expect(message({ ...final, alternatives: [7] })).toBe("final.alternatives[0] is 7, expected an object");
+    expect(message({ ...final, alternatives: [{ text: "x" }] })).toBe(
+      "final.alternatives[0].engine is missing, expected a string",
+    );
+    expect(message({ ...final, alternatives: [{ engine: "whisper", text: 3 }] })).toBe(
+      "final.alternatives[0].text is 3, expected a string",
+    );
+  });
+
+  it("never make the parser throw, whatever they are", () => {
+    fc.assert(
+      fc.property(fc.anything(), (value) => {
+        const r = parseTranscriptEvent({ ...final, alternatives: value });
+        if (!r.ok) expect(r.message).toMatch(/^final\.alternatives/);
+      }),
+    );
+  });
+});

@@ -348,6 +348,17 @@ describe("final", () => {
     expect(p.tick(1000)).toEqual([]);
   });
 
+  it("carries other engines' texts for the same audio, polished like its own", () => {
+    const p = new TranscriptPolicy("CA1", { language: "en" });
+    const [e] = p.onFinal(finalOf("hello world", { alternatives: [{ engine: "whisper", text: " hello  world" }] }), 10);
+    expect(e).toMatchObject({
+      type: "final",
+      text: "Hello world.",
+      alternatives: [{ engine: "whisper", text: "Hello world." }],
+    });
+    expect(parseTranscriptEvent(e)).toEqual({ ok: true, event: e });
+  });
+
   it("is never held by the cadence", () => {
     const p = new TranscriptPolicy("CA1");
     p.onInterim(said("שלום"), 0);

@@ -1,12 +1,24 @@
 /**
  * The stt-runner entry point (the Dockerfile runs this same command).
- *   node --import tsx stt-runner/src/main.ts [--port 8081] [--host 0.0.0.0] [--engine null|google]
- * PORT (Cloud Run) overrides the default port; the Google engine reads GOOGLE_* settings.
+ *   node --import tsx stt-runner/src/main.ts [--port 8081] [--host 0.0.0.0] [--engine auto|google|whisper|null]
+ * PORT (Cloud Run) overrides the default port; the Google engine reads GOOGLE_* settings, the
+ * whisper worker WHISPER_*, failover and the final pass OZEN_FAILOVER_*, OZEN_BREAKER_*,
+ * OZEN_FINAL_PASS_* (README, "stt-runner settings").
+ *
+ * Engines: `google` (with the whisper worker beside it as failover and final pass: when it
+ * starts with OZEN_FALLBACK=auto, always with =whisper, never with =none), `whisper` (the worker alone: no cloud), `auto` (the default: google when
+ * Google credentials are found, else whisper), `null` (takes audio, says nothing).
  */
 import { parseArgs } from "node:util";
 import { nullEngine } from "./engines/null.js";
 import { GoogleConfigError, loadGoogleConfig } from "./engines/google/config.js";
 import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
+import { FailoverEngine, loadFailoverConfig } from "./engines/failover.js";
+import { SettingError, readChoice } from "./engines/settings.js";
+import { loadWhisperConfig } from "./engines/whisper/config.js";
+import { WhisperEngine } from "./engines/whisper/engine.js";
+import { WhisperWorkerError } from "./engines/whisper/worker.js";
+import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pass.js";
 import { RelayServer } from "./relay-server.js";
 import { TranscriptForwarder } from "./transcripts.js";
 import type { Log } from "./relay-server.js";
@@ -26,44 +38,101 @@ const { values } = parseArgs({
   options: {
     port: { type: "string", default: process.env["PORT"] ?? "8081" },
     host: { type: "string", default: process.env["HOST"] ?? "127.0.0.1" },
-    engine: { type: "string", default: process.env["OZEN_ENGINE"] ?? "null" },
+    engine: { type: "string", default: process.env["OZEN_ENGINE"] || "auto" },
   },
 });
 
-function makeEngine(name: string): Engine {
+function settings<T>(what: string, load: () => T): T {
+  try {
+    return load();
+  } catch (e) {
+    if (e instanceof GoogleConfigError || e instanceof SettingError) fatal(`${what}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Starts the worker; when it cannot start: stops the runner with its message, or (`optional`) says so and goes on without it. */
+async function startWhisper(purpose: string, optional = false): Promise<WhisperEngine | undefined> {
+  const config = settings("whisper engine", () => loadWhisperConfig(process.env));
+  try {
+    const { engine, ready } = await WhisperEngine.start(config, log);
+    log("info", "whisper worker ready", { ...ready, purpose });
+    return engine;
+  } catch (e) {
+    if (!(e instanceof WhisperWorkerError)) throw e;
+    if (optional) {
+      log("warn", "no whisper worker: Google runs without failover or final pass (OZEN_FALLBACK=auto)", {
+        error: e.message,
+      });
+      return undefined;
+    }
+    const hint = purpose === "engine" ? "" : "; set OZEN_FALLBACK=none to run Google without it";
+    fatal(`whisper engine (${purpose}): ${e.message}${hint}`);
+  }
+}
+
+function googleEngine(): GoogleEngine {
+  const config = settings("Google engine", () => loadGoogleConfig(process.env));
+  if (!config.insecure) {
+    const creds = findCredentials(process.env);
+    if ("error" in creds) fatal(`Google engine: ${creds.error}`);
+    log("info", "Google credentials", { source: creds.source });
+  }
+  return new GoogleEngine(config, log);
+}
+
+async function makeEngine(name: string): Promise<Engine> {
   switch (name) {
     case "null":
       return nullEngine;
+    case "whisper":
+      return (await startWhisper("engine"))!;
+    case "auto": {
+      const insecure = process.env["GOOGLE_INSECURE"] === "true";
+      const creds = findCredentials(process.env);
+      if (!insecure && "error" in creds) {
+        log("warn", "no Google credentials: transcribing with the whisper worker", { engine: "whisper" });
+        return (await startWhisper("engine"))!;
+      }
+      return makeEngine("google");
+    }
     case "google": {
-      let config;
-      try {
-        config = loadGoogleConfig(process.env);
-      } catch (e) {
-        if (e instanceof GoogleConfigError) fatal(`Google engine: ${e.message}`);
-        throw e;
-      }
-      if (!config.insecure) {
-        const creds = findCredentials(process.env);
-        if ("error" in creds) fatal(`Google engine: ${creds.error}`);
-        log("info", "Google credentials", { source: creds.source });
-      }
-      return new GoogleEngine(config, log);
+      const google = googleEngine();
+      const env = process.env;
+      const fallback = settings("runner", () => readChoice(env, "OZEN_FALLBACK", "auto", ["auto", "whisper", "none"]));
+      if (fallback === "none") return google;
+      const failover = settings("runner", () => readChoice(env, "OZEN_FAILOVER", "on", ["on", "off"])) === "on";
+      const finalPass = settings("runner", () => readChoice(env, "OZEN_FINAL_PASS", "on", ["on", "off"])) === "on";
+      if (!failover && !finalPass) return google;
+      const failoverConfig = settings("failover", () => loadFailoverConfig(process.env));
+      const finalPassConfig = settings("final pass", () => loadFinalPassConfig(process.env));
+      const whisper = await startWhisper("failover and final pass", fallback === "auto");
+      if (!whisper) return google;
+      let engine: Engine = failover ? new FailoverEngine(google, whisper, failoverConfig, Date.now, log) : google;
+      if (finalPass) engine = new FinalPassEngine(engine, whisper, finalPassConfig);
+      return engine;
     }
     default:
-      return fatal(`unknown engine ${JSON.stringify(name)}; available: null, google`);
+      return fatal(`unknown engine ${JSON.stringify(name)}; available: auto, google, whisper, null`);
   }
 }
 
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`port ${JSON.stringify(values.port)} is not a TCP port`);
-const engine = makeEngine(values.engine);
+const engine = await makeEngine(values.engine);
 const server = new RelayServer({
   engine,
   port,
   host: values.host,
   log,
   listenerFor: (start, send, clock) =>
-    new TranscriptForwarder({ start, engine: engine.name, profile: engine.profile, send, clock }),
+    new TranscriptForwarder({
+      start,
+      engine: engine.nameFor?.(start) ?? engine.name,
+      profile: engine.profile,
+      send,
+      clock,
+    }),
 });
 const bound = await server.listen();
 console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: bound, engine: engine.name }));
@@ -71,6 +140,9 @@ console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: b
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.once(sig, () => {
     console.log(JSON.stringify({ level: "info", msg: "draining", signal: sig, activeCalls: server.activeCalls }));
-    void server.drain(8000).then(() => process.exit(0));
+    void server
+      .drain(8000)
+      .then(() => engine.close?.())
+      .then(() => process.exit(0));
   });
 }

@@ -18,7 +18,7 @@ export class Metrics {
     const lines: string[] = [];
     for (const [k, v] of Object.entries(counters)) {
       const name = "ozen_runner_" + k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
-      lines.push(`# TYPE ${name} ${/active|draining/.test(name) ? "gauge" : "counter"}`, `${name} ${v}`);
+      lines.push(`# TYPE ${name} ${/active|draining|_up$|_open$/.test(name) ? "gauge" : "counter"}`, `${name} ${v}`);
     }
     lines.push("# TYPE ozen_runner_feed_seconds histogram");
     let cumulative = 0;

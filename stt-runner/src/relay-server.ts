@@ -148,18 +148,26 @@ export class RelayServer {
           .end(this.draining ? "draining\n" : "ready\n");
         return;
       case "/metrics":
-        res
-          .writeHead(200, { "Content-Type": "text/plain; version=0.0.4" })
-          .end(
-            this.metrics.render({ ...this.counters, activeCalls: this.calls.size, draining: this.draining ? 1 : 0 }),
-          );
+        res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4" }).end(
+          this.metrics.render({
+            ...this.counters,
+            activeCalls: this.calls.size,
+            draining: this.draining ? 1 : 0,
+            ...Object.fromEntries(
+              Object.entries(this.o.engine.stats?.() ?? {}).map(([k, v]) => [
+                `engine${k[0]!.toUpperCase()}${k.slice(1)}`,
+                v,
+              ]),
+            ),
+          }),
+        );
         return;
       case "/stats":
         res.writeHead(200, { "Content-Type": "application/json" }).end(
           JSON.stringify({
             ...this.counters,
             activeCalls: this.calls.size,
-            engine: { name: this.o.engine.name, profile: this.o.engine.profile ?? null },
+            engine: { name: this.o.engine.name, profile: this.o.engine.profile ?? null, ...this.o.engine.stats?.() },
           }),
         );
         return;
@@ -254,6 +262,7 @@ export class RelayServer {
           queueMicrotask(() => this.ack(entry));
         },
         failed: (f) => listener.failed(f),
+        switched: (x) => listener.switched?.(x),
       }),
       socket: ws,
       expected: start.resumeFromSeq,

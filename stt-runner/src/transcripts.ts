@@ -5,7 +5,7 @@
  */
 import { TranscriptPolicy, encodeControl } from "@ozen/shared";
 import type { EngineProfile, PolicyOptions, RelayStart, TranscriptEvent } from "@ozen/shared";
-import type { EngineFailure, EngineFinal, EngineInterim, EngineListener } from "./engines/engine.js";
+import type { EngineFailure, EngineFinal, EngineInterim, EngineListener, EngineSwitch } from "./engines/engine.js";
 
 /** When each block of call audio arrived (wall ms), to time results against. */
 export class ArrivalClock {
@@ -52,9 +52,12 @@ export class TranscriptForwarder implements EngineListener {
   private readonly now: () => number;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private closed = false;
+  /** The engine transcribing the call now (changes at `switched`). */
+  private engine: string;
 
   constructor(private readonly o: TranscriptForwarderOptions) {
     this.now = o.now ?? (() => Date.now());
+    this.engine = o.engine;
     this.policy = new TranscriptPolicy(o.start.callSid, {
       ...o.policy,
       language: o.policy?.language ?? o.start.customParameters["ozen_language"] ?? "he",
@@ -72,7 +75,7 @@ export class TranscriptForwarder implements EngineListener {
     const receivedAtMs = this.o.clock.arrivalOf(r.audioEndMs);
     this.send(
       this.policy.onFinal(
-        { ...r, engine: this.o.engine, ...(receivedAtMs !== undefined ? { receivedAtMs } : {}) },
+        { ...r, engine: r.engine ?? this.engine, ...(receivedAtMs !== undefined ? { receivedAtMs } : {}) },
         this.now(),
       ),
     );
@@ -80,8 +83,15 @@ export class TranscriptForwarder implements EngineListener {
   }
 
   failed(f: EngineFailure): void {
-    // no fallback engine yet (issue 4): the call goes on without transcripts from here
-    this.send(this.policy.engineSwitched(this.o.engine, "none", `${f.code}: ${f.message}`, this.now(), f.resumeFromMs));
+    // no fallback left (or none configured): the call goes on without transcripts from here
+    this.send(this.policy.engineSwitched(this.engine, "none", `${f.code}: ${f.message}`, this.now(), f.resumeFromMs));
+    this.engine = "none";
+  }
+
+  switched(s: EngineSwitch): void {
+    this.send(this.policy.engineSwitched(s.from, s.to, s.reason, this.now(), s.resumeFromMs));
+    this.engine = s.to;
+    this.schedule();
   }
 
   close(): void {

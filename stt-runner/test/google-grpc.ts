@@ -33,6 +33,15 @@ export interface SpeechBehaviour {
   /** Fail the next stream after this many audio requests (once), with `failWith` (default UNAVAILABLE). */
   failOnceAfterRequests: number | undefined;
   failWith?: { code: grpc.status; details: string };
+  /** Says nothing at all (no interim, no final, not even at half-close): a stream that hangs. */
+  silent?: boolean;
+  /**
+   * Finals at set points of each stream: after `afterRequests` audio requests, a final `text`
+   * ending at that request's stream time (consumed in order, across streams).
+   */
+  scriptedFinals?: { afterRequests: number; text: string }[];
+  /** Whether a half-close gets the final "שלום עולם" (default true). */
+  finalOnHalfClose?: boolean;
 }
 
 function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviour) {
@@ -63,6 +72,23 @@ function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviou
           b.failWith ?? { code: grpc.status.UNAVAILABLE, details: "The service is currently unavailable." },
         );
         b.failWith = undefined;
+        return;
+      }
+      if (b.silent) return;
+      const scripted = b.scriptedFinals?.[0];
+      if (scripted && s.requests.length - 1 >= scripted.afterRequests) {
+        b.scriptedFinals!.shift();
+        const seconds = (api === "v1" ? bytes / 2 : bytes) / 8000;
+        const end = api === "v1" ? "result_end_time" : "result_end_offset";
+        call.write({
+          results: [
+            {
+              alternatives: [{ transcript: scripted.text, confidence: 0.9 }],
+              is_final: true,
+              [end]: { seconds: Math.floor(seconds), nanos: Math.round((seconds % 1) * 1e9) },
+            },
+          ],
+        });
         return;
       }
       if (b.wordPerBlock && audio && audio.length >= 4) {
@@ -99,7 +125,8 @@ function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviou
       }
     });
     call.on("end", () => {
-      if (behaviour().wordPerBlock) {
+      const b = behaviour();
+      if (b.wordPerBlock || b.silent || b.finalOnHalfClose === false) {
         call.end();
         return;
       }

@@ -6,9 +6,12 @@ export const USAGE = `usage:
   ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
   ozen bench runner [--calls N] [--seconds S] [--json FILE]
   ozen bench fanout [--subscribers N] [--rates R1,R2,...] [--seconds S] [--stream call|account] [--json FILE]
-  ozen demo [--audio FILE]
   ozen check URL [--json FILE] [--token T] [--auth-token T] [--audio FILE] [--public-url U]
-                 [--tail-ms MS] [--events auto|poll] [--limit NAME=VALUE]...`;
+                 [--tail-ms MS] [--events auto|poll] [--limit NAME=VALUE]...
+  ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N] [--tail-s S]
+                 [--max-calls N] [--anchor whisperlive|none] [--anchor-wait-s S] [--language he|en]
+  ozen models [--json]
+  ozen demo [--audio FILE] [--language he|en] [--model M] [--engine whisper|null]`;
 
 export function fail(message: string): never {
   console.error(`ozen: ${message}\n${USAGE}`);

@@ -3,6 +3,8 @@
  *   ozen call URL --audio FILE [--calls N] ...   place simulated Twilio calls against an edge
  *   ozen bench ingest --calls N --seconds S --json FILE
  *   ozen bench fanout [--subscribers N] [--rates R1,R2,..] [--seconds S] --json FILE
+ *   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N]
+ *   ozen models [--json]                         the whisper models on this machine
  *   ozen demo                                    edge + runner locally, one call with real speech
  *   ozen check URL [--json FILE] [--token T]      the playbook's GO checks against a running edge
  */
@@ -100,14 +102,24 @@ switch (command) {
     } else if (what === "fanout") {
       const { benchFanout } = await import("./bench/fanout.js");
       await benchFanout(args);
+    } else if (what === "stt") {
+      const { benchStt } = await import("./bench/stt.js");
+      await benchStt(args);
+      // every process and server it started is closed; a client socket left in keep-alive must not hold the exit
+      process.exit(process.exitCode ?? 0);
     } else {
-      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout`);
+      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout, stt`);
     }
     break;
   }
   case "check": {
     const { check } = await import("./check.js");
     await check(rest);
+    break;
+  }
+  case "models": {
+    const { models } = await import("./models.js");
+    models(rest);
     break;
   }
   case "demo": {

@@ -1,49 +1,211 @@
 /**
  * ozen demo: the whole local stack on this machine with nothing to configure: the edge on
- * workerd, the runner beside it, and one simulated Twilio call with real speech. Prints what the
- * caller's side sees and the call's record from the edge.
+ * workerd, the runner beside it with the whisper worker, and one simulated Twilio call with real
+ * speech. Prints each partial as the edge receives it, with its latency, then the finals.
+ *
+ *   ozen demo [--audio FILE] [--language he|en] [--model M] [--engine whisper|null]
+ *
+ * Speech: `../shared/data/he/dialog/hebrew_short.wav` (Hebrew, with the largest multilingual
+ * model here); when that folder is absent, an English sentence spoken by espeak-ng (with tiny.en).
+ * `--engine null` keeps the plumbing-only demo: the runner takes the audio and says nothing.
  */
-import { existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { RelayServer, nullEngine } from "@ozen/stt-runner";
 import { startLocalEdge } from "../../edge/scripts/local-edge.js";
 import { fail } from "./args.js";
 import { loadAudio8k } from "./audio.js";
-import { placeCall } from "./simulator.js";
+import type { LoadedAudio } from "./audio.js";
+import { spawnTs } from "./bench/procs.js";
+import { newIdentity, placeCall } from "./simulator.js";
+import { bestMultilingual, findModel, listModels, repoRoot, workerPython } from "./whisper-env.js";
+import type { ModelInfo } from "./whisper-env.js";
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const AUTH = "demo-auth-token";
+const API = "demo-api-token";
+const DEMO_WAV = path.resolve(repoRoot, "../shared/data/he/dialog/hebrew_short.wav");
+const ESPEAK_TEXT =
+  "Hello, this is a test call. I would like to book an appointment with the doctor on Tuesday morning, please.";
+/** Silence after the speech, as a caller pauses: the last final comes from end of speech, not the hang-up. */
+const TAIL_S = 2;
+
+interface DemoSpeech {
+  readonly audio: LoadedAudio;
+  readonly label: string;
+  readonly language: "he" | "en";
+}
+
+/** The speech to call with: --audio, the shared data, or espeak-ng; fails with what to do. */
+function demoSpeech(audioArg: string | undefined, languageArg: string | undefined): DemoSpeech {
+  const lang = (p: string): "he" | "en" =>
+    languageArg === "he" || languageArg === "en" ? languageArg : /(^|\/)he\//.test(p) ? "he" : "en";
+  if (audioArg) {
+    if (!existsSync(audioArg)) fail(`no audio at ${audioArg}`);
+    return { audio: loadAudio8k(audioArg), label: path.basename(audioArg), language: lang(audioArg) };
+  }
+  if (existsSync(DEMO_WAV))
+    return { audio: loadAudio8k(DEMO_WAV), label: "he/dialog/hebrew_short.wav", language: "he" };
+  const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-demo-"));
+  try {
+    const wav = path.join(dir, "speech.wav");
+    const r = spawnSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", wav, ESPEAK_TEXT], { encoding: "utf8" });
+    if (r.error || r.status !== 0) {
+      fail(
+        `no speech to call with: ${path.dirname(path.dirname(DEMO_WAV))} is absent and espeak-ng ` +
+          `${r.error ? "is not installed (apt-get install espeak-ng)" : `failed: ${r.stderr.trim()}`}; or pass --audio FILE`,
+      );
+    }
+    return { audio: loadAudio8k(wav), label: "espeak-ng (English, generated here)", language: "en" };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function pickModel(requested: string | undefined, language: "he" | "en"): ModelInfo {
+  const listed = listModels();
+  if (!listed.ok) fail(listed.message);
+  if (requested) {
+    const m = findModel(listed.models, requested);
+    if ("error" in m) fail(m.error);
+    return m;
+  }
+  const m =
+    language === "en"
+      ? (listed.models.find((x) => x.name === "tiny.en") ?? bestMultilingual(listed.models))
+      : bestMultilingual(listed.models);
+  if (!m) fail(`no ${language === "he" ? "multilingual " : ""}whisper model here: run \`make install\``);
+  return m;
+}
 
 export async function demo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { audio: { type: "string" } } });
-  const audioPath = values.audio ?? path.resolve(repo, "../shared/data/he/dialog/hebrew_short.wav");
-  if (!existsSync(audioPath)) fail(`no audio at ${audioPath}; pass --audio FILE`);
-  const audio = loadAudio8k(audioPath);
-  const runner = new RelayServer({ engine: nullEngine, port: 0 });
-  const runnerPort = await runner.listen();
-  const auth = "demo-auth-token";
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      audio: { type: "string" },
+      language: { type: "string" },
+      model: { type: "string" },
+      engine: { type: "string" },
+    },
+  });
+  const engine = values.engine ?? (workerPython() ? "whisper" : "null");
+  if (engine !== "whisper" && engine !== "null") fail(`--engine is whisper or null, not ${JSON.stringify(engine)}`);
+  if (engine === "null" && !values.engine) {
+    console.log("the whisper worker is not installed (make install): the runner takes the audio and says nothing");
+  }
+  const speech = demoSpeech(values.audio, values.language);
+  if (engine === "null") return nullDemo(speech);
+  return whisperDemo(speech, pickModel(values.model, speech.language));
+}
+
+/** A segment of text for a terminal line (transcripts are the user's own audio here). */
+function show(text: string): string {
+  return text.length > 110 ? `…${text.slice(-110)}` : text;
+}
+
+async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> {
+  const runner = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "whisper"], {
+    WHISPER_MODEL: model.path,
+    WHISPER_LANGUAGE: speech.language,
+    HF_HUB_OFFLINE: "1",
+  });
+  console.log(`starting the runner and the whisper worker (${model.name}, language ${speech.language}) ...`);
+  const runnerPort = Number((await runner.waitFor(/"port":(\d+)/))[1]);
   const edge = await startLocalEdge({
     verbose: false,
     vars: {
       PUBLIC_BASE_URL: "http://127.0.0.1:8787",
       RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_AUTH_TOKEN: auth,
-      API_TOKEN: "demo-api-token",
+      TWILIO_AUTH_TOKEN: AUTH,
+      API_TOKEN: API,
+    },
+  });
+  try {
+    console.log(`edge on workerd at ${edge.url}, runner (whisper, ${model.name}) on port ${runnerPort}`);
+    const audioS = speech.audio.durationMs / 1000;
+    console.log(`calling with ${speech.label} (${audioS.toFixed(1)} s, 8 kHz mu-law), real time ...\n`);
+    const mulaw = new Uint8Array(speech.audio.mulaw.length + TAIL_S * 8000).fill(0xff);
+    mulaw.set(speech.audio.mulaw);
+    const identity = newIdentity();
+    const sentAt: number[] = [];
+    const printed = new Set<string>();
+    let t0 = 0;
+    type Ev = { type?: string; text?: string; audioEndMs?: number; edgeWallMs?: number; utteranceId?: string };
+    const finals: Ev[] = [];
+    const poll = async () => {
+      const res = await fetch(`${edge.url}/calls/${identity.callSid}/events`, {
+        headers: { Authorization: `Bearer ${API}` },
+      });
+      if (!res.ok) return;
+      for (const e of ((await res.json()) as { events?: Ev[] }).events ?? []) {
+        const key = JSON.stringify(e);
+        if (printed.has(key) || (e.type !== "partial" && e.type !== "final")) continue;
+        printed.add(key);
+        // latency: the edge got the text this long after the caller's audio up to its end was sent
+        const frame = Math.min(sentAt.length - 1, Math.floor((e.audioEndMs ?? 0) / 20));
+        const latency =
+          frame >= 0 && e.edgeWallMs ? `${String(e.edgeWallMs - sentAt[frame]!).padStart(5)} ms` : "    ?";
+        const at = ((Date.now() - t0) / 1000).toFixed(1).padStart(5);
+        if (e.type === "final") finals.push(e);
+        console.log(`${at} s  ${e.type === "final" ? "FINAL  " : "partial"}  ${latency}  ${show(e.text ?? "")}`);
+      }
+    };
+    const timer = setInterval(() => void poll().catch(() => {}), 150);
+    t0 = Date.now();
+    try {
+      await placeCall({
+        edgeUrl: edge.url,
+        publicUrl: "http://127.0.0.1:8787",
+        authToken: AUTH,
+        audio: mulaw,
+        identity,
+        onFrameSent: () => sentAt.push(Date.now()),
+      });
+      // the runner finishes the last utterance after the hang-up
+      for (let i = 0; i < 20 && finals.length === 0; i++) await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 1000));
+      await poll();
+    } finally {
+      clearInterval(timer);
+    }
+    console.log("\nfinals:");
+    for (const f of finals) console.log(`  ${f.utteranceId?.split(":").pop()}  ${f.text}`);
+    if (finals.length === 0) console.log("  (none: the worker found no speech)");
+    console.log("\n(latency: when the edge got the text, minus when the caller's audio up to its end was sent)");
+  } finally {
+    await edge.close();
+    runner.child.kill("SIGTERM");
+    await runner.exited;
+  }
+}
+
+/** The plumbing demo: the runner takes the audio and says nothing (no worker needed). */
+async function nullDemo(speech: DemoSpeech): Promise<void> {
+  const runner = new RelayServer({ engine: nullEngine, port: 0 });
+  const runnerPort = await runner.listen();
+  const edge = await startLocalEdge({
+    verbose: false,
+    vars: {
+      PUBLIC_BASE_URL: "http://127.0.0.1:8787",
+      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      TWILIO_AUTH_TOKEN: AUTH,
+      API_TOKEN: API,
       INGEST_ACK: "block",
     },
   });
   console.log(`edge on workerd at ${edge.url}, runner (null engine) on port ${runnerPort}`);
   console.log(
-    `calling with ${path.basename(audioPath)} (${(audio.durationMs / 1000).toFixed(1)} s, 8 kHz mu-law), real time...`,
+    `calling with ${speech.label} (${(speech.audio.durationMs / 1000).toFixed(1)} s, 8 kHz mu-law), real time...`,
   );
   const t0 = performance.now();
   let acks = 0;
   const result = await placeCall({
     edgeUrl: edge.url,
     publicUrl: "http://127.0.0.1:8787",
-    authToken: auth,
-    audio: audio.mulaw,
+    authToken: AUTH,
+    audio: speech.audio.mulaw,
     onMessage: (m) => {
       const e = m as { event?: string; mark?: { name?: string } };
       if (e.event === "mark" && e.mark?.name?.startsWith("ozen-ack:")) {
@@ -59,7 +221,7 @@ export async function demo(argv: string[]): Promise<void> {
     },
   });
   const stats = await (
-    await fetch(`${edge.url}/calls/${result.callSid}/stats`, { headers: { Authorization: "Bearer demo-api-token" } })
+    await fetch(`${edge.url}/calls/${result.callSid}/stats`, { headers: { Authorization: `Bearer ${API}` } })
   ).json();
   console.log(
     `greeting heard ${result.greetingMs?.toFixed(1)} ms after start; runner got ${runner.counters.blocks} blocks`,

@@ -107,6 +107,12 @@ export interface FinalEvent extends UtteranceEventBase {
   /** Call audio span of the utterance, ms. */
   readonly audioStartMs: number;
   readonly audioEndMs: number;
+  /**
+   * Other engines' texts for the same audio, polished like `text`: the whisper final pass over a
+   * Google final (`[{ engine: "whisper", text }]`), or Google's text when the final pass won.
+   * Absent when no other engine heard it (or it was too late; see the README's final pass).
+   */
+  readonly alternatives?: readonly FinalAlternativeText[];
 }
 
 /** How an engine is set up for live partials (playbook B), as it reports itself. */
@@ -116,6 +122,15 @@ export interface EngineProfile {
   /** Automatic punctuation while transcribing: off in the fast profile (finals are polished instead). */
   readonly punctuation: boolean;
 }
+
+/** Another engine's text for a final's audio. */
+export interface FinalAlternativeText {
+  readonly engine: string;
+  readonly text: string;
+}
+
+/** Most alternatives a final carries. */
+export const MAX_FINAL_ALTERNATIVES = 4;
 
 export interface CallStartedEvent extends EventBase {
   readonly type: "call.started";
@@ -284,6 +299,20 @@ class Reader {
     return { name: inner.string("name", true), punctuation: inner.boolean("punctuation") };
   }
 
+  /** Optional `alternatives`: up to MAX_FINAL_ALTERNATIVES `{ engine, text }` (unknown fields dropped). */
+  alternatives(): FinalAlternativeText[] | undefined {
+    const v = this.o["alternatives"];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.length > MAX_FINAL_ALTERNATIVES) {
+      this.fail(`alternatives is ${describe(v)}, expected an array of up to ${MAX_FINAL_ALTERNATIVES} objects`);
+    }
+    return v.map((a: unknown, i) => {
+      if (!isObj(a)) this.fail(`alternatives[${i}] is ${describe(a)}, expected an object`);
+      const item = new Reader(a, `${this.type}.alternatives[${i}]`);
+      return { engine: item.string("engine", true), text: item.string("text") };
+    });
+  }
+
   /** `${callSid}:u${n}` with n a positive integer. */
   utteranceId(callSid: string): string {
     const id = this.string("utteranceId", true);
@@ -365,6 +394,7 @@ function build(type: TranscriptEventType, r: Reader): TranscriptEvent {
       const u = utterance();
       if (r.boolean("stable") !== true) r.fail("stable is false, expected true");
       const confidence = r.optNumber("confidence", 0, 1);
+      const alternatives = r.alternatives();
       return {
         ...u,
         type,
@@ -374,6 +404,7 @@ function build(type: TranscriptEventType, r: Reader): TranscriptEvent {
         stable: true,
         engine: r.string("engine", true),
         ...(r.audioSpan(true) as { audioStartMs: number; audioEndMs: number }),
+        ...(alternatives === undefined ? {} : { alternatives }),
       };
     }
   }

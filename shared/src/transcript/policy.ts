@@ -49,7 +49,7 @@ import type {
   PartialEvent,
   UtteranceEvent,
 } from "./events.js";
-import { utteranceIdOf } from "./events.js";
+import { MAX_FINAL_ALTERNATIVES, utteranceIdOf } from "./events.js";
 import { mergeFragments, polishFinal } from "./polish.js";
 
 export interface PolicyOptions {
@@ -112,6 +112,8 @@ export interface FinalInput {
   readonly receivedAtMs?: number;
   /** Name of the engine that produced it. */
   readonly engine: string;
+  /** Other engines' texts for the same audio (the final pass), unpolished; polished like `text`. */
+  readonly alternatives?: readonly { readonly engine: string; readonly text: string }[];
 }
 
 /** Counts over the call, for metrics (never text). */
@@ -353,6 +355,13 @@ export class TranscriptPolicy {
       engine: r.engine,
       audioStartMs: r.audioStartMs,
       audioEndMs: r.audioEndMs,
+      ...(r.alternatives?.length
+        ? {
+            alternatives: r.alternatives
+              .slice(0, MAX_FINAL_ALTERNATIVES)
+              .map((a) => ({ engine: a.engine, text: polishFinal(a.text, { language: this.language }) })),
+          }
+        : {}),
     };
     return [final];
   }

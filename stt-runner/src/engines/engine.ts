@@ -22,6 +22,26 @@ export interface EngineFinal {
   readonly confidence?: number;
   readonly audioStartMs: number;
   readonly audioEndMs: number;
+  /** The engine that produced it, when a wrapper composes several; absent: the call's current engine. */
+  readonly engine?: string;
+  /** Other engines' texts for the same audio (the final pass), unpolished. */
+  readonly alternatives?: readonly FinalAlternative[];
+}
+
+/** Another engine's text for a final's audio. */
+export interface FinalAlternative {
+  readonly engine: string;
+  readonly text: string;
+}
+
+/** A call moved from one engine to another mid-call (failover). */
+export interface EngineSwitch {
+  readonly from: string;
+  readonly to: string;
+  /** Why, for people and counters (`grpc_14: ...`, `no_result`, `circuit_open`). */
+  readonly reason: string;
+  /** Call audio (ms) from which the new engine transcribes. */
+  readonly resumeFromMs: number;
 }
 
 /** A failure the session could not recover from by itself (its retry budget is spent). */
@@ -36,6 +56,8 @@ export interface EngineListener {
   interim(r: EngineInterim): void;
   final(r: EngineFinal): void;
   failed(f: EngineFailure): void;
+  /** The call moved to another engine (a failover wrapper says so; plain engines never call it). */
+  switched?(s: EngineSwitch): void;
 }
 
 export interface EngineSession {
@@ -48,11 +70,24 @@ export interface EngineSession {
   readonly committedSample?: number;
   /** No more audio; resolves when the engine has said all it will say. */
   end(): Promise<void>;
+  /** Stops at once and says nothing more (a failover wrapper dropping an engine that went silent). */
+  abort?(): void;
 }
 
 export interface Engine {
   readonly name: string;
   /** How the engine is set up (profile, punctuation); sent in each call's `call.started`. */
   readonly profile?: EngineProfile;
+  /**
+   * The engine this call will start on, when a wrapper picks per call (the circuit breaker);
+   * the next `open` of the same call keeps that choice. Default: `name`.
+   */
+  nameFor?(call: RelayStart): string;
   open(call: RelayStart, listener: EngineListener): EngineSession;
+  /** False while the engine cannot take calls (its worker is gone); absent: always available. */
+  readonly available?: boolean;
+  /** Counters for /stats and /metrics (numbers only, never text). */
+  stats?(): Record<string, number>;
+  /** Releases what the engine holds (clients, worker processes). */
+  close?(): Promise<void>;
 }

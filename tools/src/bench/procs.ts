@@ -72,3 +72,41 @@ export function spawnTs(entry: string, args: string[], env: NodeJS.ProcessEnv = 
     exited: new Promise((resolve) => child.once("exit", (code) => resolve(code ?? -1))),
   };
 }
+
+/** Pids of every living descendant of `root` (children, their children, ...). */
+export function allDescendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(d));
+      children.set(ppid, list);
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const out: number[] = [];
+  const stack = [...(children.get(root) ?? [])];
+  while (stack.length) {
+    const pid = stack.pop()!;
+    out.push(pid);
+    stack.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** CPU seconds of processes (utime + stime, live ones only; an ended process counts 0). */
+export function cpuSecondsOf(pids: readonly number[]): number {
+  let s = 0;
+  for (const pid of pids) {
+    try {
+      s += cpuSeconds(pid);
+    } catch {
+      // ended
+    }
+  }
+  return s;
+}

@@ -46,6 +46,8 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
     GOOGLE_ENCODING: encoding,
     GOOGLE_RESTART_AFTER_S: "2",
     GOOGLE_MAX_STREAM_S: "3",
+    // Google alone: this measures the runner's Google path (no whisper failover or final pass)
+    OZEN_FALLBACK: "none",
     METADATA_SERVER_DETECTION: "none",
   });
   const port = Number((await runner.waitFor(/"port":(\d+)/))[1]);

@@ -1,0 +1,136 @@
+/**
+ * What the whisper tests share: where the worker's venv and the speech data are (tests skip with
+ * the reason when either is missing), an 8 kHz WAV reader, Twilio's mu-law round trip, and a
+ * paced player that feeds a session 100 ms blocks the way the relay does.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { decodeMulaw, encodeMulaw } from "@ozen/shared";
+import type { RelayStart } from "@ozen/shared";
+import type { EngineSession } from "../src/engines/engine.js";
+import { loadWhisperConfig } from "../src/engines/whisper/config.js";
+import type { WhisperConfig } from "../src/engines/whisper/config.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repo = path.resolve(here, "../..");
+export const asteriskDir = path.resolve(repo, "../shared/data/en/asterisk-8k");
+const workerDir = path.join(repo, "stt-runner/whisper");
+const python = path.join(workerDir, ".venv/bin/python");
+
+/** Why the whisper tests cannot run here, or undefined when they can. */
+export function whisperSkipReason(): string | undefined {
+  if (!existsSync(python)) return `no worker venv at ${python} (run make install)`;
+  if (!existsSync(path.join(workerDir, "ozen_whisper", "server.py"))) return "the worker has no serve command yet";
+  if (!existsSync(asteriskDir)) return `no speech data at ${asteriskDir}`;
+  return undefined;
+}
+
+/** The worker with tiny.en (English), as the tests run it. */
+export function testWhisperConfig(env: Record<string, string> = {}): WhisperConfig {
+  return loadWhisperConfig({
+    WHISPER_PYTHON: python,
+    WHISPER_WORKER_DIR: workerDir,
+    WHISPER_MODEL: "tiny.en",
+    WHISPER_LANGUAGE: "en",
+    WHISPER_READY_TIMEOUT_MS: "120000",
+    WHISPER_RESTART_BACKOFF_MS: "50",
+    ...env,
+  });
+}
+
+/** An 8 kHz mono PCM16 WAV, through Twilio's mu-law and back (what the runner gets from the edge). */
+export function loadCallAudio(name: string): Int16Array {
+  const bytes = readFileSync(path.join(asteriskDir, name));
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 12;
+  let rate = 0;
+  let bits = 0;
+  let channels = 0;
+  while (at + 8 <= bytes.length) {
+    const id = bytes.toString("ascii", at, at + 4);
+    const size = view.getUint32(at + 4, true);
+    if (id === "fmt ") {
+      channels = view.getUint16(at + 10, true);
+      rate = view.getUint32(at + 12, true);
+      bits = view.getUint16(at + 22, true);
+    } else if (id === "data") {
+      if (rate !== 8000 || bits !== 16 || channels !== 1) {
+        throw new Error(`${name} is ${rate} Hz ${bits}-bit ${channels} ch, expected 8000 Hz 16-bit mono`);
+      }
+      const n = Math.min(size, bytes.length - at - 8) >> 1;
+      const pcm = new Int16Array(n);
+      for (let i = 0; i < n; i++) pcm[i] = view.getInt16(at + 8 + i * 2, true);
+      return decodeMulaw(encodeMulaw(pcm));
+    }
+    at += 8 + size + (size & 1);
+  }
+  throw new Error(`${name} has no data chunk`);
+}
+
+/** Call audio made of pieces: recordings and silences (ms). */
+export function callOf(...parts: (Int16Array | number)[]): Int16Array {
+  const arrays = parts.map((p) => (typeof p === "number" ? new Int16Array((p * 8000) / 1000) : p));
+  const out = new Int16Array(arrays.reduce((n, a) => n + a.length, 0));
+  let at = 0;
+  for (const a of arrays) {
+    out.set(a, at);
+    at += a.length;
+  }
+  return out;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Feeds `pcm` in 100 ms blocks from call sample `fromSample`, `speed` times real time (Infinity:
+ * all at once); `at(ms)` hooks run once the audio up to that call time has been fed.
+ */
+export async function play(
+  session: EngineSession,
+  pcm: Int16Array,
+  o: { speed?: number; fromSample?: number; at?: Record<number, () => void | Promise<void>> } = {},
+): Promise<void> {
+  const speed = o.speed ?? 1;
+  const hooks = Object.entries(o.at ?? {})
+    .map(([ms, fn]) => [Number(ms), fn] as const)
+    .sort((a, b) => a[0] - b[0]);
+  const t0 = performance.now();
+  for (let i = 0; i < pcm.length; i += 800) {
+    const start = (o.fromSample ?? 0) + i;
+    session.feed(pcm.subarray(i, Math.min(pcm.length, i + 800)), start);
+    const fedMs = ((i + 800) * 1000) / 8000;
+    while (hooks.length > 0 && hooks[0]![0] <= fedMs) await hooks.shift()![1]();
+    if (Number.isFinite(speed)) {
+      const due = t0 + fedMs / speed;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+    }
+  }
+}
+
+/** A relay start for a test call. */
+export function callStart(callSid: string, customParameters: Record<string, string> = {}): RelayStart {
+  return {
+    v: 1,
+    type: "start",
+    callSid,
+    streamSid: `MZ${callSid}`,
+    accountSid: "ACtest",
+    sampleRateHz: 8000,
+    encoding: "pcm16le",
+    blockMs: 100,
+    tracks: ["inbound"],
+    customParameters,
+    resumeFromSeq: 0,
+  };
+}
+
+/** Lowercase words without punctuation. */
+export function words(text: string): string[] {
+  return text
+    .toLowerCase()
+    .replace(/[^a-z0-9' ]/g, " ")
+    .split(/\s+/)
+    .filter((w) => w.length > 0);
+}

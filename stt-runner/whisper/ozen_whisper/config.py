@@ -1,0 +1,147 @@
+"""The worker's settings, in one place: command-line flags with their defaults (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    threshold: float = 0.5
+    """Speech probability at or above which a window is speech."""
+    neg_threshold: float | None = None
+    """Probability below which a window counts as silence (default threshold - 0.15)."""
+    min_silence_ms: int = 400
+    """Silence that ends an utterance."""
+    speech_pad_ms: int = 100
+    """Audio kept before the detected start and after the detected end."""
+    pause_ms: int = 200
+    """Silence after which a ``pause`` event starts the final early (speculative final)."""
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    language: str = "he"
+    partial_min_new_ms: int = 200
+    """New audio since the last pass needed before another partial pass runs."""
+    first_partial_min_ms: int = 300
+    """Utterance audio needed before the first partial pass."""
+    beam_partial: int = 1
+    beam_final: int = 5
+    max_utterance_ms: int = 20_000
+    """Past this, finished segments are committed and cut from the buffer (bounded memory)."""
+    prompt_chars: int = 200
+    speculative_finals: bool = True
+    """Start the final decode at a pause (VAD silence >= padding) instead of at the end."""
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: str
+    pool: int = 1
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    """CTranslate2 threads per decode (0 = cores / pool)."""
+    window_margin_ms: int = 1000
+    """Encoder window = audio + this margin, at least min_window_ms. See engine.py."""
+    min_window_ms: int = 10_000
+    """Smallest encoder window of a partial pass (< 0: always Whisper's full 30 s window)."""
+    final_min_window_ms: int | None = None
+    """Smallest encoder window of a final (< 0: always the full 30 s window; None: 10 s for an
+    English-only model, 20 s for a multilingual one; see engine.py for the measurements)."""
+    vad: VadConfig = VadConfig()
+    stream: StreamConfig = StreamConfig()
+    log_text: bool = False
+    """Log transcript text on stderr (personal data: off unless debugging)."""
+
+
+def add_serve_arguments(p: argparse.ArgumentParser) -> None:
+    d = StreamConfig()
+    v = VadConfig()
+    p.add_argument("--model", required=True, help="model name (`models` lists them) or CT2 dir")
+    p.add_argument("--pool", type=int, default=1, help="decode threads sharing the model")
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--compute-type", default="int8", help="int8 (CPU) | float16 (GPU) | ...")
+    p.add_argument("--cpu-threads", type=int, default=0, help="threads per decode, 0 = auto")
+    p.add_argument(
+        "--window-margin-ms",
+        type=int,
+        default=1000,
+        help="encoder window = audio + this margin (at least --min-window-ms)",
+    )
+    p.add_argument(
+        "--min-window-ms",
+        type=int,
+        default=10_000,
+        help="smallest encoder window of a partial pass; -1 = always the full 30 s window",
+    )
+    p.add_argument(
+        "--final-min-window-ms",
+        type=int,
+        default=None,
+        help="smallest encoder window of a final; -1 = always the full 30 s window; "
+        "default 10 s for English-only models, 20 s for multilingual ones",
+    )
+    p.add_argument("--language", default=d.language, help="default language when open omits it")
+    p.add_argument("--partial-min-new-ms", type=int, default=d.partial_min_new_ms)
+    p.add_argument("--first-partial-min-ms", type=int, default=d.first_partial_min_ms)
+    p.add_argument("--beam-final", type=int, default=d.beam_final)
+    p.add_argument("--max-utterance-ms", type=int, default=d.max_utterance_ms)
+    p.add_argument("--no-speech-threshold", type=float, default=d.no_speech_threshold)
+    p.add_argument("--vad-threshold", type=float, default=v.threshold)
+    p.add_argument("--vad-min-silence-ms", type=int, default=v.min_silence_ms)
+    p.add_argument("--vad-speech-pad-ms", type=int, default=v.speech_pad_ms)
+    p.add_argument("--vad-pause-ms", type=int, default=v.pause_ms)
+    p.add_argument(
+        "--no-speculative-finals",
+        action="store_true",
+        help="start the final only at the VAD end, not at the pause before it",
+    )
+    p.add_argument(
+        "--log-text",
+        action="store_true",
+        default=os.environ.get("OZEN_WHISPER_LOG_TEXT") == "1",
+        help="log transcript text (personal data)",
+    )
+
+
+def serve_config(args: argparse.Namespace) -> ServeConfig:
+    """Validated settings from parsed flags; raises ValueError with a message a user can act on."""
+    if args.pool < 1:
+        raise ValueError(f"--pool is {args.pool}, expected >= 1")
+    if not 0.0 < args.vad_threshold < 1.0:
+        raise ValueError(f"--vad-threshold is {args.vad_threshold}, expected between 0 and 1")
+    if args.partial_min_new_ms < 0 or args.max_utterance_ms < 5000:
+        raise ValueError("--partial-min-new-ms must be >= 0 and --max-utterance-ms >= 5000")
+    return ServeConfig(
+        model=args.model,
+        pool=args.pool,
+        device=args.device,
+        compute_type=args.compute_type,
+        cpu_threads=args.cpu_threads,
+        window_margin_ms=args.window_margin_ms,
+        min_window_ms=args.min_window_ms,
+        final_min_window_ms=args.final_min_window_ms,
+        vad=VadConfig(
+            threshold=args.vad_threshold,
+            min_silence_ms=args.vad_min_silence_ms,
+            speech_pad_ms=args.vad_speech_pad_ms,
+            pause_ms=args.vad_pause_ms,
+        ),
+        stream=StreamConfig(
+            language=args.language,
+            partial_min_new_ms=args.partial_min_new_ms,
+            first_partial_min_ms=args.first_partial_min_ms,
+            beam_final=args.beam_final,
+            max_utterance_ms=args.max_utterance_ms,
+            no_speech_threshold=args.no_speech_threshold,
+            speculative_finals=not args.no_speculative_finals,
+        ),
+        log_text=args.log_text,
+    )

@@ -1,0 +1,165 @@
+"""Silero VAD at 8 kHz through onnxruntime, streaming, without torch.
+
+Which ONNX: the streaming Silero model ``silero_vad.onnx`` (v6.2.3) as shipped in the
+``silero-vad`` package's data (installed with --no-deps: we read the file, never import its
+torch code). Its inputs are ``input`` (context + window), ``state`` [2, 1, 128] and ``sr``; at
+8 kHz it takes 256-sample windows with 32 samples of context, and the state it returns is carried
+into the next window. The ONNX inside the faster-whisper wheel (``silero_vad_v6.onnx``) does not
+fit: it is a 16 kHz-only variant with a fixed 576-sample input (512 + 64 context), no ``sr`` input
+and separate h/c states, built for whole-file batches, so it cannot run 8 kHz audio.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime
+
+from .config import VadConfig
+
+SAMPLE_RATE_HZ = 8000
+WINDOW_SAMPLES = 256  # 32 ms at 8 kHz, the window the 8 kHz model was trained on
+CONTEXT_SAMPLES = 32  # samples of the previous window prepended to each window (8 kHz)
+
+Float32Array = npt.NDArray[np.float32]
+
+
+def silero_onnx_path() -> Path:
+    """The streaming Silero ONNX inside the installed silero-vad package (found, not imported)."""
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("silero-vad is not installed (run `make install`)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the silero-vad package")
+    return path
+
+
+class SileroModel:
+    """One ONNX session, shared by every stream (onnxruntime's run is thread-safe)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        opts = onnxruntime.SessionOptions()
+        # One thread: a window is ~0.1 ms of work, parallelism would cost more than it saves.
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 3
+        self._session = onnxruntime.InferenceSession(
+            str(path or silero_onnx_path()),
+            providers=["CPUExecutionProvider"],
+            sess_options=opts,
+        )
+        self._sr = np.array(SAMPLE_RATE_HZ, dtype=np.int64)
+
+    def window(self, x: Float32Array, state: Float32Array) -> tuple[float, Float32Array]:
+        """Speech probability of one [1, CONTEXT + WINDOW] input, and the next state."""
+        out, new_state = self._session.run(None, {"input": x, "state": state, "sr": self._sr})
+        return float(out[0, 0]), new_state
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    """``start``/``end`` of speech; in between, ``pause`` when silence has lasted ``pause_ms`` (the
+    end, should the silence last ``min_silence_ms``, will be at the same sample) and ``resume``
+    when speech returns after a pause."""
+
+    kind: Literal["start", "end", "pause", "resume"]
+    sample: int
+    """Stream sample (8 kHz) where speech starts (padded earlier) or ends (padded later)."""
+
+
+class VadStream:
+    """Speech start/end over a stream of 8 kHz audio; state carried across windows and feeds.
+
+    Follows Silero's VADIterator: start at the first window >= threshold (minus padding); end once
+    the probability has stayed below ``threshold - 0.15`` for ``min_silence_ms`` (plus padding).
+    """
+
+    def __init__(self, model: SileroModel, config: VadConfig | None = None) -> None:
+        config = config or VadConfig()
+        self._model = model
+        self._threshold = config.threshold
+        self._neg_threshold = (
+            config.neg_threshold
+            if config.neg_threshold is not None
+            else max(config.threshold - 0.15, 0.01)
+        )
+        self._min_silence_samples = config.min_silence_ms * SAMPLE_RATE_HZ // 1000
+        self._pad_samples = config.speech_pad_ms * SAMPLE_RATE_HZ // 1000
+        self._pause_samples = max(config.pause_ms * SAMPLE_RATE_HZ // 1000, self._pad_samples)
+        self._state: Float32Array = np.zeros((2, 1, 128), dtype=np.float32)
+        self._input: Float32Array = np.zeros((1, CONTEXT_SAMPLES + WINDOW_SAMPLES), np.float32)
+        self._pending: Float32Array = np.zeros(WINDOW_SAMPLES, dtype=np.float32)
+        self._pending_len = 0
+        self._samples_done = 0  # samples through the end of the last full window
+        self._triggered = False
+        self._temp_end = 0
+        self._paused = False
+        self.last_prob = 0.0
+
+    @property
+    def in_speech(self) -> bool:
+        return self._triggered
+
+    def feed(self, pcm: Float32Array) -> list[VadEvent]:
+        """Feed float32 samples in [-1, 1]; returns the starts and ends they complete, in order."""
+        events: list[VadEvent] = []
+        i = 0
+        n = len(pcm)
+        while i < n:
+            take = min(WINDOW_SAMPLES - self._pending_len, n - i)
+            self._pending[self._pending_len : self._pending_len + take] = pcm[i : i + take]
+            self._pending_len += take
+            i += take
+            if self._pending_len == WINDOW_SAMPLES:
+                event = self._window()
+                if event is not None:
+                    events.append(event)
+                self._pending_len = 0
+        return events
+
+    def _window(self) -> VadEvent | None:
+        # input = last CONTEXT samples of the previous window + this window (reused buffer)
+        self._input[0, :CONTEXT_SAMPLES] = self._input[0, WINDOW_SAMPLES:]
+        self._input[0, CONTEXT_SAMPLES:] = self._pending
+        prob, self._state = self._model.window(self._input, self._state)
+        self.last_prob = prob
+        window_start = self._samples_done
+        self._samples_done += WINDOW_SAMPLES
+
+        if prob >= self._threshold:
+            self._temp_end = 0
+            if not self._triggered:
+                self._triggered = True
+                return VadEvent("start", max(0, window_start - self._pad_samples))
+            if self._paused:
+                self._paused = False
+                return VadEvent("resume", window_start)
+            return None
+        if prob < self._neg_threshold and self._triggered:
+            if not self._temp_end:
+                self._temp_end = window_start
+            silent = self._samples_done - self._temp_end
+            if silent >= self._min_silence_samples:
+                end = min(self._temp_end + self._pad_samples, self._samples_done)
+                self._temp_end = 0
+                self._triggered = False
+                self._paused = False
+                return VadEvent("end", end)
+            if not self._paused and silent >= self._pause_samples:
+                self._paused = True
+                return VadEvent("pause", self._temp_end + self._pad_samples)
+        return None
+
+    def flush(self) -> list[VadEvent]:
+        """End of stream: close an open speech run at the last sample fed."""
+        if self._triggered:
+            self._triggered = False
+            self._paused = False
+            return [VadEvent("end", self._samples_done + self._pending_len)]
+        return []
