@@ -161,6 +161,7 @@ export class CallRecordStore {
       text: e.text,
       rawText: e.rawText,
       firstPassText: earlier ? (earlier.firstPassText ?? earlier.text) : null,
+      alternatives: e.alternatives ? e.alternatives.map((a) => ({ engine: a.engine, text: a.text })) : null,
       engine: e.engine,
       confidence: e.confidence ?? null,
       audioStartMs: e.audioStartMs,

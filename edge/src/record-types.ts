@@ -50,6 +50,8 @@ export interface UtteranceRecord {
   rawText: string;
   /** The text of an earlier final of the same utterance that a later one replaced (a second pass). */
   firstPassText: string | null;
+  /** Other engines' texts for the same audio (the whisper final pass over a Google final), as the final carried them. */
+  alternatives: { engine: string; text: string }[] | null;
   engine: string;
   confidence: number | null;
   audioStartMs: number;

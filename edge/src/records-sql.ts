@@ -20,13 +20,13 @@ export const UPSERT_CALL = `INSERT INTO calls (call_sid, account_sid, stream_sid
   WHERE excluded.version > calls.version`;
 
 export const UPSERT_UTTERANCE = `INSERT INTO utterances (call_sid, utterance_id, n, text, raw_text, first_pass_text, engine,
-  confidence, audio_start_ms, audio_end_ms, latency_ms, first_partial_latency_ms, final_wall_ms, version)
-  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+  confidence, audio_start_ms, audio_end_ms, latency_ms, first_partial_latency_ms, final_wall_ms, version, alternatives)
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
   ON CONFLICT (call_sid, utterance_id) DO UPDATE SET n = excluded.n, text = excluded.text,
   raw_text = excluded.raw_text, first_pass_text = excluded.first_pass_text, engine = excluded.engine,
   confidence = excluded.confidence, audio_start_ms = excluded.audio_start_ms, audio_end_ms = excluded.audio_end_ms,
   latency_ms = excluded.latency_ms, first_partial_latency_ms = excluded.first_partial_latency_ms,
-  final_wall_ms = excluded.final_wall_ms, version = excluded.version
+  final_wall_ms = excluded.final_wall_ms, version = excluded.version, alternatives = excluded.alternatives
   WHERE excluded.version > utterances.version`;
 
 export type SqlValue = string | number | null;
@@ -73,5 +73,6 @@ export function utteranceRowValues(callSid: string, u: UtteranceRecord): SqlValu
     u.firstPartialLatencyMs,
     u.finalWallMs,
     u.version,
+    u.alternatives ? JSON.stringify(u.alternatives) : null,
   ];
 }

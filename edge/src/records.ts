@@ -49,6 +49,7 @@ type UtteranceRow = {
   text: string;
   raw_text: string;
   first_pass_text: string | null;
+  alternatives: string | null;
   engine: string;
   confidence: number | null;
   audio_start_ms: number;
@@ -88,6 +89,7 @@ function utteranceFromRow(r: UtteranceRow): UtteranceRecord {
     text: r.text,
     rawText: r.raw_text,
     firstPassText: r.first_pass_text,
+    alternatives: r.alternatives ? (JSON.parse(r.alternatives) as UtteranceRecord["alternatives"]) : null,
     engine: r.engine,
     confidence: r.confidence,
     audioStartMs: r.audio_start_ms,

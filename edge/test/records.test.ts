@@ -66,7 +66,9 @@ describe("records of a call", () => {
       audioStartMs: 400,
       audioEndMs: 800,
       firstPassText: null,
+      alternatives: [{ engine: "whisper", text: "מילה 2 נאמרה שוב." }],
     });
+    expect(got.utterances[0].alternatives).toBeNull();
     for (const u of got.utterances) {
       expect(u.latencyMs).toEqual(expect.any(Number));
       expect(u.firstPartialLatencyMs).toEqual(expect.any(Number));

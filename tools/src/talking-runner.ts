@@ -10,7 +10,10 @@ import type { EngineListener } from "../../stt-runner/src/engines/engine.js";
 
 const RATE_HZ = 8000;
 
-/** One utterance per `utteranceMs` of call audio: a partial at its middle, a final at its end. */
+/**
+ * One utterance per `utteranceMs` of call audio: a partial at its middle, a final at its end. Even
+ * finals carry a second engine's text for their audio, as the whisper final pass adds it.
+ */
 export class TalkingEngine implements Engine {
   readonly name = "talking";
   constructor(private readonly utteranceMs = 400) {}
@@ -32,7 +35,12 @@ export class TalkingEngine implements Engine {
         if (samples - start >= per) {
           n++;
           partialDone = false;
-          listener.final({ text: `מילה ${n} נאמרה`, audioStartMs: ms(start), audioEndMs: ms(start + per) });
+          listener.final({
+            text: `מילה ${n} נאמרה`,
+            audioStartMs: ms(start),
+            audioEndMs: ms(start + per),
+            ...(n % 2 === 0 ? { alternatives: [{ engine: "whisper", text: `מילה ${n} נאמרה שוב` }] } : {}),
+          });
         }
       },
       end: async () => {},

@@ -39,6 +39,8 @@ CREATE TABLE utterances (
   text TEXT NOT NULL,
   raw_text TEXT NOT NULL,
   first_pass_text TEXT,
+  -- other engines' texts for the same audio, JSON [{"engine","text"}] (the whisper final pass); NULL when none
+  alternatives TEXT,
   engine TEXT NOT NULL,
   confidence REAL,
   audio_start_ms INTEGER NOT NULL,
