@@ -132,7 +132,7 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     const sentAt: number[] = [];
     const printed = new Set<string>();
     let t0 = 0;
-    type Ev = { type?: string; text?: string; audioEndMs?: number; edgeWallMs?: number; utteranceId?: string };
+    type Ev = { type?: string; text?: string; audioEndMs?: number; wallMs?: number; utteranceId?: string };
     const finals: Ev[] = [];
     const poll = async () => {
       const res = await fetch(`${edge.url}/calls/${identity.callSid}/events`, {
@@ -143,10 +143,11 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
         const key = JSON.stringify(e);
         if (printed.has(key) || (e.type !== "partial" && e.type !== "final")) continue;
         printed.add(key);
-        // latency: the edge got the text this long after the caller's audio up to its end was sent
+        // latency: the runner emitted the text this long after the caller's audio up to its end was
+        // sent (the runner runs here, on this clock)
         const frame = Math.min(sentAt.length - 1, Math.floor((e.audioEndMs ?? 0) / 20));
         const latency =
-          frame >= 0 && e.edgeWallMs ? `${String(e.edgeWallMs - sentAt[frame]!).padStart(5)} ms` : "    ?";
+          frame >= 0 && e.wallMs ? `${String(Math.round(e.wallMs - sentAt[frame]!)).padStart(5)} ms` : "    ?";
         const at = ((Date.now() - t0) / 1000).toFixed(1).padStart(5);
         if (e.type === "final") finals.push(e);
         console.log(`${at} s  ${e.type === "final" ? "FINAL  " : "partial"}  ${latency}  ${show(e.text ?? "")}`);
@@ -173,7 +174,7 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     console.log("\nfinals:");
     for (const f of finals) console.log(`  ${f.utteranceId?.split(":").pop()}  ${f.text}`);
     if (finals.length === 0) console.log("  (none: the worker found no speech)");
-    console.log("\n(latency: when the edge got the text, minus when the caller's audio up to its end was sent)");
+    console.log("\n(latency: when the runner emitted the text, minus when the caller's audio up to its end was sent)");
   } finally {
     await edge.close();
     runner.child.kill("SIGTERM");
