@@ -151,6 +151,49 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     }
   }, 180_000);
 
+  it("keeps the last final of a call that hangs up while its worker is stopped (the watchdog restarts it)", async () => {
+    // end() waits 3 s; the stopped worker is killed after 2-2.5 s and its replacement loads the
+    // model: the wait ran out while no worker was up, and the call's only final was lost
+    const { engine: watched } = await WhisperEngine.start(
+      testWhisperConfig({ WHISPER_WATCHDOG_MS: "2000", WHISPER_END_TIMEOUT_MS: "3000" }),
+    );
+    try {
+      const c = collect();
+      const prompt = loadCallAudio("agent-pass.wav"); // "Please enter your password followed by the pound key."
+      const session = watched.open(callStart("CAhungAtHangUp"), c.listener);
+      let stoppedPid: number | undefined;
+      await play(session, callOf(prompt, 500), {
+        speed: 1,
+        at: {
+          // before the end of speech: no final can be out yet; the rest waits in the pipe
+          [Math.round((prompt.length / 8000) * 800)]: () => {
+            stoppedPid = watched.worker.pid;
+            process.kill(stoppedPid!, "SIGSTOP");
+          },
+        },
+      });
+      expect(c.finals).toEqual([]);
+      await session.end();
+      expect(c.failures).toEqual([]);
+      expect(c.finals.length).toBe(1);
+      expect(watched.worker.counters).toMatchObject({ hung: 1, restarts: 1 });
+      expect(watched.worker.pid).not.toBe(stoppedPid);
+      expect(words(c.finals[0]!.text)).toEqual([
+        "please",
+        "enter",
+        "your",
+        "password",
+        "followed",
+        "by",
+        "the",
+        "pound",
+        "key",
+      ]);
+    } finally {
+      await watched.close();
+    }
+  }, 120_000);
+
   it("gives a call up (failed, whisper_worker_lost) when the worker cannot be brought back", async () => {
     // the model through a link that disappears: the restart finds no model
     const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-model-"));

@@ -233,7 +233,12 @@ async function ozenCall(edgeUrl: string, mulaw: Uint8Array, identity?: { callSid
   };
 }
 
-async function waitForEnd(c: EventCollector, maxMs = 5000): Promise<void> {
+/**
+ * Waits for the call's `call.ended`, which the runner sends once the worker's last final is out
+ * (or its WHISPER_END_TIMEOUT_MS, 30 s by default, passed). A shorter wait would count a final
+ * that a loaded machine delivers a few seconds after the hang-up as lost.
+ */
+async function waitForEnd(c: EventCollector, maxMs = 45_000): Promise<void> {
   const deadline = Date.now() + maxMs;
   for (;;) {
     await c.poll();

@@ -102,7 +102,7 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
     return new Promise((resolve) => {
       this.whenDone(resolve);
       this.o.worker.send({ type: "close", key: this.o.key });
-      this.endTimer = setTimeout(() => this.finish(), this.o.endTimeoutMs);
+      this.armEndTimer();
     });
   }
 
@@ -158,7 +158,9 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
   restarted(): void {
     if (this.done) return;
     this.open(true);
-    if (this.ending) this.o.worker.send({ type: "close", key: this.o.key });
+    if (!this.ending) return;
+    this.o.worker.send({ type: "close", key: this.o.key });
+    this.armEndTimer(); // the new process hears the call's tail again: it gets the full wait
   }
 
   lost(reason: string): void {
@@ -191,6 +193,22 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
         this.stats.replayedMs += (part.length * 1000) / RATE;
       }
     }
+  }
+
+  /**
+   * `end()` gives the worker `endTimeoutMs` for the last final. A worker that is down (died, or
+   * killed by the watchdog) when that runs out is not given up on: `restarted()` replays the
+   * audio since the last final, closes again and re-arms this; `lost()` ends the wait when the
+   * worker cannot be brought back. Otherwise a call hanging up while its worker restarts lost
+   * its last final.
+   */
+  private armEndTimer(): void {
+    if (this.endTimer) clearTimeout(this.endTimer);
+    this.endTimer = setTimeout(() => {
+      this.endTimer = undefined;
+      if (!this.o.worker.up && !this.o.worker.gone) return; // restarting: restarted() re-arms
+      this.finish();
+    }, this.o.endTimeoutMs);
   }
 
   private whenDone(fn: () => void): void {
