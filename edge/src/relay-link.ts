@@ -136,7 +136,8 @@ export class RelayLink {
     let ws: WebSocket | null | undefined;
     try {
       const url = this.o.url.replace(/^ws/, "http");
-      const resp = await fetch(url, { headers: { Upgrade: "websocket" } });
+      // the call's sid on the upgrade: for the runner's logs and load balancer, before any frame
+      const resp = await fetch(url, { headers: { Upgrade: "websocket", "X-Ozen-Call": this.o.start.callSid } });
       ws = resp.webSocket;
       if (!ws) throw new Error(`runner answered HTTP ${resp.status}, not a WebSocket upgrade`);
     } catch (e) {
