@@ -24,6 +24,8 @@ import {
 } from "./whisper-helpers.js";
 
 const skip = whisperSkipReason();
+/** The words of the first prompt of the test call (agent-pass: "Please enter your password ..."). */
+const PASSWORD_PROMPT = ["please", "enter", "your", "password", "followed", "by", "the", "pound", "key"];
 if (skip) console.warn(`whisper engine tests skipped: ${skip}`);
 
 function collect() {
@@ -62,17 +64,7 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     await session.end();
     expect(c.failures).toEqual([]);
     expect(c.finals.length).toBe(2);
-    expect(words(c.finals[0]!.text)).toEqual([
-      "please",
-      "enter",
-      "your",
-      "password",
-      "followed",
-      "by",
-      "the",
-      "pound",
-      "key",
-    ]);
+    expect(words(c.finals[0]!.text)).toEqual(PASSWORD_PROMPT);
     expect(words(c.finals[1]!.text)).toEqual(expect.arrayContaining(["person", "looking", "press", "now", "star"]));
     // call audio times: the second utterance starts after the first one and its silence
     const firstMs = (first.length / 8000) * 1000;
@@ -178,17 +170,7 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
       expect(c.finals.length).toBe(1);
       expect(watched.worker.counters).toMatchObject({ hung: 1, restarts: 1 });
       expect(watched.worker.pid).not.toBe(stoppedPid);
-      expect(words(c.finals[0]!.text)).toEqual([
-        "please",
-        "enter",
-        "your",
-        "password",
-        "followed",
-        "by",
-        "the",
-        "pound",
-        "key",
-      ]);
+      expect(words(c.finals[0]!.text)).toEqual(PASSWORD_PROMPT);
     } finally {
       await watched.close();
     }

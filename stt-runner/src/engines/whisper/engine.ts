@@ -7,7 +7,7 @@ import type { Engine, EngineListener } from "../engine.js";
 import { callHints, callLanguage } from "./config.js";
 import type { WhisperConfig } from "./config.js";
 import type { WorkerMessage } from "./protocol.js";
-import { WhisperSession } from "./session.js";
+import { WhisperSession, newWhisperSessionStats } from "./session.js";
 import type { WhisperSessionStats } from "./session.js";
 import { WhisperWorker } from "./worker.js";
 import type { WorkerReady, WorkerSessionHandler } from "./worker.js";
@@ -45,27 +45,12 @@ export interface WhisperEngineCounters {
   offlineFailures: number;
 }
 
-const SESSION_KEYS = [
-  "opens",
-  "reopens",
-  "replayedMs",
-  "replayDroppedMs",
-  "partials",
-  "finals",
-  "duplicateFinals",
-] as const;
+/** The session counters the engine sums, in the order `newWhisperSessionStats` gives them. */
+const SESSION_KEYS = Object.keys(newWhisperSessionStats()) as (keyof WhisperSessionStats)[];
 
 export class WhisperEngine implements Engine {
   readonly name = "whisper";
-  private readonly ended: WhisperSessionStats = {
-    opens: 0,
-    reopens: 0,
-    replayedMs: 0,
-    replayDroppedMs: 0,
-    partials: 0,
-    finals: 0,
-    duplicateFinals: 0,
-  };
+  private readonly ended: WhisperSessionStats = newWhisperSessionStats();
   readonly sessions = new Set<WhisperSession>();
   private keySeq = 0;
   readonly counters: WhisperEngineCounters = {

@@ -49,6 +49,19 @@ export interface WhisperSessionStats {
   duplicateFinals: number;
 }
 
+/** Every counter of a session at zero (a new session, or an engine's sum over ended ones). */
+export function newWhisperSessionStats(): WhisperSessionStats {
+  return {
+    opens: 0,
+    reopens: 0,
+    replayedMs: 0,
+    replayDroppedMs: 0,
+    partials: 0,
+    finals: 0,
+    duplicateFinals: 0,
+  };
+}
+
 export class WhisperSession implements EngineSession, WorkerSessionHandler {
   private readonly audio: CallAudio;
   private lastFinalEndSample: number | undefined;
@@ -58,15 +71,7 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
   private done = false;
   private endResolve: (() => void) | undefined;
   private endTimer: ReturnType<typeof setTimeout> | undefined;
-  readonly stats: WhisperSessionStats = {
-    opens: 0,
-    reopens: 0,
-    replayedMs: 0,
-    replayDroppedMs: 0,
-    partials: 0,
-    finals: 0,
-    duplicateFinals: 0,
-  };
+  readonly stats: WhisperSessionStats = newWhisperSessionStats();
 
   constructor(private readonly o: WhisperSessionOptions) {
     this.audio = new CallAudio(o.replayMaxS * RATE);
