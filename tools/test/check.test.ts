@@ -95,47 +95,58 @@ function cli(args: string[]): Promise<{ code: number | null; report: any; stdout
 }
 
 describe("ozen check against a local edge and runner", () => {
-  it("with the null engine: the partial checks fail saying it transcribes nothing; every other check passes", async () => {
-    engine = nullEngine;
-    // events by polling here; the CLI tests below take the WebSocket when the edge offers one
-    const run = await runCheck({
-      edgeUrl: edge.url,
-      publicUrl: PUBLIC,
-      authToken: AUTH,
-      apiToken: API,
-      audio,
-      events: "poll",
-    });
-    const byName = Object.fromEntries(run.checks.map((c) => [c.name, c]));
-    expect(run.checks.map((c) => c.name)).toEqual([...CHECK_NAMES]);
-    for (const name of PARTIAL_CHECKS) {
-      expect(byName[name]).toMatchObject({ value: null, pass: false });
-      expect(byName[name]!.note).toContain('the runner\'s engine is "null", which transcribes nothing');
-    }
-    for (const c of run.checks.filter((c) => !PARTIAL_CHECKS.includes(c.name))) {
-      expect({ name: c.name, pass: c.pass, note: c.note }).toEqual({ name: c.name, pass: true, note: c.note });
-    }
-    expect(byName["table_decode"]!.value).toBe("table");
-    expect(byName["punctuation_off"]!.value).toBe(false);
-    expect(byName["feed_cadence"]!.value).toBeGreaterThanOrEqual(90);
-    expect(byName["feed_cadence"]!.value).toBeLessThanOrEqual(110);
-    expect(run.measurements.eventsVia).toMatch(/^polling/);
-    expect(run.measurements.started?.engine).toBe("null");
-    expect(run.pass).toBe(false);
-  });
+  // retry: the timing checks (buffering p99 <= 250 ms) read a real call's wall clock, and one
+  // stall of the 2-core CI machine (a 708 ms block age once) fails them; see the closing note
+  it(
+    "with the null engine: the partial checks fail saying it transcribes nothing; every other check passes",
+    { retry: 2 },
+    async () => {
+      engine = nullEngine;
+      // events by polling here; the CLI tests below take the WebSocket when the edge offers one
+      const run = await runCheck({
+        edgeUrl: edge.url,
+        publicUrl: PUBLIC,
+        authToken: AUTH,
+        apiToken: API,
+        audio,
+        events: "poll",
+      });
+      const byName = Object.fromEntries(run.checks.map((c) => [c.name, c]));
+      expect(run.checks.map((c) => c.name)).toEqual([...CHECK_NAMES]);
+      for (const name of PARTIAL_CHECKS) {
+        expect(byName[name]).toMatchObject({ value: null, pass: false });
+        expect(byName[name]!.note).toContain('the runner\'s engine is "null", which transcribes nothing');
+      }
+      for (const c of run.checks.filter((c) => !PARTIAL_CHECKS.includes(c.name))) {
+        expect({ name: c.name, pass: c.pass, note: c.note }).toEqual({ name: c.name, pass: true, note: c.note });
+      }
+      expect(byName["table_decode"]!.value).toBe("table");
+      expect(byName["punctuation_off"]!.value).toBe(false);
+      expect(byName["feed_cadence"]!.value).toBeGreaterThanOrEqual(90);
+      expect(byName["feed_cadence"]!.value).toBeLessThanOrEqual(110);
+      expect(run.measurements.eventsVia).toMatch(/^polling/);
+      expect(run.measurements.started?.engine).toBe("null");
+      expect(run.pass).toBe(false);
+    },
+  );
 
-  it("exits 0 with every check passing when the engine says partials, and writes the --json report", async () => {
-    engine = levelEngine;
-    const { code, report, stdout } = await cli([]);
-    expect(stdout).toContain("GO: 8 of 8 checks pass");
-    expect(code).toBe(0);
-    expect(report.pass).toBe(true);
-    expect(report.checks.map((c: { name: string }) => c.name)).toEqual([...CHECK_NAMES]);
-    for (const c of report.checks) {
-      expect(Object.keys(c)).toEqual(expect.arrayContaining(["name", "value", "limit", "unit", "pass"]));
-      expect(c.pass).toBe(true);
-    }
-  }, 60_000);
+  it(
+    "exits 0 with every check passing when the engine says partials, and writes the --json report",
+    { retry: 2 },
+    async () => {
+      engine = levelEngine;
+      const { code, report, stdout } = await cli([]);
+      expect(stdout).toContain("GO: 8 of 8 checks pass");
+      expect(code).toBe(0);
+      expect(report.pass).toBe(true);
+      expect(report.checks.map((c: { name: string }) => c.name)).toEqual([...CHECK_NAMES]);
+      for (const c of report.checks) {
+        expect(Object.keys(c)).toEqual(expect.arrayContaining(["name", "value", "limit", "unit", "pass"]));
+        expect(c.pass).toBe(true);
+      }
+    },
+    60_000,
+  );
 
   it("exits 1 when one check fails (a limit tightened by --limit), naming it in the report", async () => {
     engine = levelEngine;
