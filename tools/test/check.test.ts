@@ -132,7 +132,7 @@ describe("ozen check against a local edge and runner", () => {
 
   it(
     "exits 0 with every check passing when the engine says partials, and writes the --json report",
-    { retry: 2 },
+    { retry: 2, timeout: 60_000 },
     async () => {
       engine = levelEngine;
       const { code, report, stdout } = await cli([]);
@@ -145,7 +145,6 @@ describe("ozen check against a local edge and runner", () => {
         expect(c.pass).toBe(true);
       }
     },
-    60_000,
   );
 
   it("exits 1 when one check fails (a limit tightened by --limit), naming it in the report", async () => {
