@@ -3,10 +3,10 @@
  * and secrets) and validated. Every setting is in the README table with its default.
  */
 import type { StreamMode } from "@ozen/shared";
-import { loadDeliveryConfig } from "./delivery-config.js";
-import type { DeliveryConfig } from "./delivery-config.js";
-import { loadSubscriptionConfig } from "./subscription-config.js";
-import type { SubscriptionConfig } from "./subscription-config.js";
+import { loadDeliveryConfig } from "./records/delivery-config.js";
+import type { DeliveryConfig } from "./records/delivery-config.js";
+import { loadSubscriptionConfig } from "./events/subscription-config.js";
+import type { SubscriptionConfig } from "./events/subscription-config.js";
 
 export interface EdgeConfig {
   /** `https://host` Twilio reaches; webhook and `wss://` stream URLs are built (and signed) from it. */

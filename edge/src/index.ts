@@ -6,17 +6,17 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { streamTwiml, validateTwilioSignature } from "@ozen/shared";
-import { CALL_TOKEN_PARAMETER, callToken } from "./call-token.js";
+import { CALL_TOKEN_PARAMETER, callToken } from "./call/call-token.js";
 import { ConfigError, configFor, streamUrl } from "./config.js";
 import type { EdgeConfig } from "./config.js";
-import type { Env } from "./call-session.js";
-import { mountRecords } from "./records-api.js";
-import { mountSubscriptions } from "./subscriptions.js";
+import type { Env } from "./env.js";
+import { mountRecords } from "./records/records-api.js";
+import { mountSubscriptions } from "./events/subscriptions.js";
 
-export { CallSession } from "./call-session.js";
-export { NaiveCallSession } from "./naive-session.js";
+export { CallSession } from "./call/call-session.js";
+export { NaiveCallSession } from "./call/naive-session.js";
 export { EdgeMetrics } from "./edge-metrics.js";
-export { AccountHub } from "./account-hub.js";
+export { AccountHub } from "./events/account-hub.js";
 
 type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
 

@@ -4,8 +4,8 @@
  */
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { loadDeliveryConfig } from "../src/delivery-config.js";
-import { backoffMs, signWebhook } from "../src/webhooks.js";
+import { loadDeliveryConfig } from "../src/records/delivery-config.js";
+import { backoffMs, signWebhook } from "../src/records/webhooks.js";
 import { statementsOf } from "../scripts/d1-migrations.js";
 
 function config(env: Record<string, string>) {

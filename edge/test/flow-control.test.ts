@@ -1,10 +1,10 @@
 /**
- * The subscriber flow-control rule (`edge/src/subscribers.ts`) with plain values: what is sent,
+ * The subscriber flow-control rule (`edge/src/events/subscribers.ts`) with plain values: what is sent,
  * what waits, what is dropped in which order, and when a subscriber is closed instead.
  */
 import { describe, expect, it } from "vitest";
-import { Fanout, TOO_SLOW_CLOSE_CODE, parseAck } from "../src/subscribers.js";
-import type { Deliverable, Subscriber } from "../src/subscribers.js";
+import { Fanout, TOO_SLOW_CLOSE_CODE, parseAck } from "../src/events/subscribers.js";
+import type { Deliverable, Subscriber } from "../src/events/subscribers.js";
 
 class FakeSocket {
   readonly sent: string[] = [];

@@ -24,7 +24,7 @@ import {
   requestTwiml,
 } from "../../tools/src/simulator.js";
 import type { CallIdentity } from "../../tools/src/simulator.js";
-import type { CallStats } from "../src/stats.js";
+import type { CallStats } from "../src/call/stats.js";
 
 export const AUTH_TOKEN = "test-token";
 export const API_TOKEN = "api-token";

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { D1Database } from "@cloudflare/workers-types/experimental";
 import { startTestEdge, TwilioCall, testAudio, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
-import { UPSERT_CALL, UPSERT_UTTERANCE, callRowValues, utteranceRowValues } from "../src/records-sql.js";
+import { UPSERT_CALL, UPSERT_UTTERANCE, callRowValues, utteranceRowValues } from "../src/records/records-sql.js";
 import { api, apiJson, startTalkingRunner } from "./transcribing.js";
 import type { TalkingRunner } from "./transcribing.js";
 

@@ -1,4 +1,4 @@
--- Calls and their final utterances, written by each call's Durable Object (edge/src/records.ts).
+-- Calls and their final utterances, written by each call's Durable Object (edge/src/records/records.ts).
 -- Rows carry the version the object gave them: an upsert only replaces a row with a higher
 -- version, so a write that is retried (or arrives late) never duplicates or rolls back a row.
 

@@ -18,7 +18,7 @@ export interface ObservedPartial {
 }
 
 /**
- * The fields of the edge's call record (`GET /calls/{CallSid}/stats`, edge/src/stats.ts) the
+ * The fields of the edge's call record (`GET /calls/{CallSid}/stats`, edge/src/call/stats.ts) the
  * check reads. Declared here rather than imported: the check talks to whatever edge is
  * deployed, and an older one may lack any of them, so every one is optional.
  */

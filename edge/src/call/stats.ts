@@ -4,7 +4,7 @@
  */
 import type { LatencySummary, MsHistogram } from "@ozen/shared";
 import type { ContinuityCounters } from "@ozen/shared";
-import type { FanoutTotals, SubscriberCounters } from "./subscribers.js";
+import type { FanoutTotals, SubscriberCounters } from "../events/subscribers.js";
 
 export interface RelayLinkStats {
   connects: number;

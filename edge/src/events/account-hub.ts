@@ -5,7 +5,7 @@
  * as a call's (`subscribers.ts`), knows which calls are active, and keeps the last events for
  * `?sinceMs=` replays.
  */
-import { configFor } from "./config.js";
+import { configFor } from "../config.js";
 import { Fanout, subscribeSocket } from "./subscribers.js";
 import type { HeldEvent } from "./call-events.js";
 

@@ -4,7 +4,7 @@
  * base64 chunks of one second, so `start` only sends prepared strings.
  */
 import { encodeBase64 } from "@ozen/shared";
-import greetingAsset from "../assets/greeting.ulaw";
+import greetingAsset from "../../assets/greeting.ulaw";
 
 const CHUNK_BYTES = 8000; // 1 s of mu-law per outbound media message
 

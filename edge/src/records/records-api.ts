@@ -5,9 +5,9 @@
  * state). Bearer token (`API_TOKEN`); a missing or wrong token is 401.
  */
 import type { Context, Hono } from "hono";
-import type { Env } from "./call-session.js";
+import type { Env } from "../env.js";
 import type { CallRecord, CallStatus, UtteranceRecord } from "./call-record.js";
-import type { EdgeConfig } from "./config.js";
+import type { EdgeConfig } from "../config.js";
 import type { LedgerView } from "./ledger.js";
 import { decodeCursor, getCall, listCalls } from "./records.js";
 import type { CallQuery } from "./records.js";

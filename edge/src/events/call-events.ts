@@ -13,7 +13,7 @@ import { TranscriptContinuity, parseTranscriptEvent } from "@ozen/shared";
 import type { TranscriptEvent } from "@ozen/shared";
 import { Fanout, subscribeSocket } from "./subscribers.js";
 import type { Deliverable, FlowLimits } from "./subscribers.js";
-import type { CallEventStats, HubForwarderStats } from "./stats.js";
+import type { CallEventStats, HubForwarderStats } from "../call/stats.js";
 
 /** Events a call keeps for replay (`?since=`) and `GET /calls/{CallSid}/events` as JSON. */
 const KEEP_EVENTS = 500;

@@ -5,10 +5,10 @@
  * headers on a WebSocket; a missing or wrong token is 401.
  */
 import type { Context, Hono } from "hono";
-import type { EdgeConfig } from "./config.js";
-import type { Env } from "./call-session.js";
+import type { EdgeConfig } from "../config.js";
+import type { Env } from "../env.js";
 import { accountHub } from "./account-hub.js";
-import livePage from "../assets/live.html";
+import livePage from "../../assets/live.html";
 
 type SubscriptionEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
 

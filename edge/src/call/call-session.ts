@@ -23,29 +23,20 @@ import {
 } from "@ozen/shared";
 import type { BlockSink, MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
-import { configFor } from "./config.js";
-import type { EdgeConfig } from "./config.js";
+import { configFor } from "../config.js";
+import type { EdgeConfig } from "../config.js";
 import { greetingChunks } from "./greeting.js";
-import { CallLedger } from "./ledger.js";
-import { accountHub } from "./account-hub.js";
-import { CallEventStream } from "./call-events.js";
-import { DEFAULT_ACCOUNT } from "./subscription-config.js";
+import { CallLedger } from "../records/ledger.js";
+import { accountHub } from "../events/account-hub.js";
+import { CallEventStream } from "../events/call-events.js";
+import { DEFAULT_ACCOUNT } from "../events/subscription-config.js";
 import { RelayLink } from "./relay-link.js";
 import { newRelayLinkStats } from "./stats.js";
 import type { CallStats } from "./stats.js";
 
 export type { CallState, CallStats } from "./stats.js";
 import type { PendingBlock } from "./relay-link.js";
-
-export interface Env {
-  readonly CALL_SESSION: DurableObjectNamespace;
-  readonly NAIVE_SESSION: DurableObjectNamespace;
-  readonly EDGE_METRICS: DurableObjectNamespace;
-  readonly ACCOUNT_HUB: DurableObjectNamespace;
-  /** D1 with the call records (infra/d1/migrations); without it records stay in each call's object. */
-  readonly DB?: D1Database;
-  readonly [key: string]: unknown;
-}
+import type { Env } from "../env.js";
 
 const SAMPLE_RATE_HZ = 8000;
 const FRAME_MS = 20;
