@@ -14,3 +14,4 @@ export * from "./transcript/policy.js";
 export * from "./transcript/polish.js";
 export * from "./transcript/events.js";
 export * from "./transcript/continuity.js";
+export * from "./auth/compare.js";

@@ -3,6 +3,8 @@
  * the Durable Object checks it in `start.customParameters` before using any audio. It holds even
  * when a proxy rewrites the upgrade URL. Stateless: HMAC-SHA256(secret, CallSid), base64url.
  */
+import { equalSecrets } from "@ozen/shared";
+
 const encoder = new TextEncoder();
 
 export const CALL_TOKEN_PARAMETER = "ozen_token";
@@ -17,11 +19,8 @@ export async function callToken(secret: string, callSid: string): Promise<string
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/** True when `token` is the call's token under `secret` (compared in constant time). */
 export async function verifyCallToken(secret: string, callSid: string, token: string | undefined): Promise<boolean> {
   if (!token) return false;
-  const expected = await callToken(secret, callSid);
-  if (expected.length !== token.length) return false;
-  let diff = 0;
-  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ token.charCodeAt(i);
-  return diff === 0;
+  return equalSecrets(token, await callToken(secret, callSid));
 }
