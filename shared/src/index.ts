@@ -15,3 +15,5 @@ export * from "./transcript/polish.js";
 export * from "./transcript/events.js";
 export * from "./transcript/continuity.js";
 export * from "./auth/compare.js";
+export * from "./settings/settings.js";
+export * from "./settings/markdown.js";
