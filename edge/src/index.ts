@@ -5,9 +5,9 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
-import { streamTwiml, validateTwilioSignature } from "@ozen/shared";
+import { SettingError, streamTwiml, validateTwilioSignature } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, callToken } from "./call/call-token.js";
-import { ConfigError, configFor, streamUrl } from "./config.js";
+import { configFor, streamUrl } from "./config.js";
 import type { EdgeConfig } from "./config.js";
 import type { Env } from "./env.js";
 import { mountRecords } from "./records/records-api.js";
@@ -25,7 +25,7 @@ const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
 const app = new Hono<AppEnv>();
 
 app.onError((err, c) => {
-  if (err instanceof ConfigError) {
+  if (err instanceof SettingError) {
     console.error(JSON.stringify({ level: "error", msg: "edge configuration is invalid", error: err.message }));
     return c.text(`edge configuration is invalid: ${err.message}`, 500);
   }
