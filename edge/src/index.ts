@@ -4,12 +4,11 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { createMiddleware } from "hono/factory";
 import { SettingError, streamTwiml, validateTwilioSignature } from "@ozen/shared";
+import { logRefusal, requireToken } from "./auth.js";
 import { CALL_TOKEN_PARAMETER, callToken } from "./call/call-token.js";
 import { configFor, streamUrl } from "./config.js";
-import type { EdgeConfig } from "./config.js";
-import type { Env } from "./env.js";
+import type { AppEnv } from "./env.js";
 import { mountRecords } from "./records/records-api.js";
 import { mountSubscriptions } from "./events/subscriptions.js";
 
@@ -17,8 +16,6 @@ export { CallSession } from "./call/call-session.js";
 export { NaiveCallSession } from "./call/naive-session.js";
 export { EdgeMetrics } from "./edge-metrics.js";
 export { AccountHub } from "./events/account-hub.js";
-
-type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
 
 const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -38,16 +35,9 @@ app.use("*", async (c, next) => {
   await next();
 });
 
-function count(c: Context<AppEnv>, name: string): void {
-  const stub = c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global"));
-  c.executionCtx.waitUntil(stub.fetch(`https://metrics/incr?name=${encodeURIComponent(name)}`, { method: "POST" }));
-}
-
+/** A Twilio request whose signature does not match: 403, counted. */
 function forbidden(c: Context<AppEnv>, counter: string, why: string): Response {
-  count(c, counter);
-  console.warn(
-    JSON.stringify({ level: "warn", msg: "request refused", counter, why, path: new URL(c.req.url).pathname }),
-  );
+  logRefusal(c, counter, why);
   return c.text("forbidden", 403);
 }
 
@@ -95,31 +85,25 @@ app.get("/twilio/stream-naive/:callSid", (c) =>
   c.get("config").benchNaive ? upgrade(c, "/twilio/stream-naive/", c.env.NAIVE_SESSION) : c.notFound(),
 );
 
-// ---- agent event streams and the live page (their own auth: bearer or ?token=, 401) ----
+// Every route below names its token check (auth.ts): bearer token, 401 when missing or wrong.
+
+// ---- agent event streams (bearer, or ?token= on the upgrade) and the live page ----
 mountSubscriptions(app);
 
-// ---- the records API (D1 and each call's object; bearer token, 401) ----
+// ---- the records API (D1 and each call's object) ----
 mountRecords(app);
 
-// ---- the call API (bearer token) ----
+// ---- the call API ----
 
-const apiAuth = createMiddleware<AppEnv>(async (c, next) => {
-  const token = c.get("config").apiToken;
-  if (!token) return c.text("API_TOKEN is not configured; the call API is disabled", 503);
-  if (c.req.header("Authorization") !== `Bearer ${token}`)
-    return forbidden(c, "api_bad_token", "missing or wrong bearer token");
-  await next();
-});
-app.use("/calls/*", apiAuth);
-app.use("/stats", apiAuth);
-
-app.get("/calls/:callSid/stats", (c) => {
+app.get("/calls/:callSid/stats", requireToken("calls"), (c) => {
   const ns = c.req.query("naive") !== undefined ? c.env.NAIVE_SESSION : c.env.CALL_SESSION;
   return ns.get(ns.idFromName(c.req.param("callSid"))).fetch(c.req.raw);
 });
-app.post("/calls/:callSid/clear", (c) =>
+app.post("/calls/:callSid/clear", requireToken("calls"), (c) =>
   c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
 );
-app.get("/stats", (c) => c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/"));
+app.get("/stats", requireToken("calls"), (c) =>
+  c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/"),
+);
 
 export default app;

@@ -116,9 +116,9 @@ describe("ingest", () => {
   });
 
   it("refuses the call API without the bearer token", async () => {
-    expect((await fetch(`${edge.url}/calls/CA1/stats`)).status).toBe(403);
+    expect((await fetch(`${edge.url}/calls/CA1/stats`)).status).toBe(401);
     expect((await fetch(`${edge.url}/calls/CA1/stats`, { headers: { Authorization: "Bearer nope" } })).status).toBe(
-      403,
+      401,
     );
   });
 

@@ -174,14 +174,14 @@ describe("the stats endpoint", () => {
     expect(await res.json()).toEqual({ state: "unknown" });
   });
 
-  it("refuses the stats without a bearer token or with a wrong one (403), and counts it", async () => {
+  it("refuses the stats without a bearer token or with a wrong one (401), and counts it", async () => {
     const before = (await edge.counters())["api_bad_token"] ?? 0;
     const none = await fetch(`${edge.url}/calls/CAanything/stats`);
     const wrong = await fetch(`${edge.url}/calls/CAanything/stats`, {
       headers: { Authorization: `Bearer ${API_TOKEN}x` },
     });
     const global = await fetch(`${edge.url}/stats`, { headers: { Authorization: "Basic whatever" } });
-    expect([none.status, wrong.status, global.status]).toEqual([403, 403, 403]);
+    expect([none.status, wrong.status, global.status]).toEqual([401, 401, 401]);
     await waitFor("api_bad_token to count 3 more", async () => (await edge.counters())["api_bad_token"] === before + 3);
   });
 });
