@@ -3,53 +3,56 @@
  *   node --import tsx stt-runner/src/main.ts [--port 8081] [--host 0.0.0.0] [--engine auto|google|whisper|null]
  * PORT (Cloud Run) overrides the default port; the Google engine reads GOOGLE_* settings, the
  * whisper worker WHISPER_*, failover and the final pass OZEN_FAILOVER_*, OZEN_BREAKER_*,
- * OZEN_FINAL_PASS_* (README, "stt-runner settings").
+ * OZEN_FINAL_PASS_* (declared in src/settings.ts and beside the engines; docs/settings.md).
  *
  * Engines: `google` (with the whisper worker beside it as failover and final pass: when it
  * starts with OZEN_FALLBACK=auto, always with =whisper, never with =none), `whisper` (the worker alone: no cloud), `auto` (the default: google when
  * Google credentials are found, else whisper), `null` (takes audio, says nothing).
  */
 import { parseArgs } from "node:util";
+import { SettingError, readSettings } from "@ozen/shared";
 import { nullEngine } from "./engines/null.js";
-import { GoogleConfigError, loadGoogleConfig } from "./engines/google/config.js";
+import { GOOGLE_SETTINGS, loadGoogleConfig } from "./engines/google/config.js";
 import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
 import { FailoverEngine, loadFailoverConfig } from "./engines/failover.js";
-import { SettingError, readChoice } from "./engines/settings.js";
 import { loadWhisperConfig } from "./engines/whisper/config.js";
 import { WhisperEngine } from "./engines/whisper/engine.js";
 import { WhisperWorkerError } from "./engines/whisper/worker.js";
 import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pass.js";
 import { RelayServer } from "./relay-server.js";
+import { loadBesideGoogleSettings, loadServerSettings } from "./settings.js";
 import { TranscriptForwarder } from "./transcripts.js";
 import type { Log } from "./relay-server.js";
 import type { Engine } from "./engines/engine.js";
-
-const log: Log = (level, msg, fields) => {
-  if (level !== "info" || process.env["OZEN_LOG_LEVEL"] === "info")
-    console.warn(JSON.stringify({ level, msg, ...fields }));
-};
 
 function fatal(message: string): never {
   console.error(JSON.stringify({ level: "error", msg: message }));
   process.exit(2);
 }
 
-const { values } = parseArgs({
-  options: {
-    port: { type: "string", default: process.env["PORT"] ?? "8081" },
-    host: { type: "string", default: process.env["HOST"] ?? "127.0.0.1" },
-    engine: { type: "string", default: process.env["OZEN_ENGINE"] || "auto" },
-  },
-});
-
 function settings<T>(what: string, load: () => T): T {
   try {
     return load();
   } catch (e) {
-    if (e instanceof GoogleConfigError || e instanceof SettingError) fatal(`${what}: ${e.message}`);
+    if (e instanceof SettingError) fatal(`${what}: ${e.message}`);
     throw e;
   }
 }
+
+const serverSettings = settings("runner", () => loadServerSettings(process.env));
+
+const log: Log = (level, msg, fields) => {
+  if (level !== "info" || serverSettings.OZEN_LOG_LEVEL === "info")
+    console.warn(JSON.stringify({ level, msg, ...fields }));
+};
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string", default: String(serverSettings.PORT) },
+    host: { type: "string", default: serverSettings.HOST },
+    engine: { type: "string", default: serverSettings.OZEN_ENGINE },
+  },
+});
 
 /** Starts the worker; when it cannot start: stops the runner with its message, or (`optional`) says so and goes on without it. */
 async function startWhisper(purpose: string, optional = false): Promise<WhisperEngine | undefined> {
@@ -88,7 +91,9 @@ async function makeEngine(name: string): Promise<Engine> {
     case "whisper":
       return (await startWhisper("engine"))!;
     case "auto": {
-      const insecure = process.env["GOOGLE_INSECURE"] === "true";
+      // only the switch that decides; the rest of the Google settings are checked when Google is chosen
+      const { GOOGLE_INSECURE } = GOOGLE_SETTINGS;
+      const insecure = settings("Google engine", () => readSettings({ GOOGLE_INSECURE }, process.env)).GOOGLE_INSECURE;
       const creds = findCredentials(process.env);
       if (!insecure && "error" in creds) {
         log("warn", "no Google credentials: transcribing with the whisper worker", { engine: "whisper" });
@@ -98,11 +103,11 @@ async function makeEngine(name: string): Promise<Engine> {
     }
     case "google": {
       const google = googleEngine();
-      const env = process.env;
-      const fallback = settings("runner", () => readChoice(env, "OZEN_FALLBACK", "auto", ["auto", "whisper", "none"]));
+      const beside = settings("runner", () => loadBesideGoogleSettings(process.env));
+      const fallback = beside.OZEN_FALLBACK;
       if (fallback === "none") return google;
-      const failover = settings("runner", () => readChoice(env, "OZEN_FAILOVER", "on", ["on", "off"])) === "on";
-      const finalPass = settings("runner", () => readChoice(env, "OZEN_FINAL_PASS", "on", ["on", "off"])) === "on";
+      const failover = beside.OZEN_FAILOVER;
+      const finalPass = beside.OZEN_FINAL_PASS;
       if (!failover && !finalPass) return google;
       const failoverConfig = settings("failover", () => loadFailoverConfig(process.env));
       const finalPassConfig = settings("final pass", () => loadFinalPassConfig(process.env));

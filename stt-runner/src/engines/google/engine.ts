@@ -7,9 +7,10 @@ import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import speech from "@google-cloud/speech";
-import type { EngineProfile, RelayStart } from "@ozen/shared";
+import { readSettings } from "@ozen/shared";
+import type { EngineProfile, RelayStart, SettingsEnv } from "@ozen/shared";
 import type { Engine, EngineListener, EngineSession } from "../engine.js";
-import { callPhrases, punctuates } from "./config.js";
+import { CREDENTIAL_SETTINGS, callPhrases, punctuates } from "./config.js";
 import type { GoogleConfig } from "./config.js";
 import { GoogleSession } from "./session.js";
 import type { SpeechStream } from "./session.js";
@@ -18,19 +19,20 @@ import type { SpeechStream } from "./session.js";
  * Where Application Default Credentials would come from, or an error a person can act on.
  * Checked at start so a missing credential is a clear message, not a failed first call.
  */
-export function findCredentials(env: NodeJS.ProcessEnv): { source: string } | { error: string } {
-  const file = env["GOOGLE_APPLICATION_CREDENTIALS"];
+export function findCredentials(env: SettingsEnv): { source: string } | { error: string } {
+  const s = readSettings(CREDENTIAL_SETTINGS, env);
+  const file = s.GOOGLE_APPLICATION_CREDENTIALS;
   if (file) {
     return existsSync(file)
       ? { source: `GOOGLE_APPLICATION_CREDENTIALS (${path.basename(file)})` }
       : { error: `GOOGLE_APPLICATION_CREDENTIALS points to ${file}, which does not exist` };
   }
   const gcloud = path.join(
-    env["CLOUDSDK_CONFIG"] ?? path.join(os.homedir(), ".config", "gcloud"),
+    s.CLOUDSDK_CONFIG ?? path.join(os.homedir(), ".config", "gcloud"),
     "application_default_credentials.json",
   );
   if (existsSync(gcloud)) return { source: "gcloud application-default credentials" };
-  if (env["K_SERVICE"] || env["GCE_METADATA_HOST"]) return { source: "the Cloud Run / GCE metadata server" };
+  if (s.K_SERVICE || s.GCE_METADATA_HOST) return { source: "the Cloud Run / GCE metadata server" };
   return {
     error:
       "no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account key, run " +
