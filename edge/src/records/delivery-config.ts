@@ -165,27 +165,21 @@ function webhookAccounts(
   defaultEvents: ReadonlySet<TranscriptEventType>,
 ): Map<string, WebhookTarget | undefined> {
   const perAccount = new Map<string, WebhookTarget | undefined>();
+  const malformed = (problem: string) =>
+    new SettingError({
+      setting: "WEBHOOK_ACCOUNTS",
+      value: json,
+      secret: true,
+      problem,
+      expected: `{"AC...": ${ACCOUNT_SHAPE}}`,
+    });
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
   } catch {
-    throw new SettingError({
-      setting: "WEBHOOK_ACCOUNTS",
-      value: json,
-      secret: true,
-      problem: "is not JSON",
-      expected: `{"AC...": ${ACCOUNT_SHAPE}}`,
-    });
+    throw malformed("is not JSON");
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new SettingError({
-      setting: "WEBHOOK_ACCOUNTS",
-      value: json,
-      secret: true,
-      problem: "is not a JSON object",
-      expected: `{"AC...": ${ACCOUNT_SHAPE}}`,
-    });
-  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw malformed("is not a JSON object");
   for (const [account, v] of Object.entries(parsed as Record<string, unknown>)) {
     const key = `WEBHOOK_ACCOUNTS.${account}`;
     if (v === null) {
