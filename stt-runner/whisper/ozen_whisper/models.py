@@ -194,13 +194,15 @@ def local_models(root: Path | None = None) -> list[ModelInfo]:
 
 
 def list_models() -> list[ModelInfo]:
-    """Every usable model: whole ones in packages, then joined or local ones; first name wins."""
+    """Every usable model: whole ones in packages, then joined, fetched or local ones. Two may
+    share a name (a fetched tiny.en beside the packaged one): a name resolves to the first, a
+    path to its own."""
     whole, _ = package_models()
     seen: set[str] = set()
     out: list[ModelInfo] = []
     for info in [*whole, *local_models()]:
-        if info.name not in seen:
-            seen.add(info.name)
+        if info.path not in seen:
+            seen.add(info.path)
             out.append(info)
     return out
 

@@ -385,3 +385,26 @@ def _handler(state: StandInHub, role: str) -> type[BaseHTTPRequestHandler]:
                 pass
 
     return Handler
+
+
+def main() -> None:
+    """`python tests/hub_standin.py`: serves the tiny.en installed here as
+    `ozen-test/whisper-tiny.en-ct2` until stdin closes; prints the hub's endpoint on its first
+    line. For the tests of `ozen models fetch`, which run the CLI from outside Python."""
+    import sys
+
+    from ozen_whisper import models
+
+    tiny = Path(models.resolve_model("tiny.en").path)
+    hub = StandInHub()
+    names = ("config.json", "model.bin", "tokenizer.json", "vocabulary.txt")
+    files = {n: StandInFile(n, tiny / n, lfs=n == "model.bin") for n in names}
+    commit = hashlib.sha1(b"ozen stand-in commit", usedforsecurity=False).hexdigest()
+    hub.add(StandInRepo("ozen-test/whisper-tiny.en-ct2", commit, files))
+    print(hub.endpoint, flush=True)
+    sys.stdin.read()
+    hub.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -139,6 +139,18 @@ def test_fetch_downloads_verifies_and_lists_the_model(
     assert listed.source == f"hf:{REPO}@{COMMIT}"
 
 
+def test_models_lists_a_fetched_model_beside_a_packaged_one_of_the_same_name(
+    fetched: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OZEN_WHISPER_MODELS_DIR", str(fetched))
+    target = str(fetched / "ozen-test--whisper-tiny.en-ct2")
+    tiny_ens = [m for m in models.list_models() if m.name == "tiny.en"]
+    assert [m.path for m in tiny_ens] == [str(tiny), target]
+    # the name keeps meaning the model it meant; the fetched one is reached by its path
+    assert models.resolve_model("tiny.en").path == str(tiny)
+    assert models.resolve_model(target).path == target
+
+
 def test_the_json_line_names_the_model_by_path(module_hub: StandInHub, tmp_path: Path) -> None:
     r = run_fetch(module_hub.endpoint, tmp_path, REPO, "--dir", str(tmp_path), "--json")
     assert r.returncode == 0, r.stderr
