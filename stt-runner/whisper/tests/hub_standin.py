@@ -213,6 +213,15 @@ def _handler(state: StandInHub, role: str) -> type[BaseHTTPRequestHandler]:
         def _size(self, repo: StandInRepo, f: StandInFile) -> int:
             return 1000 if f.lfs and state.faults.understate_lfs_sizes else f.size
 
+        def _lfs(self, repo: StandInRepo, f: StandInFile, digest_key: str) -> dict[str, Any]:
+            """An LFS file's pointer info; the hub names its sha256 `sha256` in the model info's
+            siblings and `oid` in the tree listing."""
+            return {
+                digest_key: repo.sha256(f.path),
+                "size": self._size(repo, f),
+                "pointerSize": LFS_POINTER_SIZE,
+            }
+
         def _info(self, repo_id: str, rev: str, blobs: bool) -> None:
             repo = self._repo(repo_id, rev)
             if repo is None:
@@ -224,11 +233,7 @@ def _handler(state: StandInHub, role: str) -> type[BaseHTTPRequestHandler]:
                     s["size"] = self._size(repo, f)
                     s["blobId"] = repo.git_sha1(f.path)
                     if f.lfs:
-                        s["lfs"] = {
-                            "sha256": repo.sha256(f.path),
-                            "size": self._size(repo, f),
-                            "pointerSize": LFS_POINTER_SIZE,
-                        }
+                        s["lfs"] = self._lfs(repo, f, digest_key="sha256")
                 siblings.append(s)
             self._json(
                 {
@@ -259,11 +264,7 @@ def _handler(state: StandInHub, role: str) -> type[BaseHTTPRequestHandler]:
                     "path": f.path,
                 }
                 if f.lfs:
-                    e["lfs"] = {
-                        "oid": repo.sha256(f.path),
-                        "size": self._size(repo, f),
-                        "pointerSize": LFS_POINTER_SIZE,
-                    }
+                    e["lfs"] = self._lfs(repo, f, digest_key="oid")
                 entries.append(e)
             self._json(entries)
 

@@ -36,6 +36,13 @@ def tiny_repo(repo_id: str, tiny: Path, token: str | None = None) -> StandInRepo
     return StandInRepo(repo_id, COMMIT, files, branches=("main", "v1"), token=token)
 
 
+def bytes_repo(repo_id: str, files: dict[str, bytes], lfs: str) -> StandInRepo:
+    """A repository of small in-memory files; `lfs` names the one stored in LFS."""
+    return StandInRepo(
+        repo_id, COMMIT, {n: StandInFile(n, data, lfs=n == lfs) for n, data in files.items()}
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny() -> Path:
     return Path(model_or_skip("tiny.en"))
@@ -48,31 +55,27 @@ def module_hub(tiny: Path) -> Iterator[StandInHub]:
     hub.add(tiny_repo(PRIVATE, tiny, token="hf_ozen_test_token"))
     transformers_config = {"architectures": ["WhisperForConditionalGeneration"], "d_model": 384}
     hub.add(
-        StandInRepo(
+        bytes_repo(
             "ozen-test/whisper-tiny-transformers",
-            COMMIT,
             {
-                "config.json": StandInFile(
-                    "config.json", json.dumps(transformers_config).encode(), lfs=False
-                ),
-                "model.safetensors": StandInFile("model.safetensors", b"\0" * 4096, lfs=True),
-                "tokenizer.json": StandInFile("tokenizer.json", b"{}", lfs=False),
+                "config.json": json.dumps(transformers_config).encode(),
+                "model.safetensors": b"\0" * 4096,
+                "tokenizer.json": b"{}",
             },
+            lfs="model.safetensors",
         )
     )
     translator_config = {"add_source_bos": False, "add_source_eos": False, "unk_token": "<unk>"}
     hub.add(
-        StandInRepo(
+        bytes_repo(
             "ozen-test/opus-mt-en-he-ct2",
-            COMMIT,
             {
-                "config.json": StandInFile(
-                    "config.json", json.dumps(translator_config).encode(), lfs=False
-                ),
-                "model.bin": StandInFile("model.bin", b"\1" * 8192, lfs=True),
-                "tokenizer.json": StandInFile("tokenizer.json", b"{}", lfs=False),
-                "vocabulary.json": StandInFile("vocabulary.json", b"[]", lfs=False),
+                "config.json": json.dumps(translator_config).encode(),
+                "model.bin": b"\1" * 8192,
+                "tokenizer.json": b"{}",
+                "vocabulary.json": b"[]",
             },
+            lfs="model.bin",
         )
     )
     yield hub
