@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt check clean
+.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt bench-gpu check clean
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
@@ -83,6 +83,23 @@ bench-stt:
 	  --json $(BENCH_OUT)/stt-en-tiny.en.json
 	$(OZEN) bench stt --engine whisper --model base --set $(DATA)/he/saspeech --set $(DATA)/he/dialog \
 	  --max-calls 0 --json $(BENCH_OUT)/stt-he-base.json
+
+## bench-gpu: Hebrew at production quality on an NVIDIA GPU: ivrit-ai/whisper-large-v3-turbo-ct2 (float16)
+## on he/saspeech and he/dialog, and tiny.en on en/asterisk-8k on the same GPU for comparison; JSON in
+## bench-out/. Refuses (non-zero, saying why) without a GPU CTranslate2 can use, or without the model:
+## `node tools/bin/ozen.js models fetch ivrit-ai/whisper-large-v3-turbo-ct2` fetches it. No WhisperLive
+## anchor here (its venv is CPU-only); the offline reference pass in the JSON runs on the CPU.
+IVRIT_REPO := ivrit-ai/whisper-large-v3-turbo-ct2
+IVRIT_DIR := stt-runner/whisper/.models/ivrit-ai--whisper-large-v3-turbo-ct2
+GPU_WORKER_ARGS := --device cuda --compute-type float16
+bench-gpu:
+	@stt-runner/whisper/.venv/bin/python -m ozen_whisper.device --require-cuda --model-dir $(IVRIT_DIR) --repo $(IVRIT_REPO)
+	@mkdir -p $(BENCH_OUT)
+	WHISPER_WORKER_ARGS="$(GPU_WORKER_ARGS)" $(OZEN) bench stt --engine whisper --model $(IVRIT_DIR) \
+	  --set $(DATA)/he/saspeech --set $(DATA)/he/dialog --max-calls 0 --anchor none \
+	  --json $(BENCH_OUT)/stt-he-ivrit-turbo-gpu.json
+	WHISPER_WORKER_ARGS="$(GPU_WORKER_ARGS)" $(OZEN) bench stt --engine whisper --model tiny.en \
+	  --set $(DATA)/en/asterisk-8k --anchor none --json $(BENCH_OUT)/stt-en-tiny.en-gpu.json
 
 clean:
 	rm -rf node_modules */node_modules edge/dist .wrangler $(BENCH_OUT)

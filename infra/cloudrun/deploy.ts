@@ -5,22 +5,25 @@
  *   node --import tsx infra/cloudrun/deploy.ts --project P --region R --image IMAGE [--dry-run]
  *     [--service ozen-stt-runner] [--min-instances 1] [--max-instances 10] [--calls-per-instance 50]
  *     [--service-account SA] [--env KEY=VALUE ...]
+ *     [--gpu]   one NVIDIA L4, the GPU image (stt-runner/Dockerfile --target gpu); region europe-west4
+ *               unless --region names another GPU region
  */
 import { parseArgs } from "node:util";
-import { runnerService } from "./service.js";
+import { gpuRunnerService, runnerService } from "./service.js";
 
 const { values } = parseArgs({
   options: {
     project: { type: "string" },
-    region: { type: "string", default: "me-west1" },
+    region: { type: "string" },
     service: { type: "string", default: "ozen-stt-runner" },
     image: { type: "string" },
     "min-instances": { type: "string", default: "1" },
     "max-instances": { type: "string", default: "10" },
-    "calls-per-instance": { type: "string", default: "50" },
+    "calls-per-instance": { type: "string" },
     "service-account": { type: "string" },
     env: { type: "string", multiple: true, default: [] },
     "dry-run": { type: "boolean", default: false },
+    gpu: { type: "boolean", default: false },
   },
 });
 
@@ -37,17 +40,19 @@ for (const kv of values.env) {
   if (i <= 0) fail(`--env ${kv} is not KEY=VALUE`);
   env[kv.slice(0, i)] = kv.slice(i + 1);
 }
-const request = runnerService({
+const settings = {
   project: values.project,
-  region: values.region,
+  // me-west1 (Tel Aviv) is nearest the callers; it has no GPUs, europe-west4 does
+  region: values.region ?? (values.gpu ? "europe-west4" : "me-west1"),
   serviceId: values.service,
   image: values.image,
   serviceAccount: values["service-account"],
   minInstances: Number(values["min-instances"]),
   maxInstances: Number(values["max-instances"]),
-  callsPerInstance: Number(values["calls-per-instance"]),
+  callsPerInstance: values["calls-per-instance"] !== undefined ? Number(values["calls-per-instance"]) : undefined,
   env,
-});
+};
+const request = values.gpu ? gpuRunnerService(settings) : runnerService(settings);
 
 if (values["dry-run"]) {
   console.log(JSON.stringify(request, null, 2));

@@ -69,3 +69,81 @@ export function runnerService(s: RunnerServiceSettings) {
     },
   };
 }
+
+/**
+ * Cloud Run's GPU for services, as documented (cloud.google.com/run/docs/configuring/services/gpu,
+ * read 2026-12-01): one NVIDIA L4 (24 GB) per instance with the driver pre-installed (535, CUDA
+ * 12.2; the image brings cuBLAS/cuDNN for CUDA 12), at least 4 CPU and 16 GiB of memory, CPU always
+ * allocated (instance-based billing), in a few regions only (us-central1, us-east4, europe-west1,
+ * europe-west4, asia-southeast1; not me-west1).
+ */
+export const GPU_ACCELERATOR = "nvidia-l4";
+export const GPU_MIN_CPU = 4;
+export const GPU_MIN_MEMORY_GIB = 16;
+
+/**
+ * Calls one GPU instance carries. To be measured: `make bench-gpu` on an L4 gives the ivrit-ai
+ * model's `max_realtime_calls`; until a measured figure replaces this guess, the service carries the
+ * label `calls-per-instance: to-be-measured`.
+ */
+export const GPU_CALLS_PER_INSTANCE = { calls: 4, measured: false } as const;
+
+export interface GpuRunnerServiceSettings extends RunnerServiceSettings {
+  /** GPU zonal redundancy (Cloud Run's default, on): capacity kept across zones, at a higher price. */
+  readonly zonalRedundancy?: boolean;
+}
+
+function memoryGib(memory: string): number {
+  const m = /^(\d+(?:\.\d+)?)(Gi|Mi)$/.exec(memory);
+  if (!m) throw new RangeError(`memory is ${JSON.stringify(memory)}, expected a size like 16Gi or 32768Mi`);
+  return Number(m[1]) / (m[2] === "Mi" ? 1024 : 1);
+}
+
+/**
+ * The runner on a GPU: the same service with one L4 attached to its container, the whisper worker
+ * as the engine (the GPU image's ivrit-ai model, float16), at least 4 CPU and 16 GiB. Pure.
+ */
+export function gpuRunnerService(s: GpuRunnerServiceSettings) {
+  const cpu = s.cpu ?? String(GPU_MIN_CPU);
+  if (!(Number(cpu) >= GPU_MIN_CPU))
+    throw new RangeError(`cpu is ${cpu}: a GPU instance needs at least ${GPU_MIN_CPU}`);
+  const memory = s.memory ?? `${GPU_MIN_MEMORY_GIB}Gi`;
+  if (memoryGib(memory) < GPU_MIN_MEMORY_GIB) {
+    throw new RangeError(`memory is ${memory}: a GPU instance needs at least ${GPU_MIN_MEMORY_GIB}Gi`);
+  }
+  const base = runnerService({
+    ...s,
+    cpu,
+    memory,
+    callsPerInstance: s.callsPerInstance ?? GPU_CALLS_PER_INSTANCE.calls,
+    env: { OZEN_ENGINE: "whisper", ...s.env },
+  });
+  const { service } = base;
+  const { template } = service;
+  const callsLabel =
+    s.callsPerInstance !== undefined
+      ? "deploy-setting"
+      : GPU_CALLS_PER_INSTANCE.measured
+        ? "measured"
+        : "to-be-measured";
+  return {
+    ...base,
+    service: {
+      ...service,
+      labels: {
+        ...service.labels,
+        accelerator: GPU_ACCELERATOR,
+        "calls-per-instance": callsLabel,
+      },
+      template: {
+        ...template,
+        nodeSelector: { accelerator: GPU_ACCELERATOR },
+        gpuZonalRedundancyDisabled: !(s.zonalRedundancy ?? true),
+        containers: template.containers.map((c) => ({
+          ...c,
+          resources: { ...c.resources, limits: { ...c.resources.limits, "nvidia.com/gpu": "1" } },
+        })),
+      },
+    },
+  };
+}

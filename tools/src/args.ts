@@ -11,6 +11,7 @@ export const USAGE = `usage:
   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N] [--tail-s S]
                  [--max-calls N] [--anchor whisperlive|none] [--anchor-wait-s S] [--language he|en]
   ozen models [--json]
+  ozen models fetch REPO_ID [--revision R] [--dir D] [--json]
   ozen demo [--audio FILE] [--language he|en] [--model M] [--engine whisper|null]`;
 
 export function fail(message: string): never {
