@@ -22,8 +22,6 @@ export interface EdgeConfig {
   readonly runnerUrl: string;
   /** PCM block sent to the runner, 20..250 ms. */
   readonly blockMs: number;
-  /** Undecoded frames the message handler may queue before the oldest is dropped, in ms of audio. */
-  readonly ingestBufferMs: number;
   /** Audio kept until the runner acknowledges it (replayed on reconnect), in ms. */
   readonly relayBufferMs: number;
   readonly relayBackoffMinMs: number;
@@ -95,7 +93,6 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     streamMode: oneOf(env, "STREAM_MODE", "connect", ["connect", "start"]),
     runnerUrl,
     blockMs: int(env, "BLOCK_MS", 100, 20, 250),
-    ingestBufferMs: int(env, "INGEST_BUFFER_MS", 2000, 100, 60_000),
     relayBufferMs: int(env, "RELAY_BUFFER_MS", 120_000, 1000, 600_000),
     relayBackoffMinMs: backoffMin,
     relayBackoffMaxMs: int(env, "RELAY_BACKOFF_MAX_MS", 5000, backoffMin, 300_000),

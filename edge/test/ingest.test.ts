@@ -143,7 +143,6 @@ describe("the stats endpoint", () => {
       state: "ended",
       endReason: "twilio stop",
       framesIn: 50,
-      framesDropped: 0,
       framesConcealed: 0,
       audioMs: 1000,
       bad: {},

@@ -2,14 +2,12 @@
  * CallSession: one Durable Object per call (adapter). It terminates Twilio's Media Streams
  * socket, keeps the call's counters, and owns the call's one relay link to the runner.
  *
- * Hot path: the message handler parses and appends the still-encoded payload to a bounded
- * queue (full: the oldest frame is dropped and counted) and nothing else; a microtask drains the
- * queue, decoding base64 + mu-law straight into the block that will be sent (no per-frame
- * allocation), and hands full blocks to the relay link. Nothing on that road awaits the network.
+ * Hot path: the message handler parses, decodes base64 + mu-law straight into the block that
+ * will be sent (no per-frame allocation) and hands full blocks to the relay link. Nothing on
+ * that road awaits the network.
  */
 import {
   BlockAssembler,
-  DropOldestQueue,
   LatencyWindow,
   MAX_MESSAGE_BYTES,
   SequenceTracker,
@@ -68,8 +66,6 @@ export class CallSession implements DurableObject {
   protected twilio: WebSocket | undefined;
   protected relay: RelayLink | undefined;
   protected start: StartMessage | undefined;
-  private readonly ingest: DropOldestQueue<MediaMessage>;
-  private drainScheduled = false;
   private assembler: BlockAssembler | undefined;
   private readonly sequence = new SequenceTracker();
   private readonly scratch = new Uint8Array((MAX_MESSAGE_BYTES * 3) / 4);
@@ -102,7 +98,6 @@ export class CallSession implements DurableObject {
     this.ledger = new CallLedger(ctx.storage, env.DB, this.config.delivery, (level, msg, fields) =>
       this.log(level, msg, fields),
     );
-    this.ingest = new DropOldestQueue(Math.ceil(this.config.ingestBufferMs / FRAME_MS));
     this.events = new CallEventStream({
       limits: this.config.subscriptions,
       hub: (batch) =>
@@ -122,7 +117,6 @@ export class CallSession implements DurableObject {
       endedAtMs: null,
       endReason: null,
       framesIn: 0,
-      framesDropped: 0,
       framesConcealed: 0,
       gapFilledMs: 0,
       audioMs: 0,
@@ -241,9 +235,10 @@ export class CallSession implements DurableObject {
     this.stats.sequenceOutOfOrder = this.sequence.outOfOrder;
   }
 
-  /** The hot path: append and schedule the drain; never awaits. */
+  /** The hot path: decode into the open block; never awaits. */
   protected onMedia(m: MediaMessage): void {
-    if (!this.assembler) {
+    const asm = this.assembler;
+    if (!asm) {
       this.bad("media_before_start", "media arrived before start (or before its token was checked); dropped");
       return;
     }
@@ -252,37 +247,17 @@ export class CallSession implements DurableObject {
       return;
     }
     this.stats.framesIn++;
-    if (this.ingest.push(m)) {
-      this.stats.framesDropped++;
-      this.logOnce("ingest_full", "warn", "ingest buffer full: dropping the oldest frames", {
-        capacity: this.ingest.capacity,
-      });
-    }
-    if (!this.drainScheduled) {
-      this.drainScheduled = true;
-      queueMicrotask(() => this.drain());
-    }
-  }
-
-  private drain(): void {
-    this.drainScheduled = false;
-    const asm = this.assembler;
-    if (!asm) return;
-    for (let m = this.ingest.shift(); m; m = this.ingest.shift()) {
-      this.lastMediaSeq = m.sequenceNumber;
-      this.fillTimestampGap(asm, m.media.timestamp);
-      const n = decodeBase64Into(m.media.payload, this.scratch);
-      if (n < 0) {
-        this.bad("payload_not_base64", "media payload is not valid base64; 20 ms of silence put in its place");
-        this.stats.framesConcealed++;
-        asm.pushSilence(FRAME_SAMPLES);
-        this.expectedTimestampMs = m.media.timestamp + FRAME_MS;
-        continue;
-      }
-      if (n === 0) {
-        this.bad("payload_empty", "media payload is empty; ignored");
-        continue;
-      }
+    this.lastMediaSeq = m.sequenceNumber;
+    this.fillTimestampGap(asm, m.media.timestamp);
+    const n = decodeBase64Into(m.media.payload, this.scratch);
+    if (n < 0) {
+      this.bad("payload_not_base64", "media payload is not valid base64; 20 ms of silence put in its place");
+      this.stats.framesConcealed++;
+      asm.pushSilence(FRAME_SAMPLES);
+      this.expectedTimestampMs = m.media.timestamp + FRAME_MS;
+    } else if (n === 0) {
+      this.bad("payload_empty", "media payload is empty; ignored");
+    } else {
       if (n !== FRAME_SAMPLES)
         this.bad("payload_not_160_bytes", `media payload is ${n} bytes, expected 160; used as is`);
       asm.pushMulaw(this.scratch, n);
@@ -514,7 +489,6 @@ export class CallSession implements DurableObject {
     this.stats.endedAtMs = Date.now();
     this.stats.endReason = vanished && wasStreaming ? `${reason} without stop` : reason;
     if (vanished && wasStreaming) this.log("warn", "Twilio socket closed without stop; ending the call", { reason });
-    this.drain();
     this.assembler?.flush();
     this.assembler = undefined;
     this.persist(Date.now());

@@ -40,7 +40,6 @@ export interface CallStats {
   endedAtMs: number | null;
   endReason: string | null;
   framesIn: number;
-  framesDropped: number;
   framesConcealed: number;
   /** Silence put in where Twilio's media timestamps jumped (frames lost before us). */
   gapFilledMs: number;
