@@ -50,6 +50,7 @@ export interface CallStats {
   sequenceOutOfOrder: number;
   otherTrackFrames: number;
   aheadOfRealtimeMsMax: number;
+  /** Twilio message handler time, summed over every message and its most, ms (whole-ms clock). */
   handlerMsTotal: number;
   handlerMsMax: number;
   greetingMs: number | null;
