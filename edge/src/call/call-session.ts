@@ -164,11 +164,13 @@ export class CallSession implements DurableObject {
     }
   }
 
-  /** A media frame's audio into blocks, then the blocks it sealed to the runner. */
+  /** A media frame's audio into blocks (timed apart), then the blocks it sealed to the runner. */
   private takeAudio(m: MediaMessage): void {
     const nowMs = Date.now();
+    const t0 = performance.now();
     if (this.options.perFrame) this.options.perFrame(m, this.frameOut);
     else this.ingest.takeAudio(m, nowMs);
+    this.stats.decoded(performance.now() - t0);
     this.relaySealed();
     this.stats.persistEvery(nowMs);
   }

@@ -1,5 +1,5 @@
 /**
- * The call's stats (adapter): the lifecycle, the handler's time, the feed
+ * The call's stats (adapter): the lifecycle, the handler's and the decode's time, the feed
  * cadence and buffering of blocks, put together with the ingest's, the outbound side's, the
  * relay link's and the event stream's counters into the record `GET /calls/{CallSid}/stats`
  * answers (`stats.ts`), and written to the object's storage so it outlives the call.
@@ -36,6 +36,7 @@ export class CallStatsRecorder {
   relayLostAtEnd = 0;
   private handlerMsTotal = 0;
   private handlerMsMax = 0;
+  private decodeMsTotal = 0;
   /** Transcript events from the runner, by type. */
   private readonly events: Record<string, number> = {};
   private readonly blockInterval = new LatencyWindow(1024);
@@ -54,6 +55,11 @@ export class CallStatsRecorder {
   handled(ms: number): void {
     this.handlerMsTotal += ms;
     if (ms > this.handlerMsMax) this.handlerMsMax = ms;
+  }
+
+  /** One media frame's audio took `ms` to put into blocks. */
+  decoded(ms: number): void {
+    this.decodeMsTotal += ms;
   }
 
   /** A transcript event of `type` came from the runner. */
@@ -87,6 +93,7 @@ export class CallStatsRecorder {
       ...ingest,
       handlerMsTotal: this.handlerMsTotal,
       handlerMsMax: this.handlerMsMax,
+      decodeMsTotal: this.decodeMsTotal,
       ...outbound,
       blocksMade: this.blocksMade,
       decode: "table",

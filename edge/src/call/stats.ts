@@ -53,6 +53,13 @@ export interface CallStats {
   /** Twilio message handler time, summed over every message and its most, ms (whole-ms clock). */
   handlerMsTotal: number;
   handlerMsMax: number;
+  /**
+   * Time spent putting media frames' audio into blocks (base64 + mu-law table decode, gap fill,
+   * concealment), summed over every frame taken, ms. The Worker's clock moves in whole ms (and
+   * not at all inside a handler on Cloudflare): summed over many frames it estimates the total
+   * without bias; 0 says the clock never moved while decoding.
+   */
+  decodeMsTotal: number;
   greetingMs: number | null;
   greetingFrames: number;
   marksSent: number;
