@@ -24,8 +24,6 @@ export interface EdgeConfig {
   readonly runnerUrl: string;
   /** PCM block sent to the runner, 20..250 ms. */
   readonly blockMs: number;
-  /** Undecoded frames the message handler may queue before the oldest is dropped, in ms of audio. */
-  readonly ingestBufferMs: number;
   /** Audio kept until the runner acknowledges it (replayed on reconnect), in ms. */
   readonly relayBufferMs: number;
   readonly relayBackoffMinMs: number;
@@ -87,12 +85,6 @@ export const RELAY_SETTINGS = {
     schemes: ["ws", "wss", "http", "https"],
   }),
   BLOCK_MS: setting.int({ description: "PCM block sent to the runner, ms.", default: 100, min: 20, max: 250 }),
-  INGEST_BUFFER_MS: setting.int({
-    description: "Undecoded frames the handler may queue before the oldest is dropped, ms of audio.",
-    default: 2000,
-    min: 100,
-    max: 60_000,
-  }),
   RELAY_BUFFER_MS: setting.int({
     description:
       "Audio kept until the runner acknowledges it (replayed on reconnect), ms; past it the oldest is dropped (an error).",
@@ -168,7 +160,6 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     streamMode: twilio.STREAM_MODE,
     runnerUrl: relay.RUNNER_URL,
     blockMs: relay.BLOCK_MS,
-    ingestBufferMs: relay.INGEST_BUFFER_MS,
     relayBufferMs: relay.RELAY_BUFFER_MS,
     relayBackoffMinMs: relay.RELAY_BACKOFF_MIN_MS,
     relayBackoffMaxMs: relay.RELAY_BACKOFF_MAX_MS,

@@ -143,7 +143,6 @@ describe("the stats endpoint", () => {
       state: "ended",
       endReason: "twilio stop",
       framesIn: 50,
-      framesDropped: 0,
       framesConcealed: 0,
       audioMs: 1000,
       bad: {},
@@ -165,6 +164,8 @@ describe("the stats endpoint", () => {
     expect(histogramCount).toBe(s.relayRttMs.count);
     expect(s.handlerMsTotal).toEqual(expect.any(Number));
     expect(s.handlerMsMax).toEqual(expect.any(Number));
+    expect(s.decodeMsTotal).toBeGreaterThanOrEqual(0);
+    expect(s.decodeMsTotal).toBeLessThanOrEqual(s.handlerMsTotal);
     expect(s.greetingMs).toEqual(expect.any(Number));
   });
 

@@ -4,6 +4,7 @@ export * from "./audio/blocks.js";
 export * from "./twilio/messages.js";
 export * from "./twilio/parse.js";
 export * from "./twilio/sequence.js";
+export * from "./twilio/ingest.js";
 export * from "./twilio/twiml.js";
 export * from "./twilio/signature.js";
 export * from "./relay/wire.js";

@@ -40,7 +40,6 @@ export interface CallStats {
   endedAtMs: number | null;
   endReason: string | null;
   framesIn: number;
-  framesDropped: number;
   framesConcealed: number;
   /** Silence put in where Twilio's media timestamps jumped (frames lost before us). */
   gapFilledMs: number;
@@ -51,8 +50,16 @@ export interface CallStats {
   sequenceOutOfOrder: number;
   otherTrackFrames: number;
   aheadOfRealtimeMsMax: number;
+  /** Twilio message handler time, summed over every message and its most, ms (whole-ms clock). */
   handlerMsTotal: number;
   handlerMsMax: number;
+  /**
+   * Time spent putting media frames' audio into blocks (base64 + mu-law table decode, gap fill,
+   * concealment), summed over every frame taken, ms. The Worker's clock moves in whole ms (and
+   * not at all inside a handler on Cloudflare): summed over many frames it estimates the total
+   * without bias; 0 says the clock never moved while decoding.
+   */
+  decodeMsTotal: number;
   greetingMs: number | null;
   greetingFrames: number;
   marksSent: number;

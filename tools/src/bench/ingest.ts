@@ -134,7 +134,6 @@ function round(x: number | null): number | null {
 
 interface CallStatsView {
   framesIn: number;
-  framesDropped: number;
   blocksMade: number;
   relay: { blocksDropped: number; pendingBlocks: number; lostAtEnd: number };
   relayRttMsHistogram: MsHistogram;
@@ -153,7 +152,7 @@ async function edgeSide(edgeUrl: string, callSids: string[], naive: boolean) {
     });
     const s = (await res.json()) as CallStatsView;
     framesIn += s.framesIn;
-    dropped += s.framesDropped + s.relay.blocksDropped + s.relay.lostAtEnd;
+    dropped += s.relay.blocksDropped + s.relay.lostAtEnd;
     blocks += s.blocksMade;
     mergeMs(rtt, s.relayRttMsHistogram);
   }
