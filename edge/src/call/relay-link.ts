@@ -183,13 +183,7 @@ export class RelayLink {
   private onDown(ws: WebSocket): void {
     if (this.ws !== ws) return;
     this.ws = undefined;
-    // answer the runner's close frame: before compatibility date 2026-04-07 workerd does not, and
-    // the runner would hold the half-closed socket for its 30 s close timeout (a drain waits on it)
-    try {
-      ws.close(1000, "closed by the runner");
-    } catch {
-      // already closed (error, or workerd answered it)
-    }
+    answerCloseFrame(ws);
     if (this.state === "closed") return;
     this.stats.disconnects++;
     this.o.log("warn", "runner socket closed; reconnecting", { pendingBlocks: this.pending.length });
@@ -259,4 +253,26 @@ export class RelayLink {
   private maybeFinish(): void {
     if (this.stopMessage && this.pending.length === 0 && this.lastCommitted >= this.nextSeq - 1) this.close();
   }
+}
+
+/**
+ * Answers the runner's close frame: before compatibility date 2026-04-07 workerd does not, and the
+ * runner would hold the half-closed socket for its 30 s close timeout (a drain waits on it).
+ *
+ * Not from inside the close event: workerd sends queued frames with a pump, and when the pump
+ * that sent our last frame has finished but its continuation has not run yet, a close() in the
+ * close event starts a second pump; that continuation then sees the socket closed both ways and
+ * releases it, cancelling the second pump before the close frame is written (the runner sees the
+ * TCP connection end, 1006). The same holds for workerd's own reply after that date. One timer
+ * turn later the first pump's continuation has run (with the socket still open outgoing), so the
+ * close goes out whole.
+ */
+function answerCloseFrame(ws: WebSocket): void {
+  setTimeout(() => {
+    try {
+      ws.close(1000, "closed by the runner");
+    } catch {
+      // already closed (error, or workerd answered it)
+    }
+  }, 0);
 }
