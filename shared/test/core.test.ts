@@ -411,6 +411,7 @@ describe("metrics", () => {
     expect(q.push(4)).toBe(1);
     expect([...q]).toEqual([2, 3, 4]);
     expect(q.dropped).toBe(1);
+    expect([0, 1, 2, 3, -1].map((i) => q.at(i))).toEqual([2, 3, 4, undefined, undefined]);
   });
 
   it("takes nearest-rank percentiles of a millisecond histogram", () => {
