@@ -21,7 +21,7 @@ import {
   parseTwilioMessage,
   writeAudioHeader,
 } from "@ozen/shared";
-import type { BlockSink, MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
+import type { BlockSink, MediaMessage, RunnerToEdge, StartMessage, TranscriptEvent } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
 import { configFor } from "../config.js";
 import type { EdgeConfig } from "../config.js";
@@ -405,6 +405,7 @@ export class CallSession implements DurableObject {
           seq,
         }),
       onAcked: (b) => this.recycle(b),
+      onInvalidEvent: (error) => this.events.invalidEvent(error),
       log: (level, msg, fields) => this.log(level, msg, fields),
     });
     this.stats.state = "streaming";
@@ -482,9 +483,8 @@ export class CallSession implements DurableObject {
   }
 
   /** A transcript event from the runner: counted, then into the call's event stream. */
-  private onTranscriptEvent(event: Readonly<Record<string, unknown>>): void {
-    const type = typeof event["type"] === "string" ? event["type"] : "unknown";
-    this.stats.events[type] = (this.stats.events[type] ?? 0) + 1;
+  private onTranscriptEvent(event: TranscriptEvent): void {
+    this.stats.events[event.type] = (this.stats.events[event.type] ?? 0) + 1;
     this.events.fromRunner(this.stats.callSid, event);
   }
 

@@ -18,13 +18,15 @@ export interface RelayLinkOptions {
   readonly maxPendingBlocks: number;
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
-  /** Control messages other than ack/ping/pong (clear, goaway, error). */
+  /** Control messages other than ack/ping/pong (clear, goaway, error, and typed events). */
   readonly onControl: (m: RunnerToEdge) => void;
   /** A block fell out of the pending buffer before the runner acknowledged it (lost audio). */
   readonly onBlockDropped: (seq: number) => void;
   readonly log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   /** Ends a send's pause for a block frame we no longer need (pool recycling). */
   readonly onAcked?: (block: PendingBlock) => void;
+  /** The runner sent an event that is not a valid transcript event (dropped); `error` says why. */
+  readonly onInvalidEvent?: (error: string) => void;
 }
 
 export class RelayLink {
@@ -202,6 +204,10 @@ export class RelayLink {
     }
     const r = parseRunnerToEdge(data);
     if (!r.ok) {
+      if (r.invalidEvent && this.o.onInvalidEvent) {
+        this.o.onInvalidEvent(r.message);
+        return;
+      }
       this.sender.rejected();
       this.o.log("warn", "runner message rejected", { error: r.message });
       return;
