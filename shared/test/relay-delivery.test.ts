@@ -100,42 +100,60 @@ function prng(seed: number): () => number {
 
 type Wire = string | ArrayBuffer;
 
-/** One simulated socket: two in-order queues with delivery times; down loses what is in flight. */
-class Socket {
-  up = true;
-  readonly toRunner: { atMs: number; data: Wire }[] = [];
-  readonly toEdge: { atMs: number; data: string }[] = [];
-  private lastToRunnerMs = 0;
-  private lastToEdgeMs = 0;
-  /** The next message (either way) goes twice. */
-  duplicateNext = false;
+/** One direction of a simulated socket: messages in order, each due at its delivery time. */
+class Lane<T> {
+  private readonly queue: { atMs: number; data: T }[] = [];
+  private lastAtMs = 0;
 
   constructor(private readonly delayMs: () => number) {}
 
+  /** Sends `data` at `nowMs` (`times` copies: 2 for a duplicate); it arrives in order, after a delay. */
+  send(nowMs: number, data: T, times: number): void {
+    this.lastAtMs = Math.max(this.lastAtMs, nowMs + this.delayMs());
+    for (let k = 0; k < times; k++) this.queue.push({ atMs: this.lastAtMs, data });
+  }
+
+  /** The next message due by `nowMs`, if any. */
+  arrived(nowMs: number): T | undefined {
+    return this.queue.length > 0 && this.queue[0]!.atMs <= nowMs ? this.queue.shift()!.data : undefined;
+  }
+
+  clear(): void {
+    this.queue.length = 0;
+  }
+}
+
+/** One simulated socket: two in-order lanes; down loses what is in flight. */
+class Socket {
+  up = true;
+  readonly toRunner: Lane<Wire>;
+  readonly toEdge: Lane<string>;
+  /** The next message (either way) goes twice. */
+  duplicateNext = false;
+
+  constructor(delayMs: () => number) {
+    this.toRunner = new Lane(delayMs);
+    this.toEdge = new Lane(delayMs);
+  }
+
   sendToRunner(nowMs: number, data: Wire): void {
-    if (!this.up) return;
-    this.lastToRunnerMs = Math.max(this.lastToRunnerMs, nowMs + this.delayMs());
-    this.toRunner.push({ atMs: this.lastToRunnerMs, data });
-    if (this.duplicateNext) {
-      this.duplicateNext = false;
-      this.toRunner.push({ atMs: this.lastToRunnerMs, data });
-    }
+    if (this.up) this.toRunner.send(nowMs, data, this.copies());
   }
 
   sendToEdge(nowMs: number, data: string): void {
-    if (!this.up) return;
-    this.lastToEdgeMs = Math.max(this.lastToEdgeMs, nowMs + this.delayMs());
-    this.toEdge.push({ atMs: this.lastToEdgeMs, data });
-    if (this.duplicateNext) {
-      this.duplicateNext = false;
-      this.toEdge.push({ atMs: this.lastToEdgeMs, data });
-    }
+    if (this.up) this.toEdge.send(nowMs, data, this.copies());
   }
 
   cut(): void {
     this.up = false;
-    this.toRunner.length = 0;
-    this.toEdge.length = 0;
+    this.toRunner.clear();
+    this.toEdge.clear();
+  }
+
+  private copies(): number {
+    const n = this.duplicateNext ? 2 : 1;
+    this.duplicateNext = false;
+    return n;
   }
 }
 
@@ -277,9 +295,9 @@ function simulate(makeSender: SenderFactory, scenario: Scenario): Outcome {
     }
     if (socket) {
       const s = socket;
-      while (s.up && s.toRunner.length > 0 && s.toRunner[0]!.atMs <= now)
-        runnerReceive(now, s, s.toRunner.shift()!.data);
-      while (s.up && s.toEdge.length > 0 && s.toEdge[0]!.atMs <= now) edgeReceive(now, s.toEdge.shift()!.data);
+      for (let m = s.toRunner.arrived(now); m !== undefined && s.up; m = s.toRunner.arrived(now))
+        runnerReceive(now, s, m);
+      for (let m = s.toEdge.arrived(now); m !== undefined && s.up; m = s.toEdge.arrived(now)) edgeReceive(now, m);
     }
     if (!stopped && nextBlock * BLOCK_MS <= now) {
       if (nextBlock < scenario.blocks) {
