@@ -8,6 +8,8 @@ export * from "./twilio/ingest.js";
 export * from "./twilio/twiml.js";
 export * from "./twilio/signature.js";
 export * from "./relay/wire.js";
+export * from "./relay/sender.js";
+export * from "./relay/receiver.js";
 export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
 export * from "./metrics/wer.js";

@@ -1,6 +1,7 @@
 /**
- * The runner's side of the relay (adapter): accepts the edge's persistent WebSocket per call,
- * acknowledges audio (arrival and commit), and drives one engine session per call.
+ * The runner's side of the relay (adapter): accepts the edge's persistent WebSocket per call and
+ * routes its messages to the call (`RunnerCall`, one engine session per call), whose delivery
+ * rules are the shared `RelayReceiver`'s.
  *
  * A call's session outlives its socket for `resumeGraceMs`, so an edge that reconnects and
  * replays unacknowledged blocks is deduplicated by seq: the engine sees every block once and in
@@ -13,78 +14,47 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { WebSocketServer } from "ws";
 import type { RawData, WebSocket } from "ws";
-import { decodeAudioFrame, encodeControl, parseEdgeToRunner } from "@ozen/shared";
-import type { RelayStart } from "@ozen/shared";
-import type { Engine, EngineListener, EngineSession } from "./engines/engine.js";
+import {
+  admitSocket,
+  decodeAudioFrame,
+  encodeControl,
+  newRelayReceiverCounters,
+  parseEdgeToRunner,
+} from "@ozen/shared";
+import type { RelayReceiverCounters, RelayStart } from "@ozen/shared";
+import type { Engine } from "./engines/engine.js";
 import { Metrics } from "./metrics.js";
-import { ArrivalClock } from "./transcripts.js";
+import { RunnerCall } from "./runner-call.js";
+import type { ListenerFactory, Log, RunnerCallDeps } from "./runner-call.js";
 
-export type Log = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+export type { Log } from "./runner-call.js";
 
 export interface RelayServerOptions {
   readonly engine: Engine;
   readonly port: number;
   readonly host?: string;
-  /** How long a call whose socket dropped waits for the edge to come back. */
+  /** How long a call whose socket dropped waits for the edge to come back, ms. */
   readonly resumeGraceMs?: number;
   /**
    * Wraps the engine listener of each call (the transcript policy and event delivery go
    * here); gets a `send` for relay text frames to the call's current socket.
    */
-  readonly listenerFor?: (
-    start: RelayStart,
-    send: (text: string) => void,
-    clock: ArrivalClock,
-  ) => EngineListener & { close?(): void };
+  readonly listenerFor?: ListenerFactory;
   readonly log?: Log;
 }
 
-export interface RunnerCounters {
-  callsStarted: number;
-  callsResumed: number;
-  callsEnded: number;
-  callsRefused: number;
-  blocks: number;
-  duplicateBlocks: number;
-  gapBlocks: number;
-  audioSamples: number;
-  protocolErrors: number;
-}
-
-interface CallEntry {
-  readonly start: RelayStart;
-  readonly session: EngineSession;
-  readonly listener: EngineListener & { close?(): void };
-  socket: WebSocket | undefined;
-  /** The next seq the engine should see. */
-  expected: number;
-  /** Blocks fed but not yet committed: [seq, endSample], oldest first. */
-  readonly uncommitted: [number, number][];
-  committedSeq: number;
-  expiry: ReturnType<typeof setTimeout> | undefined;
-  readonly clock: ArrivalClock;
-}
-
-const NOOP_LISTENER: EngineListener = { interim() {}, final() {}, failed() {} };
+/** The runner's counters (`/stats`, `/metrics`): the relay receivers' (`RelayReceiverCounters`). */
+export type RunnerCounters = RelayReceiverCounters;
 
 export class RelayServer {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
-  private readonly calls = new Map<string, CallEntry>();
+  private readonly calls = new Map<string, RunnerCall>();
   private draining = false;
   readonly metrics = new Metrics();
-  readonly counters: RunnerCounters = {
-    callsStarted: 0,
-    callsResumed: 0,
-    callsEnded: 0,
-    callsRefused: 0,
-    blocks: 0,
-    duplicateBlocks: 0,
-    gapBlocks: 0,
-    audioSamples: 0,
-    protocolErrors: 0,
-  };
+  readonly counters: RunnerCounters = newRelayReceiverCounters();
   private readonly log: Log;
+  private readonly callDeps: RunnerCallDeps;
 
   constructor(private readonly o: RelayServerOptions) {
     this.log =
@@ -92,6 +62,17 @@ export class RelayServer {
       ((level, msg, fields) => {
         if (level !== "info") console.warn(JSON.stringify({ level, msg, ...fields }));
       });
+    this.callDeps = {
+      engine: o.engine,
+      listenerFor: o.listenerFor,
+      counters: this.counters,
+      metrics: this.metrics,
+      log: this.log,
+      resumeGraceMs: o.resumeGraceMs ?? 60_000,
+      onEnded: (call) => {
+        if (this.calls.get(call.start.callSid) === call) this.calls.delete(call.start.callSid);
+      },
+    };
     this.http = createServer((req, res) => this.onHttp(req, res));
     this.wss = new WebSocketServer({ server: this.http, maxPayload: 1 << 20 });
     this.wss.on("connection", (ws) => this.onConnection(ws));
@@ -116,10 +97,7 @@ export class RelayServer {
    */
   async drain(graceMs = 10_000): Promise<void> {
     this.draining = true;
-    for (const call of this.calls.values()) {
-      call.socket?.send(encodeControl({ type: "goaway", reason: "runner instance is shutting down" }));
-      call.socket?.close(1012, "service restart");
-    }
+    for (const call of this.calls.values()) call.drain();
     const deadline = Date.now() + graceMs;
     while (this.wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await this.close();
@@ -127,11 +105,7 @@ export class RelayServer {
 
   async close(): Promise<void> {
     for (const ws of this.wss.clients) ws.terminate();
-    for (const c of this.calls.values()) {
-      if (c.expiry) clearTimeout(c.expiry);
-      c.listener.close?.();
-      void c.session.end();
-    }
+    for (const call of this.calls.values()) call.close();
     this.calls.clear();
     await new Promise<void>((r) => this.wss.close(() => r()));
     await new Promise<void>((r) => this.http.close(() => r()));
@@ -177,13 +151,13 @@ export class RelayServer {
   }
 
   private onConnection(ws: WebSocket): void {
-    if (this.draining) {
-      this.counters.callsRefused++;
-      ws.send(encodeControl({ type: "goaway", reason: "runner instance is shutting down" }));
-      ws.close(1013, "try again later");
+    const refusal = admitSocket(this.draining, this.counters);
+    if (refusal) {
+      ws.send(refusal.text);
+      ws.close(refusal.code, refusal.reason);
       return;
     }
-    let call: CallEntry | undefined;
+    let call: RunnerCall | undefined;
     ws.on("message", (data: RawData, isBinary: boolean) => {
       try {
         call = this.onMessage(ws, call, data, isBinary);
@@ -192,152 +166,56 @@ export class RelayServer {
         this.protocolError(ws, "internal", `message could not be handled: ${String(e)}`);
       }
     });
-    ws.on("close", () => {
-      if (call && call.socket === ws) this.detach(call);
-    });
+    ws.on("close", () => call?.detach(ws));
     ws.on("error", () => ws.terminate());
   }
 
   private onMessage(
     ws: WebSocket,
-    call: CallEntry | undefined,
+    call: RunnerCall | undefined,
     data: RawData,
     isBinary: boolean,
-  ): CallEntry | undefined {
-    {
-      if (isBinary) {
-        if (!call) this.protocolError(ws, "audio_before_start", "audio arrived before start");
-        else this.onAudio(ws, call, data as Buffer);
+  ): RunnerCall | undefined {
+    if (isBinary) {
+      if (!call) {
+        this.protocolError(ws, "audio_before_start", "audio arrived before start");
         return call;
       }
-      const r = parseEdgeToRunner(data.toString());
-      if (!r.ok) {
-        this.protocolError(ws, "bad_message", r.message);
+      const r = decodeAudioFrame(data as Buffer);
+      if (!r.ok) this.protocolError(ws, "bad_audio", r.message);
+      else call.audio(r.frame);
+      return call;
+    }
+    const r = parseEdgeToRunner(data.toString());
+    if (!r.ok) {
+      this.protocolError(ws, "bad_message", r.message);
+      return call;
+    }
+    const m = r.message;
+    switch (m.type) {
+      case "start":
+        return this.onStart(ws, m);
+      case "stop":
+        if (call) void call.end(m.reason);
         return call;
-      }
-      const m = r.message;
-      switch (m.type) {
-        case "start":
-          return this.onStart(ws, m);
-        case "stop":
-          if (call) void this.endCall(call, m.reason);
-          return call;
-        case "ping":
-          ws.send(encodeControl({ type: "pong", id: m.id }));
-          return call;
-        default:
-          return call;
-      }
+      case "ping":
+        ws.send(encodeControl({ type: "pong", id: m.id }));
+        return call;
+      default:
+        return call;
     }
   }
 
-  private onStart(ws: WebSocket, start: RelayStart): CallEntry {
+  /** A start on `ws`: resumes the call the runner holds, or opens a new one. */
+  private onStart(ws: WebSocket, start: RelayStart): RunnerCall {
     const existing = this.calls.get(start.callSid);
     if (existing) {
-      if (existing.expiry) clearTimeout(existing.expiry);
-      existing.expiry = undefined;
-      if (existing.socket && existing.socket !== ws) existing.socket.close(1000, "replaced by a newer socket");
-      existing.socket = ws;
-      this.counters.callsResumed++;
-      // blocks the engine already has are acknowledged again, so the edge can forget them
-      if (existing.expected > 0) this.ack(existing);
+      existing.resume(ws);
       return existing;
     }
-    const send = (text: string) => {
-      // the call's current socket (it changes on reconnect); the opening one while the call is set up
-      const entry = this.calls.get(start.callSid);
-      const s = entry ? entry.socket : ws;
-      if (s && s.readyState === s.OPEN) s.send(text);
-    };
-    const clock = new ArrivalClock();
-    const listener = this.o.listenerFor?.(start, send, clock) ?? NOOP_LISTENER;
-    const entry: CallEntry = {
-      start,
-      listener,
-      session: this.o.engine.open(start, {
-        interim: (r) => listener.interim(r),
-        final: (r) => {
-          listener.final(r);
-          // a final moves the commit point: tell the edge it may forget that audio
-          queueMicrotask(() => this.ack(entry));
-        },
-        failed: (f) => listener.failed(f),
-        switched: (x) => listener.switched?.(x),
-      }),
-      socket: ws,
-      expected: start.resumeFromSeq,
-      uncommitted: [],
-      committedSeq: start.resumeFromSeq - 1,
-      expiry: undefined,
-      clock,
-    };
-    if (start.resumeFromSeq > 0) this.counters.callsResumed++;
-    this.counters.callsStarted++;
-    this.calls.set(start.callSid, entry);
-    return entry;
-  }
-
-  private onAudio(ws: WebSocket, call: CallEntry, data: Buffer): void {
-    const r = decodeAudioFrame(data);
-    if (!r.ok) return this.protocolError(ws, "bad_audio", r.message);
-    const { seq, pcm, startSample } = r.frame;
-    if (seq < call.expected) {
-      this.counters.duplicateBlocks++;
-    } else {
-      if (seq > call.expected) {
-        this.counters.gapBlocks += seq - call.expected;
-        this.log("warn", "audio blocks missing from the edge", {
-          callSid: call.start.callSid,
-          expected: call.expected,
-          got: seq,
-        });
-      }
-      call.expected = seq + 1;
-      this.counters.blocks++;
-      this.counters.audioSamples += pcm.length;
-      call.uncommitted.push([seq, startSample + pcm.length]);
-      call.clock.record(((startSample + pcm.length) * 1000) / r.frame.sampleRateHz, Date.now());
-      const t0 = performance.now();
-      call.session.feed(pcm, startSample);
-      this.metrics.observeFeed(performance.now() - t0);
-    }
-    this.ack(call);
-  }
-
-  /** Acks arrival up to `expected - 1` and commit up to the engine's committed sample. */
-  private ack(call: CallEntry): void {
-    const committedSample = call.session.committedSample;
-    const u = call.uncommitted;
-    let n = 0;
-    while (n < u.length && (committedSample === undefined || u[n]![1] <= committedSample)) n++;
-    if (n > 0) {
-      call.committedSeq = u[n - 1]![0];
-      u.splice(0, n);
-    }
-    if (call.socket && call.socket.readyState === call.socket.OPEN) {
-      call.socket.send(encodeControl({ type: "ack", seq: call.expected - 1, committedSeq: call.committedSeq }));
-    }
-  }
-
-  private detach(call: CallEntry): void {
-    call.socket = undefined;
-    if (this.draining) return;
-    call.expiry = setTimeout(() => void this.endCall(call, "edge did not come back"), this.o.resumeGraceMs ?? 60_000);
-  }
-
-  private async endCall(call: CallEntry, reason: string): Promise<void> {
-    if (this.calls.get(call.start.callSid) !== call) return;
-    if (call.expiry) clearTimeout(call.expiry);
-    call.expiry = undefined;
-    this.counters.callsEnded++;
-    this.log("info", "call ended", { callSid: call.start.callSid, reason });
-    await call.session.end();
-    // everything the engine will say is said: all audio is committed
-    if (call.uncommitted.length > 0) call.committedSeq = call.uncommitted[call.uncommitted.length - 1]![0];
-    call.uncommitted.length = 0;
-    this.ack(call);
-    call.listener.close?.();
-    this.calls.delete(call.start.callSid);
+    const call = new RunnerCall(start, ws, this.callDeps);
+    this.calls.set(start.callSid, call);
+    return call;
   }
 
   private protocolError(ws: WebSocket, code: string, message: string): void {

@@ -117,7 +117,6 @@ export class TranscriptForwarder implements EngineListener {
   }
 
   private send(events: readonly TranscriptEvent[]): void {
-    for (const e of events)
-      this.o.send(encodeControl({ type: "event", event: e as unknown as Record<string, unknown> }));
+    for (const e of events) this.o.send(encodeControl({ type: "event", event: e }));
   }
 }

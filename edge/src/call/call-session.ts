@@ -215,6 +215,7 @@ export class CallSession implements DurableObject {
           seq,
         }),
       onAcked: (b) => this.frames.recycle(b.frame),
+      onInvalidEvent: (error) => this.events.invalidEvent(error),
       log: (...line) => this.log.line(...line),
     }));
     this.stats.state = "streaming";
@@ -252,13 +253,11 @@ export class CallSession implements DurableObject {
       case "clear":
         this.bargeIn("runner");
         break;
-      case "event": {
+      case "event":
         // counted, then into the call's event stream
-        const type = m.event["type"];
-        this.stats.countEvent(typeof type === "string" ? type : "unknown");
+        this.stats.countEvent(m.event.type);
         this.events.fromRunner(this.stats.callSid, m.event);
         break;
-      }
       case "goaway":
         this.log.line("info", "runner is draining; the link reconnects", { reason: m.reason });
         break;

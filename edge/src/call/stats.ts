@@ -1,33 +1,17 @@
 /**
- * The shapes of a call's record and of its relay link's counters: plain data, no runtime
- * dependency, so the Worker and the tests that read `GET /calls/{CallSid}/stats` share them.
+ * The shapes of a call's record and of its relay link's counters: plain data, so the Worker and
+ * the tests that read `GET /calls/{CallSid}/stats` share them.
  */
-import type { LatencySummary, MsHistogram } from "@ozen/shared";
+import { newRelaySenderCounters } from "@ozen/shared";
+import type { LatencySummary, MsHistogram, RelaySenderCounters } from "@ozen/shared";
 import type { ContinuityCounters } from "@ozen/shared";
 import type { FanoutTotals, SubscriberCounters } from "../events/subscribers.js";
 
-export interface RelayLinkStats {
-  connects: number;
-  connectFailures: number;
-  disconnects: number;
-  blocksSent: number;
-  blocksReplayed: number;
-  blocksAcked: number;
-  blocksDropped: number;
-  protocolErrors: number;
-}
+/** The relay link's counters: its sender's (`RelaySenderCounters`), same names and meanings. */
+export type RelayLinkStats = RelaySenderCounters;
 
 export function newRelayLinkStats(): RelayLinkStats {
-  return {
-    connects: 0,
-    connectFailures: 0,
-    disconnects: 0,
-    blocksSent: 0,
-    blocksReplayed: 0,
-    blocksAcked: 0,
-    blocksDropped: 0,
-    protocolErrors: 0,
-  };
+  return newRelaySenderCounters();
 }
 
 export type CallState = "waiting" | "streaming" | "ended";

@@ -1,6 +1,6 @@
 /**
- * A call's transcript event stream inside its CallSession (adapter): runner events are parsed
- * (`parseTranscriptEvent`), joined across runner sessions (`TranscriptContinuity`), numbered,
+ * A call's transcript event stream inside its CallSession (adapter): runner events (typed: the
+ * relay's parse validated them) are joined across runner sessions (`TranscriptContinuity`), numbered,
  * kept in a bounded window for replay, fanned out to the call's subscribers and forwarded to
  * the account's hub for `GET /events`. Nothing here awaits on the call's path: the hub is fed
  * by one request at a time from a bounded queue (`HubForwarder`).
@@ -9,7 +9,7 @@
  * number in the call (1, 2, 3, ...): `?since=n` on subscribe replays the events after it that
  * the call still holds.
  */
-import { TranscriptContinuity, parseTranscriptEvent } from "@ozen/shared";
+import { TranscriptContinuity, callEndedEvent } from "@ozen/shared";
 import type { TranscriptEvent } from "@ozen/shared";
 import { Fanout, subscribeSocket } from "./subscribers.js";
 import type { Deliverable, FlowLimits } from "./subscribers.js";
@@ -97,15 +97,15 @@ export class CallEventStream {
     this.hub = new HubForwarder(o.hub, (error) => o.log("warn", "hub", "account hub unreachable", { error }));
   }
 
-  /** An event from the runner (any shape: it is parsed here). */
-  fromRunner(callSid: string, value: unknown): void {
-    const r = parseTranscriptEvent(value);
-    if (!r.ok) {
-      this.stats.invalid++;
-      this.o.log("warn", "bad_event", "runner sent an invalid transcript event; dropped", { error: r.message });
-      return;
-    }
-    this.deliver(callSid, r.event);
+  /** An event from the runner (validated where it entered the edge, `parseRunnerToEdge`). */
+  fromRunner(callSid: string, event: TranscriptEvent): void {
+    this.deliver(callSid, event);
+  }
+
+  /** The runner sent an event that is not a valid transcript event: counted, logged once. */
+  invalidEvent(error: string): void {
+    this.stats.invalid++;
+    this.o.log("warn", "bad_event", "runner sent an invalid transcript event; dropped", { error });
   }
 
   /**
@@ -113,7 +113,7 @@ export class CallEventStream {
    * the edge says it, so every subscriber and the hub learn the call ended.
    */
   callEnded(callSid: string, reason: string): void {
-    if (!this.ended) this.deliver(callSid, { v: 1, type: "call.ended", callSid, wallMs: Date.now(), reason });
+    if (!this.ended) this.deliver(callSid, callEndedEvent(callSid, reason, Date.now()));
   }
 
   private deliver(callSid: string, event: TranscriptEvent): void {

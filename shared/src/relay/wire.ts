@@ -18,6 +18,9 @@
  *   H      ...   PCM16 samples, mono
  */
 
+import { parseTranscriptEvent } from "../transcript/events.js";
+import type { TranscriptEvent } from "../transcript/events.js";
+
 export const RELAY_VERSION = 1;
 export const AUDIO_KIND = 1;
 export const MAX_CALL_ID_BYTES = 64;
@@ -191,12 +194,13 @@ export interface RelayGoAway {
 
 /**
  * Runner -> edge: a transcript event for the agent (`partial`, `meaningful`, `final`, ...; the
- * schema is in shared/src/transcript). Validated by the receiver with its own parser.
+ * schema is in shared/src/transcript). `parseRunnerToEdge` validates it (`parseTranscriptEvent`):
+ * past the parse it is typed, and a bad one is a parse error marked `invalidEvent`.
  */
 export interface RelayEvent {
   readonly v: 1;
   readonly type: "event";
-  readonly event: Readonly<Record<string, unknown>>;
+  readonly event: TranscriptEvent;
 }
 
 /** Either way: the peer could not use something; `code` is stable, `message` for people. */
@@ -211,7 +215,11 @@ export type EdgeToRunner = RelayStart | RelayStop | RelayPing | RelayPong | Rela
 export type RunnerToEdge = RelayAck | RelayClear | RelayGoAway | RelayEvent | RelayPing | RelayPong | RelayError;
 export type RelayControl = EdgeToRunner | RunnerToEdge;
 
-export type RelayParseResult<T> = { ok: true; message: T } | { ok: false; message: string };
+/**
+ * A parsed control message, or what is wrong with it. `invalidEvent`: an `event` message whose
+ * transcript event failed `parseTranscriptEvent` (the edge counts those apart).
+ */
+export type RelayParseResult<T> = { ok: true; message: T } | { ok: false; message: string; invalidEvent?: true };
 
 type Obj = Record<string, unknown>;
 
@@ -271,6 +279,11 @@ function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseRes
   }
   for (const [key, t] of SHAPES[type]!) {
     if (!field(o, key, t)) return { ok: false, message: `relay ${type}.${key} is missing or not a ${t}` };
+  }
+  if (type === "event") {
+    const r = parseTranscriptEvent(o["event"]);
+    if (!r.ok) return { ok: false, message: `relay event: ${r.message}`, invalidEvent: true };
+    return { ok: true, message: { v: RELAY_VERSION, type, event: r.event } };
   }
   return { ok: true, message: o as unknown as RelayControl };
 }

@@ -178,6 +178,14 @@ export function isUtteranceEvent(e: TranscriptEvent): e is UtteranceEvent {
   return e.type === "partial" || e.type === "meaningful" || e.type === "final";
 }
 
+/**
+ * The call's `call.ended` event: the one place it is built, by the runner's transcript policy
+ * and by the edge when the runner could not say it. `wallMs` is the emitter's clock, ms.
+ */
+export function callEndedEvent(callSid: string, reason: string, wallMs: number): CallEndedEvent {
+  return { v: 1, type: "call.ended", callSid, wallMs, reason };
+}
+
 /** The text form of an event (JSON). */
 export function encodeEvent(event: TranscriptEvent): string {
   return JSON.stringify(event);

@@ -70,10 +70,10 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
         if (isBinary) return;
         const m = parseRunnerToEdge(data.toString());
         if (!m.ok || m.message.type !== "event") return;
-        const e = m.message.event as { type?: string; rawText?: string };
+        const e = m.message.event;
         if (e.type === "call.ended") ended();
         if (e.type !== "final") return;
-        const k = Number(/w(\d+)/.exec(e.rawText ?? "")?.[1]);
+        const k = Number(/w(\d+)/.exec(e.rawText)?.[1]);
         if (!(k >= 0 && k < blocks)) return;
         if (seen[k]! > 0) {
           duplicates++;
