@@ -12,7 +12,10 @@ import type { RelayLinkOptions } from "./relay-link.js";
 export const RELAY_SAMPLE_RATE_HZ = 8000;
 
 /** What the call does with what the link reports. */
-export type RunnerLinkHooks = Pick<RelayLinkOptions, "onControl" | "onBlockDropped" | "onAcked" | "onInvalidEvent" | "log">;
+export type RunnerLinkHooks = Pick<
+  RelayLinkOptions,
+  "onControl" | "onBlockDropped" | "onAcked" | "onInvalidEvent" | "log"
+>;
 
 /**
  * A link (not yet connected) for the call `callSid` whose stream started with `m`;
