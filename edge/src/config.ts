@@ -9,6 +9,8 @@ import { DELIVERY_RECORDS_SETTINGS, DELIVERY_WEBHOOK_SETTINGS, loadDeliveryConfi
 import type { DeliveryConfig } from "./records/delivery-config.js";
 import { SUBSCRIPTION_SETTINGS, loadSubscriptionConfig } from "./events/subscription-config.js";
 import type { SubscriptionConfig } from "./events/subscription-config.js";
+import { RUNNER_AUTH_SETTINGS, loadRunnerAuth } from "./call/runner-auth.js";
+import type { RunnerAuthConfig } from "./call/runner-auth.js";
 
 export interface EdgeConfig {
   /** `https://host` Twilio reaches; webhook and `wss://` stream URLs are built (and signed) from it. */
@@ -28,6 +30,8 @@ export interface EdgeConfig {
   readonly relayBufferMs: number;
   readonly relayBackoffMinMs: number;
   readonly relayBackoffMaxMs: number;
+  /** What the relay upgrade carries for the runner's platform (`runner-auth.ts`). */
+  readonly runnerAuth: RunnerAuthConfig;
   /** `asset`: the bundled greeting plays on `start` (bidirectional streams only); `none`: silence. */
   readonly greeting: "asset" | "none";
   /** Bearer token for the HTTP API and the event streams; they answer 503 without one. */
@@ -129,6 +133,13 @@ export const EDGE_SETTINGS: SettingsDeployable = {
     { title: "Twilio", settings: TWILIO_SETTINGS },
     { title: "Relay to the runner", settings: RELAY_SETTINGS },
     {
+      title: "The runner's platform (Cloud Run IAM)",
+      intro:
+        "A private Cloud Run runner answers 403 to a request without a Google ID token of an invoker; " +
+        "docs/deploy.md sets up the service account.",
+      settings: RUNNER_AUTH_SETTINGS,
+    },
+    {
       title: "API and agent event streams",
       intro: "`API_TOKEN` opens the call API, the records API and the event streams; without it they answer 503.",
       settings: SUBSCRIPTION_SETTINGS,
@@ -163,6 +174,7 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     relayBufferMs: relay.RELAY_BUFFER_MS,
     relayBackoffMinMs: relay.RELAY_BACKOFF_MIN_MS,
     relayBackoffMaxMs: relay.RELAY_BACKOFF_MAX_MS,
+    runnerAuth: loadRunnerAuth(env, relay.RUNNER_URL),
     greeting: twilio.GREETING,
     apiToken: subscriptions.apiToken,
     ingestAck: bench.INGEST_ACK,

@@ -27,6 +27,8 @@ export interface RelayLinkOptions {
   readonly onAcked?: (block: PendingBlock) => void;
   /** The runner sent an event that is not a valid transcript event (dropped); `error` says why. */
   readonly onInvalidEvent?: (error: string) => void;
+  /** Headers the upgrade adds (credentials); a rejection fails the dial, which is retried with backoff. */
+  readonly upgradeHeaders?: () => Promise<Record<string, string>>;
 }
 
 export class RelayLink {
@@ -121,7 +123,10 @@ export class RelayLink {
     try {
       const url = this.o.url.replace(/^ws/, "http");
       // the call's sid on the upgrade: for the runner's logs and load balancer, before any frame
-      const resp = await fetch(url, { headers: { Upgrade: "websocket", "X-Ozen-Call": this.o.start.callSid } });
+      const extra = await this.o.upgradeHeaders?.();
+      const resp = await fetch(url, {
+        headers: { ...extra, Upgrade: "websocket", "X-Ozen-Call": this.o.start.callSid },
+      });
       ws = resp.webSocket;
       if (!ws) throw new Error(`runner answered HTTP ${resp.status}, not a WebSocket upgrade`);
     } catch (e) {

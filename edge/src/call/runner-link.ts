@@ -6,6 +6,7 @@
 import type { StartMessage } from "@ozen/shared";
 import type { EdgeConfig } from "../config.js";
 import { RelayLink } from "./relay-link.js";
+import { runnerUpgradeHeaders } from "./runner-auth.js";
 import type { RelayLinkOptions } from "./relay-link.js";
 
 /** PCM the edge sends the runner: Twilio's 8 kHz, decoded to 16-bit little-endian. */
@@ -43,6 +44,7 @@ export function runnerLink(
     maxPendingBlocks: Math.ceil(config.relayBufferMs / config.blockMs),
     backoffMinMs: config.relayBackoffMinMs,
     backoffMaxMs: config.relayBackoffMaxMs,
+    upgradeHeaders: runnerUpgradeHeaders(config.runnerAuth),
     ...hooks,
   });
 }
