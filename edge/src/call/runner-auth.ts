@@ -19,7 +19,7 @@ import {
   setting,
   signIdTokenAssertion,
 } from "@ozen/shared";
-import type { ServiceAccountKey, SettingsEnv } from "@ozen/shared";
+import type { ServiceAccountKey, SettingsEnv, SigningKey } from "@ozen/shared";
 
 export type RunnerAuthConfig =
   | { readonly kind: "none" }
@@ -94,7 +94,7 @@ export function runnerUpgradeHeaders(auth: RunnerAuthConfig): UpgradeHeaders | u
 /** One audience's tokens in this isolate: the cache, its one fetch in flight, the signing key. */
 class IdTokenSource {
   private readonly cache = new IdTokenCache();
-  private signingKey: Promise<CryptoKey> | undefined;
+  private signingKey: Promise<SigningKey> | undefined;
   private inFlight: Promise<string> | undefined;
 
   constructor(

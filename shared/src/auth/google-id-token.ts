@@ -31,6 +31,9 @@ export const JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /** How long an assertion is valid, s (Google accepts at most an hour). */
 export const ASSERTION_LIFETIME_S = 3600;
 
+/** A WebCrypto key (named through `crypto` so Node's types and the Worker's both have it). */
+export type SigningKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+
 // rsaEncryption, 1.2.840.113549.1.1.1, as DER: the algorithm a PKCS#8 RSA key names
 const RSA_ENCRYPTION_OID = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 
@@ -105,7 +108,7 @@ function isRsaPkcs8(der: Uint8Array): boolean {
 }
 
 /** The key as a WebCrypto signing key (RSASSA-PKCS1-v1_5, SHA-256). Rejects when the DER is not a valid key. */
-export function importSigningKey(key: ServiceAccountKey): Promise<CryptoKey> {
+export function importSigningKey(key: ServiceAccountKey): Promise<SigningKey> {
   return crypto.subtle.importKey("pkcs8", key.privateKeyDer, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, false, [
     "sign",
   ]);
@@ -141,7 +144,7 @@ export function idTokenAssertionClaims(
 /** The signed assertion (a compact JWS, RS256) asking for an ID token of `audience` at `nowMs`. */
 export async function signIdTokenAssertion(
   key: ServiceAccountKey,
-  signingKey: CryptoKey,
+  signingKey: SigningKey,
   audience: string,
   nowMs: number,
 ): Promise<string> {
