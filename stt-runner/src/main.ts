@@ -22,11 +22,12 @@ import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pa
 import { RelayServer } from "./relay-server.js";
 import { loadBesideGoogleSettings, loadServerSettings } from "./settings.js";
 import { TranscriptForwarder } from "./transcripts.js";
-import type { Log } from "./relay-server.js";
+import { lifecycle, runnerLog } from "./log.js";
+import type { Log } from "./log.js";
 import type { Engine } from "./engines/engine.js";
 
 function fatal(message: string): never {
-  console.error(JSON.stringify({ level: "error", msg: message }));
+  runnerLog({ minLevel: "warn" })("error", message);
   process.exit(2);
 }
 
@@ -41,10 +42,7 @@ function settings<T>(what: string, load: () => T): T {
 
 const serverSettings = settings("runner", () => loadServerSettings(process.env));
 
-const log: Log = (level, msg, fields) => {
-  if (level !== "info" || serverSettings.OZEN_LOG_LEVEL === "info")
-    console.warn(JSON.stringify({ level, msg, ...fields }));
-};
+const log: Log = runnerLog({ minLevel: serverSettings.OZEN_LOG_LEVEL });
 
 const { values } = parseArgs({
   options: {
@@ -137,14 +135,15 @@ const server = new RelayServer({
       profile: engine.profile,
       send,
       clock,
+      observe: (e) => server.metrics.observeEvent(e),
     }),
 });
 const bound = await server.listen();
-console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: bound, engine: engine.name }));
+lifecycle("stt-runner listening", { port: bound, engine: engine.name });
 // Cloud Run sends SIGTERM and allows 10 s: move every call to another instance, then exit
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.once(sig, () => {
-    console.log(JSON.stringify({ level: "info", msg: "draining", signal: sig, activeCalls: server.activeCalls }));
+    lifecycle("draining", { signal: sig, activeCalls: server.activeCalls });
     void server
       .drain(8000)
       .then(() => engine.close?.())

@@ -242,8 +242,9 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     expect(code).toBe(2);
     expect(stdout).not.toMatch(/listening/);
-    const last = JSON.parse(stderr.trim().split("\n").pop()!) as { level: string; msg: string };
-    expect(last.level).toBe("error");
-    expect(last.msg).toMatch(/^whisper engine \(engine\): the whisper worker cannot start: .*\/no\/such\/model/);
+    // Cloud Logging's shape (log.ts): the level as severity, the text as message
+    const last = JSON.parse(stderr.trim().split("\n").pop()!) as { severity: string; message: string };
+    expect(last.severity).toBe("ERROR");
+    expect(last.message).toMatch(/^whisper engine \(engine\): the whisper worker cannot start: .*\/no\/such\/model/);
   }, 60_000);
 });
