@@ -23,6 +23,7 @@ import {
 } from "@ozen/shared";
 import type { RelayReceiverCounters, RelayStart } from "@ozen/shared";
 import type { Engine } from "./engines/engine.js";
+import { runnerLog } from "./log.js";
 import { Metrics } from "./metrics.js";
 import { RunnerCall } from "./runner-call.js";
 import type { ListenerFactory, Log, RunnerCallDeps } from "./runner-call.js";
@@ -57,11 +58,7 @@ export class RelayServer {
   private readonly callDeps: RunnerCallDeps;
 
   constructor(private readonly o: RelayServerOptions) {
-    this.log =
-      o.log ??
-      ((level, msg, fields) => {
-        if (level !== "info") console.warn(JSON.stringify({ level, msg, ...fields }));
-      });
+    this.log = o.log ?? runnerLog({ minLevel: "warn" });
     this.callDeps = {
       engine: o.engine,
       listenerFor: o.listenerFor,
@@ -122,8 +119,8 @@ export class RelayServer {
           .end(this.draining ? "draining\n" : "ready\n");
         return;
       case "/metrics":
-        res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4" }).end(
-          this.metrics.render({
+        void this.metrics
+          .render({
             ...this.counters,
             activeCalls: this.calls.size,
             draining: this.draining ? 1 : 0,
@@ -133,8 +130,8 @@ export class RelayServer {
                 v,
               ]),
             ),
-          }),
-        );
+          })
+          .then((text) => res.writeHead(200, { "Content-Type": this.metrics.contentType }).end(text));
         return;
       case "/stats":
         res.writeHead(200, { "Content-Type": "application/json" }).end(

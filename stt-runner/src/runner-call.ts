@@ -101,7 +101,7 @@ export class RunnerCall {
       this.clock.record(((startSample + pcm.length) * 1000) / frame.sampleRateHz, Date.now());
       const t0 = performance.now();
       this.session.feed(pcm, startSample);
-      this.deps.metrics.observeFeed(performance.now() - t0);
+      this.deps.metrics.observeFeed(performance.now() - t0, this, Date.now());
     }
     this.ack();
   }

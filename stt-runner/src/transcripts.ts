@@ -40,6 +40,8 @@ export interface TranscriptForwarderOptions {
   readonly clock: ArrivalClock;
   readonly now?: () => number;
   readonly policy?: PolicyOptions;
+  /** Sees every event sent (the runner's metrics). */
+  readonly observe?: (e: TranscriptEvent) => void;
 }
 
 /**
@@ -117,6 +119,9 @@ export class TranscriptForwarder implements EngineListener {
   }
 
   private send(events: readonly TranscriptEvent[]): void {
-    for (const e of events) this.o.send(encodeControl({ type: "event", event: e }));
+    for (const e of events) {
+      this.o.send(encodeControl({ type: "event", event: e }));
+      this.o.observe?.(e);
+    }
   }
 }

@@ -45,11 +45,21 @@ interface StreamingClient {
   close(): Promise<void>;
 }
 
+/** The session counters the engine sums for /stats and /metrics (stream restarts and opens). */
+const ENGINE_STAT_KEYS = ["streamsOpened", "rollovers", "reconnects", "modelFallbacks"] as const;
+
 export class GoogleEngine implements Engine {
   readonly name: string;
   readonly profile: EngineProfile;
   private readonly client: StreamingClient;
   readonly sessions = new Set<GoogleSession>();
+  /** The counters of the calls that ended. */
+  private readonly ended: Record<(typeof ENGINE_STAT_KEYS)[number], number> = {
+    streamsOpened: 0,
+    rollovers: 0,
+    reconnects: 0,
+    modelFallbacks: 0,
+  };
 
   constructor(
     private readonly config: GoogleConfig,
@@ -79,8 +89,19 @@ export class GoogleEngine implements Engine {
     });
     this.sessions.add(session);
     const end = session.end.bind(session);
-    session.end = () => end().finally(() => this.sessions.delete(session));
+    session.end = () =>
+      end().finally(() => {
+        if (!this.sessions.delete(session)) return;
+        for (const k of ENGINE_STAT_KEYS) this.ended[k] += session.stats[k];
+      });
     return session;
+  }
+
+  /** Counters for /stats and /metrics: the stream restarts of every call, ended and live. */
+  stats(): Record<string, number> {
+    const sum = { ...this.ended };
+    for (const session of this.sessions) for (const k of ENGINE_STAT_KEYS) sum[k] += session.stats[k];
+    return sum;
   }
 
   close(): Promise<void> {
