@@ -21,3 +21,5 @@ export * from "./auth/compare.js";
 export * from "./settings/settings.js";
 export * from "./settings/markdown.js";
 export * from "./auth/google-id-token.js";
+export * from "./metrics/exposition.js";
+export * from "./metrics/edge-book.js";
