@@ -18,7 +18,7 @@ import type { AppEnv } from "./env.js";
 import { DEFAULT_ACCOUNT } from "./events/subscription-config.js";
 
 /** What a token opens: one part of the API each. */
-export type TokenScope = "calls" | "records" | "events";
+export type TokenScope = "calls" | "records" | "events" | "metrics";
 
 interface ScopeRule {
   /** Named in the 503 when `API_TOKEN` is unset. */
@@ -35,6 +35,7 @@ const apiTokenOpens = (config: EdgeConfig, token: string): string | undefined =>
 const SCOPES: Readonly<Record<TokenScope, ScopeRule>> = {
   calls: { disabled: "the call API is disabled", queryTokenOnUpgrade: false, accountFor: apiTokenOpens },
   records: { disabled: "the records API is disabled", queryTokenOnUpgrade: false, accountFor: apiTokenOpens },
+  metrics: { disabled: "/metrics is disabled", queryTokenOnUpgrade: false, accountFor: apiTokenOpens },
   events: {
     disabled: "the event streams are disabled",
     queryTokenOnUpgrade: true,

@@ -105,5 +105,9 @@ app.post("/calls/:callSid/clear", requireToken("calls"), (c) =>
 app.get("/stats", requireToken("calls"), (c) =>
   c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/"),
 );
+// Prometheus text (edge-metrics.ts): active calls, bad input, relay reconnects, drops, backlogs
+app.get("/metrics", requireToken("metrics"), (c) =>
+  c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/metrics"),
+);
 
 export default app;

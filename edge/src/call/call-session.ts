@@ -25,6 +25,7 @@ import { RELAY_SAMPLE_RATE_HZ, runnerLink } from "./runner-link.js";
 import type { RelayLink } from "./relay-link.js";
 import { CallStatsRecorder } from "./stats-recorder.js";
 import { CallLog } from "./call-log.js";
+import { CallMetricsReporter, callMetricsReport } from "./metrics-report.js";
 import type { Env } from "../env.js";
 
 export type { CallState, CallStats } from "./stats.js";
@@ -54,6 +55,8 @@ export class CallSession implements DurableObject {
   /** The call's record, its D1 copy and its webhooks (`ledger.ts`). */
   private readonly ledger: CallLedger;
   private readonly log = new CallLog(() => this.stats.callSid);
+  /** The call's reports to the edge's metrics (`metrics-report.ts`). */
+  private readonly report: CallMetricsReporter;
   private twilio: WebSocket | undefined;
   private relay: RelayLink | undefined;
 
@@ -87,6 +90,20 @@ export class CallSession implements DurableObject {
       relay: this.relay,
       eventStream: this.events.snapshot(),
     }));
+    this.report = new CallMetricsReporter(
+      () => env.EDGE_METRICS.get(env.EDGE_METRICS.idFromName("global")),
+      () =>
+        this.stats.state === "waiting"
+          ? undefined
+          : callMetricsReport({
+              callSid: this.stats.callSid,
+              streaming: this.stats.state === "streaming",
+              bad: this.ingest.counters().bad,
+              relay: this.relay?.stats,
+              subscribers: this.events.snapshot().subscribers,
+              backlog: this.ledger.backlog(),
+            }),
+    );
   }
 
   async fetch(request: Request): Promise<Response> {
@@ -127,6 +144,7 @@ export class CallSession implements DurableObject {
   /** The object's one alarm: D1 write and webhook retries (`ledger.ts`, `alarms.ts`). */
   async alarm(): Promise<void> {
     await this.ledger.alarm();
+    this.report.now(Date.now());
   }
 
   /** Whether this object (not only its storage) has the call: its stats are live. */
@@ -174,6 +192,7 @@ export class CallSession implements DurableObject {
     this.stats.decoded(performance.now() - t0);
     this.relaySealed();
     this.stats.persistEvery(nowMs);
+    this.report.every(nowMs);
   }
 
   private relaySealed(): void {
@@ -307,6 +326,9 @@ export class CallSession implements DurableObject {
     this.events.callEnded(stats.callSid, endReason);
     this.ledger.finish(endReason, Date.now());
     closeQuietly(this.twilio, 1000, "call ended");
+    // the last report: the call is over, and what its records still wait on
+    await this.ledger.settled(2000);
+    this.report.now(Date.now());
   }
 
   /** The ingest's notices, each kind logged once per call (bad input is counted in `bad`). */

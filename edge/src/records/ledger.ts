@@ -298,6 +298,21 @@ export class CallLedger {
     this.alarms.arm();
   }
 
+  /** What waits now: utterances not yet in D1, webhook events not yet delivered (for the edge's metrics). */
+  backlog(): { d1Utterances: number; webhookEvents: number } {
+    return { d1Utterances: this.db ? this.store.unwrittenCount() : 0, webhookEvents: this.outbox.size() };
+  }
+
+  /** Resolves when the D1 write and webhook sends under way are done, or after `maxMs`. */
+  async settled(maxMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([this.flushing, this.pumping]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, maxMs))),
+    ]);
+    if (timer !== undefined) clearTimeout(timer);
+  }
+
   view(): LedgerView {
     const call = this.store.get() ?? null;
     const unwritten = this.store.unwrittenCount();
