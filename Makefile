@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt bench-gpu check clean
+.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt bench-gpu check clean deploy deploy-edge
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
@@ -47,6 +47,20 @@ dev:
 	WRANGLER_SEND_METRICS=false npx wrangler dev --ip 127.0.0.1 --port 8787 & \
 	  node --import tsx stt-runner/src/main.ts --port 8081 & \
 	  trap 'kill 0' INT TERM EXIT; wait
+
+## deploy: the runner to Cloud Run (docs/deploy.md): creates or updates the service, waits for the
+## revision to be ready, makes the edge's service account its only invoker.
+## make deploy PROJECT=my-project IMAGE=me-west1-docker.pkg.dev/my-project/ozen/stt-runner:TAG \
+##   EDGE_SA=ozen-edge@my-project.iam.gserviceaccount.com [REGION=me-west1] [ARGS="--dry-run"]
+deploy:
+	@[ -n "$(PROJECT)" ] && [ -n "$(IMAGE)" ] && [ -n "$(EDGE_SA)" ] || { echo "make deploy PROJECT=... IMAGE=... EDGE_SA=... [REGION=me-west1] [ARGS=--dry-run]"; exit 2; }
+	node --import tsx infra/cloudrun/deploy.ts --project "$(PROJECT)" --image "$(IMAGE)" \
+	  --edge-service-account "$(EDGE_SA)" $(if $(REGION),--region "$(REGION)") $(ARGS)
+
+## deploy-edge: the Worker (wrangler.toml; secrets and D1 first, docs/deploy.md)
+deploy-edge:
+	npx wrangler d1 migrations apply ozen --remote
+	npx wrangler deploy
 
 ## bench: every benchmark, JSON in bench-out/
 bench: bench-ingest bench-runner

@@ -9,6 +9,10 @@
  * - sessionAffinity: an edge that reconnects after a blip lands on the instance that holds its
  *   call's engine session (the relay still replays when it does not).
  * - concurrency: calls per instance; each call is one WebSocket request.
+ * - ingress all, invoker IAM on: the edge runs on Cloudflare, not in a VPC, so the service is
+ *   reachable from the internet, and Cloud Run's front end lets through only requests with a
+ *   Google ID token of an invoker (`runnerInvokerPolicy`: the edge's service account, never
+ *   `allUsers`); the edge sends one on every relay upgrade (RUNNER_AUTH=google-id-token).
  */
 
 export interface RunnerServiceSettings {
@@ -43,6 +47,7 @@ export function runnerService(s: RunnerServiceSettings) {
     service: {
       labels: { app: "ozen", component: "stt-runner" },
       ingress: "INGRESS_TRAFFIC_ALL" as const,
+      invokerIamDisabled: false,
       template: {
         scaling: { minInstanceCount: minInstances, maxInstanceCount: maxInstances },
         maxInstanceRequestConcurrency: s.callsPerInstance ?? 50,
@@ -145,5 +150,56 @@ export function gpuRunnerService(s: GpuRunnerServiceSettings) {
         })),
       },
     },
+  };
+}
+
+/** The role that lets a principal call a Cloud Run service. */
+export const INVOKER_ROLE = "roles/run.invoker";
+
+/** Principals that would make the service public: never invokers of the runner. */
+const PUBLIC_MEMBERS = new Set(["allUsers", "allAuthenticatedUsers"]);
+
+export interface IamBinding {
+  readonly role: string;
+  readonly members: readonly string[];
+  readonly condition?: unknown;
+}
+
+export interface IamPolicy {
+  readonly version?: number | null;
+  readonly bindings?: readonly IamBinding[] | null;
+  /** Opaque: the policy's version for optimistic concurrency, as the API gave it. */
+  readonly etag?: Uint8Array | string | null;
+}
+
+/** `serviceAccount:EMAIL` for a service account's email; refuses anything else. */
+export function serviceAccountMember(email: string): string {
+  if (!/^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com$/.test(email)) {
+    throw new RangeError(
+      `${JSON.stringify(email)} is not a service account email (NAME@PROJECT.iam.gserviceaccount.com)`,
+    );
+  }
+  return `serviceAccount:${email}`;
+}
+
+/**
+ * The runner's IAM policy from its current one: `roles/run.invoker` held by `invokers` alone (the
+ * edge's service account; `allUsers` and `allAuthenticatedUsers` never), every other binding kept,
+ * and the etag kept so a concurrent change is refused rather than overwritten. Pure.
+ */
+export function runnerInvokerPolicy(
+  current: IamPolicy | undefined,
+  invokers: readonly string[],
+): { version?: number; etag?: Uint8Array | string; bindings: { role: string; members: string[] }[] } {
+  const bad = invokers.filter((m) => PUBLIC_MEMBERS.has(m));
+  if (bad.length > 0) throw new RangeError(`${bad.join(", ")} must never invoke the runner`);
+  if (invokers.length === 0) throw new RangeError("the runner needs an invoker (the edge's service account)");
+  const others = (current?.bindings ?? [])
+    .filter((b) => b.role !== INVOKER_ROLE)
+    .map((b) => ({ ...b, members: [...b.members] }));
+  return {
+    ...(current?.version != null ? { version: current.version } : {}),
+    ...(current?.etag != null ? { etag: current.etag } : {}),
+    bindings: [...others, { role: INVOKER_ROLE, members: [...invokers] }],
   };
 }
