@@ -92,17 +92,20 @@ export class CallSession implements DurableObject {
     }));
     this.report = new CallMetricsReporter(
       () => env.EDGE_METRICS.get(env.EDGE_METRICS.idFromName("global")),
-      () =>
-        this.stats.state === "waiting"
+      () => {
+        // after an eviction the object is "waiting" again, but its records may still be delivering
+        const callSid = this.stats.state === "waiting" ? this.ledger.callSid() : this.stats.callSid;
+        return callSid === undefined
           ? undefined
           : callMetricsReport({
-              callSid: this.stats.callSid,
+              callSid,
               streaming: this.stats.state === "streaming",
               bad: this.ingest.counters().bad,
               relay: this.relay?.stats,
               subscribers: this.events.snapshot().subscribers,
               backlog: this.ledger.backlog(),
-            }),
+            });
+      },
     );
   }
 

@@ -298,6 +298,11 @@ export class CallLedger {
     this.alarms.arm();
   }
 
+  /** The call this ledger records, once it began (also after an eviction: it is in storage). */
+  callSid(): string | undefined {
+    return this.store.get()?.callSid;
+  }
+
   /** What waits now: utterances not yet in D1, webhook events not yet delivered (for the edge's metrics). */
   backlog(): { d1Utterances: number; webhookEvents: number } {
     return { d1Utterances: this.db ? this.store.unwrittenCount() : 0, webhookEvents: this.outbox.size() };
