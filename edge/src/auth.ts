@@ -35,7 +35,7 @@ const apiTokenOpens = (config: EdgeConfig, token: string): string | undefined =>
 const SCOPES: Readonly<Record<TokenScope, ScopeRule>> = {
   calls: { disabled: "the call API is disabled", queryTokenOnUpgrade: false, accountFor: apiTokenOpens },
   records: { disabled: "the records API is disabled", queryTokenOnUpgrade: false, accountFor: apiTokenOpens },
-  metrics: { disabled: "/metrics is disabled", queryTokenOnUpgrade: false, accountFor: apiTokenOpens },
+  metrics: { disabled: "the metrics endpoint is disabled", queryTokenOnUpgrade: false, accountFor: apiTokenOpens },
   events: {
     disabled: "the event streams are disabled",
     queryTokenOnUpgrade: true,

@@ -33,6 +33,7 @@ const TOKEN_ROUTES: readonly TokenRoute[] = [
   { method: "GET", route: "/calls/:callSid/stats", path: "/calls/CAauth/stats", okStatus: 200 },
   { method: "POST", route: "/calls/:callSid/clear", path: "/calls/CAauth/clear", okStatus: 409 },
   { method: "GET", route: "/stats", path: "/stats", okStatus: 200 },
+  { method: "GET", route: "/metrics", path: "/metrics", okStatus: 200 },
   // without an upgrade the event streams answer what they hold as JSON
   { method: "GET", route: "/calls/:callSid/events", path: "/calls/CAauth/events", okStatus: 200, webSocket: true },
   { method: "GET", route: "/events", path: "/events", okStatus: 200, webSocket: true },
