@@ -16,8 +16,8 @@ import { GoogleEngine } from "../src/engines/google/engine.js";
 import { WhisperEngine } from "../src/engines/whisper/engine.js";
 import { FinalPassEngine } from "../src/engines/whisper/final-pass.js";
 import { ArrivalClock, TranscriptForwarder } from "../src/transcripts.js";
-import { startSpeechServer } from "./google-grpc.js";
-import type { SpeechServer } from "./google-grpc.js";
+import { startSpeechServer } from "../src/testing/google-grpc.js";
+import type { SpeechServer } from "../src/testing/google-grpc.js";
 import {
   callOf,
   callStart,

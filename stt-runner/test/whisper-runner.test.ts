@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { encodeAudioFrame, encodeControl, parseRunnerToEdge } from "@ozen/shared";
 import type { TranscriptEvent } from "@ozen/shared";
-import { startSpeechServer } from "./google-grpc.js";
+import { startSpeechServer } from "../src/testing/google-grpc.js";
 import {
   callOf,
   callStart,

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encodeAudioFrame, encodeControl, parseRunnerToEdge, percentile } from "@ozen/shared";
-import { startSpeechServer, wordBlock } from "../../../stt-runner/test/google-grpc.js";
+import { startSpeechServer, wordBlock } from "@ozen/stt-runner/testing";
 import { positive } from "../args.js";
 import { cpuSeconds, spawnTs } from "./procs.js";
 
