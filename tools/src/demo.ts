@@ -14,18 +14,15 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { RelayServer, nullEngine } from "@ozen/stt-runner";
-import { startLocalEdge } from "../../edge/scripts/local-edge.js";
+import { nullEngine } from "@ozen/stt-runner";
 import { fail } from "./args.js";
 import { loadAudio8k } from "./audio.js";
 import type { LoadedAudio } from "./audio.js";
-import { spawnTs } from "./bench/procs.js";
+import { startLocalStack } from "./local-stack.js";
 import { newIdentity, placeCall } from "./simulator.js";
 import { bestMultilingual, findModel, listModels, repoRoot, workerPython } from "./whisper-env.js";
 import type { ModelInfo } from "./whisper-env.js";
 
-const AUTH = "demo-auth-token";
-const API = "demo-api-token";
 const DEMO_WAV = path.resolve(repoRoot, "../shared/data/he/dialog/hebrew_short.wav");
 const ESPEAK_TEXT =
   "Hello, this is a test call. I would like to book an appointment with the doctor on Tuesday morning, please.";
@@ -106,24 +103,15 @@ function show(text: string): string {
 }
 
 async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> {
-  const runner = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "whisper"], {
-    WHISPER_MODEL: model.path,
-    WHISPER_LANGUAGE: speech.language,
-    HF_HUB_OFFLINE: "1",
-  });
   console.log(`starting the runner and the whisper worker (${model.name}, language ${speech.language}) ...`);
-  const runnerPort = Number((await runner.waitFor(/"port":(\d+)/))[1]);
-  const edge = await startLocalEdge({
-    verbose: false,
-    vars: {
-      PUBLIC_BASE_URL: "http://127.0.0.1:8787",
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
+  const stack = await startLocalStack({
+    runner: {
+      process: "whisper",
+      env: { WHISPER_MODEL: model.path, WHISPER_LANGUAGE: speech.language, HF_HUB_OFFLINE: "1" },
     },
   });
   try {
-    console.log(`edge on workerd at ${edge.url}, runner (whisper, ${model.name}) on port ${runnerPort}`);
+    console.log(`edge on workerd at ${stack.url}, runner (whisper, ${model.name}) on port ${stack.runnerPort}`);
     const audioS = speech.audio.durationMs / 1000;
     console.log(`calling with ${speech.label} (${audioS.toFixed(1)} s, 8 kHz mu-law), real time ...\n`);
     const mulaw = new Uint8Array(speech.audio.mulaw.length + TAIL_S * 8000).fill(0xff);
@@ -135,8 +123,8 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     type Ev = { type?: string; text?: string; audioEndMs?: number; wallMs?: number; utteranceId?: string };
     const finals: Ev[] = [];
     const poll = async () => {
-      const res = await fetch(`${edge.url}/calls/${identity.callSid}/events`, {
-        headers: { Authorization: `Bearer ${API}` },
+      const res = await fetch(`${stack.url}/calls/${identity.callSid}/events`, {
+        headers: { Authorization: `Bearer ${stack.apiToken}` },
       });
       if (!res.ok) return;
       for (const e of ((await res.json()) as { events?: Ev[] }).events ?? []) {
@@ -157,9 +145,9 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     t0 = Date.now();
     try {
       await placeCall({
-        edgeUrl: edge.url,
-        publicUrl: "http://127.0.0.1:8787",
-        authToken: AUTH,
+        edgeUrl: stack.url,
+        publicUrl: stack.publicUrl,
+        authToken: stack.authToken,
         audio: mulaw,
         identity,
         onFrameSent: () => sentAt.push(Date.now()),
@@ -176,36 +164,23 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     if (finals.length === 0) console.log("  (none: the worker found no speech)");
     console.log("\n(latency: when the runner emitted the text, minus when the caller's audio up to its end was sent)");
   } finally {
-    await edge.close();
-    runner.child.kill("SIGTERM");
-    await runner.exited;
+    await stack.close();
   }
 }
 
 /** The plumbing demo: the runner takes the audio and says nothing (no worker needed). */
 async function nullDemo(speech: DemoSpeech): Promise<void> {
-  const runner = new RelayServer({ engine: nullEngine, port: 0 });
-  const runnerPort = await runner.listen();
-  const edge = await startLocalEdge({
-    verbose: false,
-    vars: {
-      PUBLIC_BASE_URL: "http://127.0.0.1:8787",
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
-      INGEST_ACK: "block",
-    },
-  });
-  console.log(`edge on workerd at ${edge.url}, runner (null engine) on port ${runnerPort}`);
+  const stack = await startLocalStack({ runner: { engine: nullEngine }, vars: { INGEST_ACK: "block" } });
+  console.log(`edge on workerd at ${stack.url}, runner (null engine) on port ${stack.runnerPort}`);
   console.log(
     `calling with ${speech.label} (${(speech.audio.durationMs / 1000).toFixed(1)} s, 8 kHz mu-law), real time...`,
   );
   const t0 = performance.now();
   let acks = 0;
   const result = await placeCall({
-    edgeUrl: edge.url,
-    publicUrl: "http://127.0.0.1:8787",
-    authToken: AUTH,
+    edgeUrl: stack.url,
+    publicUrl: stack.publicUrl,
+    authToken: stack.authToken,
     audio: speech.audio.mulaw,
     onMessage: (m) => {
       const e = m as { event?: string; mark?: { name?: string } };
@@ -222,13 +197,14 @@ async function nullDemo(speech: DemoSpeech): Promise<void> {
     },
   });
   const stats = await (
-    await fetch(`${edge.url}/calls/${result.callSid}/stats`, { headers: { Authorization: `Bearer ${API}` } })
+    await fetch(`${stack.url}/calls/${result.callSid}/stats`, {
+      headers: { Authorization: `Bearer ${stack.apiToken}` },
+    })
   ).json();
   console.log(
-    `greeting heard ${result.greetingMs?.toFixed(1)} ms after start; runner got ${runner.counters.blocks} blocks`,
+    `greeting heard ${result.greetingMs?.toFixed(1)} ms after start; runner got ${stack.relay!.counters.blocks} blocks`,
   );
   console.log("the call's record at the edge:");
   console.log(JSON.stringify(stats, null, 2));
-  await edge.close();
-  await runner.close();
+  await stack.close();
 }

@@ -10,16 +10,16 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RelayServer, TranscriptForwarder, nullEngine } from "@ozen/stt-runner";
+import { nullEngine } from "@ozen/stt-runner";
 import type { Engine } from "@ozen/stt-runner";
-import { startLocalEdge } from "../../edge/scripts/local-edge.js";
-import type { LocalEdge } from "../../edge/scripts/local-edge.js";
 import { loadAudio8k } from "../src/audio.js";
 import { DEFAULT_CHECK_AUDIO, runCheck } from "../src/check.js";
 import { evaluate } from "../src/check/evaluate.js";
 import type { CallMeasurements } from "../src/check/evaluate.js";
 import { CHECK_NAMES, parseLimitOverride } from "../src/check/limits.js";
 import { speechOnsetFrame } from "../src/check/onset.js";
+import { startLocalStack } from "../src/local-stack.js";
+import type { LocalStack } from "../src/local-stack.js";
 import { levelEngine } from "./speech-engine.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -40,33 +40,20 @@ const switchable: Engine = {
   open: (call, listener) => engine.open(call, listener),
 };
 
-let runner: RelayServer;
-let edge: LocalEdge;
+let stack: LocalStack;
 const audio = loadAudio8k(DEFAULT_CHECK_AUDIO);
 
 beforeAll(async () => {
-  runner = new RelayServer({
-    engine: switchable,
-    port: 0,
-    log: () => {},
-    listenerFor: (start, send, clock) =>
-      new TranscriptForwarder({ start, engine: switchable.name, profile: switchable.profile, send, clock }),
-  });
-  const port = await runner.listen();
-  edge = await startLocalEdge({
-    verbose: false,
-    vars: {
-      PUBLIC_BASE_URL: PUBLIC,
-      RUNNER_URL: `ws://127.0.0.1:${port}/relay`,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
-    },
+  stack = await startLocalStack({
+    runner: { engine: switchable, transcripts: true },
+    authToken: AUTH,
+    apiToken: API,
+    publicUrl: PUBLIC,
   });
 });
 
 afterAll(async () => {
-  await edge?.close();
-  await runner?.close();
+  await stack?.close();
 });
 
 /** Runs `ozen check` as a process; resolves with its exit status and the --json report. */
@@ -75,7 +62,7 @@ function cli(args: string[]): Promise<{ code: number | null; report: any; stdout
   const json = path.join(dir, "report.json");
   const child = spawn(
     process.execPath,
-    [path.join(repo, "tools/bin/ozen.js"), "check", edge.url, "--public-url", PUBLIC, "--json", json, ...args],
+    [path.join(repo, "tools/bin/ozen.js"), "check", stack.url, "--public-url", PUBLIC, "--json", json, ...args],
     { env: { ...process.env, TWILIO_AUTH_TOKEN: AUTH, OZEN_API_TOKEN: API }, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
@@ -104,7 +91,7 @@ describe("ozen check against a local edge and runner", () => {
       engine = nullEngine;
       // events by polling here; the CLI tests below take the WebSocket when the edge offers one
       const run = await runCheck({
-        edgeUrl: edge.url,
+        edgeUrl: stack.url,
         publicUrl: PUBLIC,
         authToken: AUTH,
         apiToken: API,

@@ -21,10 +21,10 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encodeControl, percentile } from "@ozen/shared";
-import { RelayServer, nullEngine } from "@ozen/stt-runner";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
-import type { LocalEdge } from "../../../edge/scripts/local-edge.js";
+import { nullEngine } from "@ozen/stt-runner";
+import type { LocalEdge } from "@ozen/edge/local";
 import { fail, positive } from "../args.js";
+import { startLocalStack } from "../local-stack.js";
 import { TwilioStreamScript, newIdentity, openStream } from "../simulator.js";
 
 const API = "bench-api-token";
@@ -207,27 +207,19 @@ export async function benchFanout(argv: string[]): Promise<void> {
     fail(`--stream is ${JSON.stringify(stream)}, expected call or account`);
   const o = { rates, seconds: positive("seconds", values.seconds, 3), stream: stream as "call" | "account" };
   const runnerSends = new Map<string, (text: string) => void>();
-  const runner = new RelayServer({
-    engine: nullEngine,
-    port: 0,
-    log: () => {},
-    listenerFor: (start, send) => {
-      runnerSends.set(start.callSid, send);
-      return { interim() {}, final() {}, failed() {} };
+  const stack = await startLocalStack({
+    runner: {
+      engine: nullEngine,
+      listenerFor: (start, send) => {
+        runnerSends.set(start.callSid, send);
+        return { interim() {}, final() {}, failed() {} };
+      },
     },
+    apiToken: API,
+    // signatures off: nothing is signed against it, the stream is opened by path
+    vars: { TWILIO_SIGNATURE: "off", GREETING: "none" },
   });
-  const runnerPort = await runner.listen();
-  const edge = await startLocalEdge({
-    verbose: false,
-    vars: {
-      // signatures off: nothing is signed against it, the stream is opened by path
-      PUBLIC_BASE_URL: "http://127.0.0.1:1",
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_SIGNATURE: "off",
-      API_TOKEN: API,
-      GREETING: "none",
-    },
-  });
+  const edge = stack.edge;
   try {
     const result: Record<string, unknown> = {
       note:
@@ -243,7 +235,6 @@ export async function benchFanout(argv: string[]): Promise<void> {
     if (values.json) writeFileSync(values.json, text + "\n");
     console.log(text);
   } finally {
-    await edge.close();
-    await runner.close();
+    await stack.close();
   }
 }

@@ -7,16 +7,15 @@
  * holding that frame). The relay round trip is the Durable Object's own (whole-ms clock).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { histogramPercentile, mergeMs } from "@ozen/shared";
 import type { MsHistogram } from "@ozen/shared";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
 import { loadAudio8k } from "../audio.js";
 import { fail, positive } from "../args.js";
+import { startLocalStack } from "../local-stack.js";
 import { measureDecode } from "./decode.js";
 import { cpuSeconds, findDescendants, spawnTs } from "./procs.js";
 
@@ -39,15 +38,6 @@ export interface IngestRun {
   greeting_ms_p50: number | null;
   greeting_ms_max: number | null;
   call_errors: string[];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** The default bench audio: real 8 kHz telephony speech when the shared data is present. */
@@ -185,22 +175,13 @@ export async function benchIngest(argv: string[]): Promise<void> {
   if (!audio) fail("--audio FILE is required when ../shared/data is absent");
   loadAudio8k(audio); // fail early on a bad file, in this process
 
-  const runnerProc = spawnTs(path.join(repo, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "null"]);
-  const runnerPort = Number((await runnerProc.waitFor(/"port":(\d+)/))[1]);
-  const edgePort = await freePort();
-  const edgeUrl = `http://127.0.0.1:${edgePort}`;
-  const edge = await startLocalEdge({
-    port: edgePort,
-    verbose: false,
-    vars: {
-      PUBLIC_BASE_URL: edgeUrl,
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
-      INGEST_ACK: "block",
-      BENCH_NAIVE: "on",
-    },
+  const stack = await startLocalStack({
+    runner: { process: "null" },
+    authToken: AUTH,
+    apiToken: API,
+    vars: { INGEST_ACK: "block", BENCH_NAIVE: "on" },
   });
+  const edgeUrl = stack.url;
   try {
     const workerd = findDescendants(process.pid, "workerd");
     if (workerd.length !== 1) throw new Error(`expected one workerd process under this one, found ${workerd.length}`);
@@ -233,8 +214,6 @@ export async function benchIngest(argv: string[]): Promise<void> {
     if (values.json) writeFileSync(values.json, text + "\n");
     console.log(text);
   } finally {
-    await edge.close();
-    runnerProc.child.kill("SIGTERM");
-    await runnerProc.exited;
+    await stack.close();
   }
 }

@@ -27,7 +27,7 @@ import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { decodeMulaw, percentile, pooledWer, transcriptErrors } from "@ozen/shared";
 import type { WerLanguage, WordErrors } from "@ozen/shared";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
+import { startLocalEdge } from "@ozen/edge/local";
 import { fail, positive } from "../args.js";
 import { loadAudio8k } from "../audio.js";
 import { newIdentity, placeCall } from "../simulator.js";
