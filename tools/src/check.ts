@@ -8,12 +8,12 @@ import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { MULAW_SILENCE } from "@ozen/shared";
 import type { CallStartedEvent } from "@ozen/shared";
-import { fail, positive } from "./args.js";
+import { fail, parseCommand, positive } from "./args.js";
 import { loadAudio8k } from "./audio.js";
 import { evaluate } from "./check/evaluate.js";
+import { CHECK } from "./commands.js";
 import type { CallMeasurements, CheckReport, EdgeCallStats, ObservedPartial } from "./check/evaluate.js";
 import { followEvents } from "./check/events.js";
 import { DEFAULT_CHECKS, limitText, parseLimitOverride } from "./check/limits.js";
@@ -167,20 +167,7 @@ export function formatReport(run: CheckRun, edgeUrl: string): string {
 }
 
 export async function check(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: "string" },
-      token: { type: "string" },
-      "auth-token": { type: "string" },
-      "public-url": { type: "string" },
-      audio: { type: "string" },
-      "tail-ms": { type: "string" },
-      events: { type: "string" },
-      limit: { type: "string", multiple: true },
-    },
-  });
+  const { values, positionals } = parseCommand(CHECK, argv);
   const url = positionals[0]?.replace(/\/$/, "");
   if (!url || !/^https?:\/\//.test(url)) fail("the edge URL (http(s)://host[:port]) is required");
   const apiToken = values.token ?? process.env["OZEN_API_TOKEN"] ?? process.env["API_TOKEN"];

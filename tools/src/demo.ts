@@ -13,11 +13,11 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { nullEngine } from "@ozen/stt-runner";
-import { fail } from "./args.js";
+import { fail, parseCommand } from "./args.js";
 import { loadAudio8k } from "./audio.js";
 import type { LoadedAudio } from "./audio.js";
+import { DEMO } from "./commands.js";
 import { startLocalStack } from "./local-stack.js";
 import { newIdentity, placeCall } from "./simulator.js";
 import { bestMultilingual, findModel, listModels, repoRoot, workerPython } from "./whisper-env.js";
@@ -78,15 +78,7 @@ function pickModel(requested: string | undefined, language: "he" | "en"): ModelI
 }
 
 export async function demo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      audio: { type: "string" },
-      language: { type: "string" },
-      model: { type: "string" },
-      engine: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(DEMO, argv);
   const engine = values.engine ?? (workerPython() ? "whisper" : "null");
   if (engine !== "whisper" && engine !== "null") fail(`--engine is whisper or null, not ${JSON.stringify(engine)}`);
   if (engine === "null" && !values.engine) {

@@ -2,8 +2,8 @@
  * ozen models: the whisper models this machine has (the worker's own list: models that ship in
  * PyPI packages and those joined from parts at install time). Nothing is downloaded.
  */
-import { parseArgs } from "node:util";
-import { fail } from "./args.js";
+import { fail, parseCommand } from "./args.js";
+import { MODELS } from "./commands.js";
 import { listModels } from "./whisper-env.js";
 import type { ModelInfo } from "./whisper-env.js";
 
@@ -26,7 +26,7 @@ export function modelTable(models: readonly ModelInfo[]): string {
 }
 
 export function models(argv: string[]): void {
-  const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" } } });
+  const { values } = parseCommand(MODELS, argv);
   const r = listModels();
   if (!r.ok) fail(r.message);
   if (values.json) {

@@ -18,12 +18,12 @@
  */
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encodeControl, percentile } from "@ozen/shared";
 import { nullEngine } from "@ozen/stt-runner";
 import type { LocalEdge } from "@ozen/edge/local";
-import { fail, positive } from "../args.js";
+import { fail, parseCommand, positive } from "../args.js";
+import { BENCH_FANOUT } from "../commands.js";
 import { startLocalStack } from "../local-stack.js";
 import { TwilioStreamScript, newIdentity, openStream } from "../simulator.js";
 
@@ -190,16 +190,7 @@ async function run(
 }
 
 export async function benchFanout(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      subscribers: { type: "string" },
-      rates: { type: "string" },
-      seconds: { type: "string" },
-      stream: { type: "string" },
-      json: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(BENCH_FANOUT, argv);
   const subscribers = positive("subscribers", values.subscribers, 10);
   const rates = (values.rates ?? "100,200,500,1000,2000").split(",").map((r) => positive("rates", r, 0));
   const stream = values.stream ?? "call";

@@ -10,11 +10,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { histogramPercentile, mergeMs } from "@ozen/shared";
 import type { MsHistogram } from "@ozen/shared";
 import { loadAudio8k } from "../audio.js";
-import { fail, positive } from "../args.js";
+import { fail, parseCommand, positive } from "../args.js";
+import { BENCH_INGEST } from "../commands.js";
 import { startLocalStack } from "../local-stack.js";
 import { measureDecode } from "./decode.js";
 import { cpuSeconds, findDescendants, spawnTs } from "./procs.js";
@@ -157,17 +157,7 @@ async function edgeSide(edgeUrl: string, callSids: string[], naive: boolean) {
 }
 
 export async function benchIngest(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: { type: "string" },
-      seconds: { type: "string" },
-      "warmup-s": { type: "string" },
-      audio: { type: "string" },
-      json: { type: "string" },
-      "skip-naive": { type: "boolean" },
-    },
-  });
+  const { values } = parseCommand(BENCH_INGEST, argv);
   const calls = positive("calls", values.calls, 100);
   const seconds = positive("seconds", values.seconds, 20);
   const warmupS = positive("warmup-s", values["warmup-s"], 3, true);

@@ -15,9 +15,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname } from "node:path";
-import { parseArgs } from "node:util";
 import type { LocalEdge } from "@ozen/edge/local";
-import { positive } from "../args.js";
+import { parseCommand, positive } from "../args.js";
+import { BENCH_RECORDS } from "../commands.js";
 import { startLocalStack } from "../local-stack.js";
 import { placeCalls } from "../simulator.js";
 import { TalkingEngine } from "../talking-runner.js";
@@ -107,17 +107,7 @@ async function record(edgeUrl: string, callSid: string, tries = 3): Promise<Reco
 }
 
 export async function benchRecords(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: { type: "string" },
-      seconds: { type: "string" },
-      speed: { type: "string" },
-      "outage-s": { type: "string" },
-      "retry-max-ms": { type: "string" },
-      json: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(BENCH_RECORDS, argv);
   const calls = positive("calls", values.calls, 10);
   const seconds = positive("seconds", values.seconds, 20);
   const speed = positive("speed", values.speed, 5);
