@@ -59,10 +59,11 @@ bench-runner:
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) bench runner --calls 20 --seconds 10 --json $(BENCH_OUT)/runner.json
 
-## check: the playbook's GO checks against a running edge, report in bench-out/check.json
-## (make check URL=https://edge.example.com; TWILIO_AUTH_TOKEN and OZEN_API_TOKEN in the environment)
+## check: the playbook's GO checks against a running edge, report in bench-out/check.json.
+## make check URL=https://edge.example.com with TWILIO_AUTH_TOKEN and OZEN_API_TOKEN in the environment;
+## after `make dev`, make check URL=http://127.0.0.1:8787 takes them from .dev.vars (`ozen check --help`)
 check:
-	@[ -n "$(URL)" ] || { echo "make check URL=https://your-edge (with TWILIO_AUTH_TOKEN and OZEN_API_TOKEN set)"; exit 2; }
+	@[ -n "$(URL)" ] || { echo "make check URL=https://your-edge (TWILIO_AUTH_TOKEN and OZEN_API_TOKEN set), or URL=http://127.0.0.1:8787 after make dev (tokens from .dev.vars)"; exit 2; }
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) check $(URL) --json $(BENCH_OUT)/check.json
 

@@ -66,6 +66,13 @@ export const CHECK = {
     token: { type: "string", value: "T", help: "the edge's API_TOKEN (OZEN_API_TOKEN, API_TOKEN)" },
     "auth-token": { type: "string", value: "T", help: "Twilio's auth token, to sign like Twilio (TWILIO_AUTH_TOKEN)" },
     "public-url": { type: "string", value: "U", help: "the edge's PUBLIC_BASE_URL, which is signed (the URL)" },
+    "dev-vars": {
+      type: "string",
+      value: "FILE",
+      help:
+        "for a local URL (127.0.0.1, localhost), API_TOKEN, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL not given " +
+        "otherwise come from FILE, as `make dev` gave them to the edge (.dev.vars at the repo root)",
+    },
     audio: { type: "string", value: "FILE", help: "speech to play (../shared/data/he/dialog/hebrew_short.wav)" },
     "tail-ms": { type: "string", value: "MS", help: "silence after the speech (1500)" },
     events: {

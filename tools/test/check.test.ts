@@ -5,7 +5,7 @@
  * are tested with plain values.
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nullEngine } from "@ozen/stt-runner";
 import type { Engine } from "@ozen/stt-runner";
 import { loadAudio8k } from "../src/audio.js";
-import { DEFAULT_CHECK_AUDIO, runCheck } from "../src/check.js";
+import { DEFAULT_CHECK_AUDIO, checkCredentials, isLocalUrl, readDevVars, runCheck } from "../src/check.js";
 import { evaluate } from "../src/check/evaluate.js";
 import type { CallMeasurements } from "../src/check/evaluate.js";
 import { CHECK_NAMES, parseLimitOverride } from "../src/check/limits.js";
@@ -56,19 +56,24 @@ afterAll(async () => {
   await stack?.close();
 });
 
-/** Runs `ozen check` as a process; resolves with its exit status and the --json report. */
-function cli(args: string[]): Promise<{ code: number | null; report: any; stdout: string }> {
+/** Runs `ozen check` as a process; resolves with its exit status, the --json report and what it printed. */
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = { ...process.env, TWILIO_AUTH_TOKEN: AUTH, OZEN_API_TOKEN: API },
+): Promise<{ code: number | null; report: any; stdout: string; stderr: string }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-check-"));
   const json = path.join(dir, "report.json");
   const child = spawn(
     process.execPath,
     [path.join(repo, "tools/bin/ozen.js"), "check", stack.url, "--public-url", PUBLIC, "--json", json, ...args],
-    { env: { ...process.env, TWILIO_AUTH_TOKEN: AUTH, OZEN_API_TOKEN: API }, stdio: ["ignore", "pipe", "pipe"] },
+    { env, stdio: ["ignore", "pipe", "pipe"] },
   );
   let stdout = "";
+  let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
   return new Promise((resolve) => {
-    child.on("exit", (code) => {
+    child.on("close", (code) => {
       let report: unknown;
       try {
         report = JSON.parse(readFileSync(json, "utf8"));
@@ -76,7 +81,7 @@ function cli(args: string[]): Promise<{ code: number | null; report: any; stdout
         report = undefined;
       }
       rmSync(dir, { recursive: true, force: true });
-      resolve({ code, report, stdout });
+      resolve({ code, report, stdout, stderr });
     });
   });
 }
@@ -142,6 +147,28 @@ describe("ozen check against a local edge and runner", () => {
     const failed = report.checks.filter((c: { pass: boolean }) => !c.pass);
     expect(failed).toEqual([expect.objectContaining({ name: "greeting_latency", limit: 0, unit: "ms", pass: false })]);
   }, 60_000);
+
+  it("takes the tokens from .dev.vars for a local URL when neither the command line nor the environment has them", async () => {
+    engine = levelEngine;
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-devvars-"));
+    const devVars = path.join(dir, ".dev.vars");
+    writeFileSync(
+      devVars,
+      `# as make dev writes it\nTWILIO_AUTH_TOKEN=${AUTH}\nAPI_TOKEN="${API}"\nCALL_TOKEN_SECRET=x\n`,
+    );
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !["TWILIO_AUTH_TOKEN", "OZEN_API_TOKEN", "API_TOKEN"].includes(k)),
+    );
+    try {
+      const { code, report, stderr } = await cli(["--dev-vars", devVars], env);
+      expect(stderr).toContain(`API_TOKEN, TWILIO_AUTH_TOKEN from ${devVars}`);
+      // a call was placed and checked (2 would mean none was)
+      expect(code, stderr).not.toBe(2);
+      expect(report.checks.map((c: { name: string }) => c.name)).toEqual([...CHECK_NAMES]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 function measured(over: Partial<CallMeasurements> = {}): CallMeasurements {
@@ -177,6 +204,62 @@ function measured(over: Partial<CallMeasurements> = {}): CallMeasurements {
     ...over,
   };
 }
+
+describe("where ozen check finds its tokens", () => {
+  const devVars = { API_TOKEN: "dev-api", TWILIO_AUTH_TOKEN: "dev-auth", PUBLIC_BASE_URL: "http://127.0.0.1:8787" };
+  const none = { token: undefined, authToken: undefined, publicUrl: undefined };
+
+  it("knows a local URL: 127.0.0.1 (any of 127/8), localhost, [::1]; nothing else", () => {
+    for (const url of ["http://127.0.0.1:8787", "http://127.8.9.10", "http://localhost:8787/", "http://[::1]:8787"]) {
+      expect(isLocalUrl(url), url).toBe(true);
+    }
+    for (const url of ["https://edge.example.com", "http://10.0.0.1:8787", "http://127.0.0.1.example.com", "nope"]) {
+      expect(isLocalUrl(url), url).toBe(false);
+    }
+  });
+
+  it("for a local URL, takes from .dev.vars what neither the command line nor the environment gives", () => {
+    expect(checkCredentials({ edgeUrl: "http://127.0.0.1:8787", flags: none, env: {}, devVars })).toEqual({
+      apiToken: "dev-api",
+      authToken: "dev-auth",
+      publicUrl: "http://127.0.0.1:8787",
+      fromDevVars: ["API_TOKEN", "TWILIO_AUTH_TOKEN", "PUBLIC_BASE_URL"],
+    });
+  });
+
+  it("prefers the command line, then the environment, to .dev.vars, one setting at a time", () => {
+    const env = { OZEN_API_TOKEN: "env-api", TWILIO_AUTH_TOKEN: "env-auth" };
+    expect(
+      checkCredentials({ edgeUrl: "http://localhost:8787", flags: { ...none, authToken: "flag-auth" }, env, devVars }),
+    ).toEqual({
+      apiToken: "env-api",
+      authToken: "flag-auth",
+      publicUrl: "http://127.0.0.1:8787",
+      fromDevVars: ["PUBLIC_BASE_URL"],
+    });
+    expect(
+      checkCredentials({ edgeUrl: "http://localhost:8787", flags: none, env: { API_TOKEN: "env-api2" }, devVars }),
+    ).toMatchObject({ apiToken: "env-api2", authToken: "dev-auth" });
+  });
+
+  it("never reads a remote edge's tokens from .dev.vars", () => {
+    expect(checkCredentials({ edgeUrl: "https://edge.example.com", flags: none, env: {}, devVars })).toEqual({
+      fromDevVars: [],
+    });
+  });
+
+  it("reads .dev.vars as wrangler does (dotenv: comments, quotes), and says when there is none", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-devvars-"));
+    try {
+      const file = path.join(dir, ".dev.vars");
+      expect(readDevVars(file)).toBeUndefined();
+      writeFileSync(file, "# local secrets\nTWILIO_AUTH_TOKEN=dev-auth-token\nAPI_TOKEN='quoted token'\n");
+      expect(readDevVars(file)).toEqual({ TWILIO_AUTH_TOKEN: "dev-auth-token", API_TOKEN: "quoted token" });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("the checks' rules", () => {
   it("pass a call that meets every limit", () => {
