@@ -16,7 +16,8 @@ import { loadAudio8k } from "../src/audio.js";
 import { DEFAULT_CHECK_AUDIO, checkCredentials, isLocalUrl, readDevVars, runCheck } from "../src/check.js";
 import { evaluate } from "../src/check/evaluate.js";
 import type { CallMeasurements } from "../src/check/evaluate.js";
-import { CHECK_NAMES, parseLimitOverride } from "../src/check/limits.js";
+import { CHECK_NAMES, DEFAULT_CHECKS, parseLimitOverride } from "../src/check/limits.js";
+import type { CheckName, Limit } from "../src/check/limits.js";
 import { speechOnsetFrame } from "../src/check/onset.js";
 import { startLocalStack } from "../src/local-stack.js";
 import type { LocalStack } from "../src/local-stack.js";
@@ -27,6 +28,21 @@ const AUTH = "check-auth-token";
 const API = "check-api-token";
 const PUBLIC = "http://127.0.0.1:1";
 const PARTIAL_CHECKS = ["first_partial", "partial_cadence"];
+
+/**
+ * The checks with a limit in ms read a real call's wall clock: buffering is the age of a block's
+ * oldest audio when it leaves the edge, so a stall of the process sending the call or of workerd
+ * (one block of 708 ms on this 2-core machine under other work) fails its limit however the edge
+ * behaves; measured, the edge's block ages follow the sender's own spacing of frames. Whether a
+ * machine meets the limits is what `ozen check` against a running stack measures, not what these
+ * tests are about: here those limits take any time, and the tests see what they test, every check
+ * measured, its verdict, the exit status and the report.
+ */
+const TIMED = CHECK_NAMES.filter((n) => DEFAULT_CHECKS[n].unit === "ms");
+const ANY_TIME: Partial<Record<CheckName, Limit>> = Object.fromEntries(
+  TIMED.map((n) => [n, { kind: "range", min: 0, max: 1e9 }]),
+);
+const ANY_TIME_ARGS = TIMED.flatMap((n) => ["--limit", `${n}=0..1000000000`]);
 
 // one runner whose engine each test chooses (the runner reads it per call)
 let engine: Engine = nullEngine;
@@ -87,61 +103,52 @@ function cli(
 }
 
 describe("ozen check against a local edge and runner", () => {
-  // retry: the timing checks (buffering p99 <= 250 ms) read a real call's wall clock, and one
-  // stall of the 2-core CI machine (a 708 ms block age once) fails them; see the closing note
-  it(
-    "with the null engine: the partial checks fail saying it transcribes nothing; every other check passes",
-    { retry: 2 },
-    async () => {
-      engine = nullEngine;
-      // events by polling here; the CLI tests below take the WebSocket when the edge offers one
-      const run = await runCheck({
-        edgeUrl: stack.url,
-        publicUrl: PUBLIC,
-        authToken: AUTH,
-        apiToken: API,
-        audio,
-        events: "poll",
-      });
-      const byName = Object.fromEntries(run.checks.map((c) => [c.name, c]));
-      expect(run.checks.map((c) => c.name)).toEqual([...CHECK_NAMES]);
-      for (const name of PARTIAL_CHECKS) {
-        expect(byName[name]).toMatchObject({ value: null, pass: false });
-        expect(byName[name]!.note).toContain('the runner\'s engine is "null", which transcribes nothing');
-      }
-      for (const c of run.checks.filter((c) => !PARTIAL_CHECKS.includes(c.name))) {
-        expect({ name: c.name, pass: c.pass, note: c.note }).toEqual({ name: c.name, pass: true, note: c.note });
-      }
-      expect(byName["table_decode"]!.value).toBe("table");
-      expect(byName["punctuation_off"]!.value).toBe(false);
-      expect(byName["feed_cadence"]!.value).toBeGreaterThanOrEqual(90);
-      expect(byName["feed_cadence"]!.value).toBeLessThanOrEqual(110);
-      expect(run.measurements.eventsVia).toMatch(/^polling/);
-      expect(run.measurements.started?.engine).toBe("null");
-      expect(run.pass).toBe(false);
-    },
-  );
+  it("with the null engine: the partial checks fail saying it transcribes nothing; every other check passes", async () => {
+    engine = nullEngine;
+    // events by polling here; the CLI tests below take the WebSocket when the edge offers one
+    const run = await runCheck({
+      edgeUrl: stack.url,
+      publicUrl: PUBLIC,
+      authToken: AUTH,
+      apiToken: API,
+      audio,
+      events: "poll",
+      limits: ANY_TIME,
+    });
+    const byName = Object.fromEntries(run.checks.map((c) => [c.name, c]));
+    expect(run.checks.map((c) => c.name)).toEqual([...CHECK_NAMES]);
+    for (const name of PARTIAL_CHECKS) {
+      expect(byName[name]).toMatchObject({ value: null, pass: false });
+      expect(byName[name]!.note).toContain('the runner\'s engine is "null", which transcribes nothing');
+    }
+    for (const c of run.checks.filter((c) => !PARTIAL_CHECKS.includes(c.name))) {
+      expect({ name: c.name, pass: c.pass, note: c.note }).toEqual({ name: c.name, pass: true, note: c.note });
+    }
+    expect(byName["table_decode"]!.value).toBe("table");
+    expect(byName["punctuation_off"]!.value).toBe(false);
+    expect(byName["feed_cadence"]!.value).toBeGreaterThanOrEqual(90);
+    expect(byName["feed_cadence"]!.value).toBeLessThanOrEqual(110);
+    expect(run.measurements.eventsVia).toMatch(/^polling/);
+    expect(run.measurements.started?.engine).toBe("null");
+    expect(run.pass).toBe(false);
+  });
 
-  it(
-    "exits 0 with every check passing when the engine says partials, and writes the --json report",
-    { retry: 2, timeout: 60_000 },
-    async () => {
-      engine = levelEngine;
-      const { code, report, stdout } = await cli([]);
-      expect(stdout).toContain("GO: 8 of 8 checks pass");
-      expect(code).toBe(0);
-      expect(report.pass).toBe(true);
-      expect(report.checks.map((c: { name: string }) => c.name)).toEqual([...CHECK_NAMES]);
-      for (const c of report.checks) {
-        expect(Object.keys(c)).toEqual(expect.arrayContaining(["name", "value", "limit", "unit", "pass"]));
-        expect(c.pass).toBe(true);
-      }
-    },
-  );
+  it("exits 0 with every check passing when the engine says partials, and writes the --json report", async () => {
+    engine = levelEngine;
+    const { code, report, stdout } = await cli(ANY_TIME_ARGS);
+    expect(stdout).toContain("GO: 8 of 8 checks pass");
+    expect(code).toBe(0);
+    expect(report.pass).toBe(true);
+    expect(report.checks.map((c: { name: string }) => c.name)).toEqual([...CHECK_NAMES]);
+    for (const c of report.checks) {
+      expect(Object.keys(c)).toEqual(expect.arrayContaining(["name", "value", "limit", "unit", "pass"]));
+      expect(c.pass).toBe(true);
+    }
+  }, 60_000);
 
   it("exits 1 when one check fails (a limit tightened by --limit), naming it in the report", async () => {
     engine = levelEngine;
-    const { code, report } = await cli(["--limit", "greeting_latency=0"]);
+    const { code, report } = await cli([...ANY_TIME_ARGS, "--limit", "greeting_latency=0"]);
     expect(code).toBe(1);
     expect(report.pass).toBe(false);
     const failed = report.checks.filter((c: { pass: boolean }) => !c.pass);
