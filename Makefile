@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt check clean
+.PHONY: install lint typecheck test unit unit-alone speech demo dev bench bench-ingest bench-runner bench-install bench-stt check clean
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
@@ -31,9 +31,20 @@ unit:
 	npx vitest run
 	stt-runner/whisper/.venv/bin/python -m pytest -q stt-runner/whisper/tests
 
+## unit-alone: the suites that read speech, with ../shared hidden (OZEN_SHARED_DATA=none) as in a
+## clone on its own: the project's speech (tools/speech) stands in; only the evaluation sets skip
+unit-alone:
+	OZEN_SHARED_DATA=none npx vitest run stt-runner tools
+	OZEN_SHARED_DATA=none stt-runner/whisper/.venv/bin/python -m pytest -q -rs stt-runner/whisper/tests
+
+## speech: regenerate the project's own test speech in tools/speech with espeak-ng (apt-get install
+## espeak-ng); committed, so only when its texts or voices change (then run the whisper tests)
+speech:
+	node --import tsx tools/src/make-speech.ts
+
 ## demo: edge on workerd + runner + whisper worker locally, one simulated call with real speech
-## (Hebrew from ../shared/data with the largest multilingual model; espeak-ng English with tiny.en
-## when that folder is absent); live partials with their latency, then the finals.
+## (Hebrew from ../shared/data with the largest multilingual model; the project's English prompts,
+## tools/speech, with tiny.en when that folder is absent); live partials with their latency, then the finals.
 ## `$(OZEN) demo --engine null` is the plumbing-only demo.
 demo:
 	@[ -d node_modules ] && [ -x stt-runner/whisper/.venv/bin/python ] || $(MAKE) install

@@ -21,9 +21,9 @@ import { DEFAULT_CHECKS, limitText, parseLimitOverride } from "./check/limits.js
 import type { CheckName, Limit } from "./check/limits.js";
 import { speechOnsetFrame } from "./check/onset.js";
 import { FRAME_BYTES, newIdentity, placeCall } from "./simulator.js";
+import { callSpeech } from "./speech-data.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const DEFAULT_CHECK_AUDIO = path.resolve(repo, "../shared/data/he/dialog/hebrew_short.wav");
 
 export interface CheckOptions {
   readonly edgeUrl: string;
@@ -253,7 +253,8 @@ export async function check(argv: string[]): Promise<void> {
   if (!authToken)
     fail(`--auth-token or TWILIO_AUTH_TOKEN${inDevVars("TWILIO_AUTH_TOKEN")} is required to sign like Twilio`);
   if (fromDevVars.length) console.error(`${fromDevVars.join(", ")} from ${devVarsFile}`);
-  const audioPath = values.audio ?? DEFAULT_CHECK_AUDIO;
+  // real Hebrew from ../shared/data, else the project's own English prompt
+  const audioPath = values.audio ?? callSpeech().path;
   if (!existsSync(audioPath)) fail(`no audio at ${audioPath}; pass --audio FILE`);
   const limits: Partial<Record<CheckName, Limit>> = {};
   for (const text of values.limit ?? []) {

@@ -40,7 +40,7 @@ export const DEMO = {
     audio: {
       type: "string",
       value: "FILE",
-      help: "speech to call with (Hebrew from ../shared/data, else English spoken by espeak-ng)",
+      help: "speech to call with (he/dialog/hebrew_short.wav from ../shared/data, else the project's English tools/speech/directory.wav)",
     },
     language: { type: "string", value: "he|en", help: "the speech's language (from its path: he/ is Hebrew)" },
     model: {
@@ -73,7 +73,11 @@ export const CHECK = {
         "for a local URL (127.0.0.1, localhost), API_TOKEN, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL not given " +
         "otherwise come from FILE, as `make dev` gave them to the edge (.dev.vars at the repo root)",
     },
-    audio: { type: "string", value: "FILE", help: "speech to play (../shared/data/he/dialog/hebrew_short.wav)" },
+    audio: {
+      type: "string",
+      value: "FILE",
+      help: "speech to play (he/dialog/hebrew_short.wav from ../shared/data, else the project's tools/speech/directory.wav)",
+    },
     "tail-ms": { type: "string", value: "MS", help: "silence after the speech (1500)" },
     events: {
       type: "string",
@@ -115,7 +119,7 @@ export const BENCH_INGEST = {
     audio: {
       type: "string",
       value: "FILE",
-      help: "speech to play (../shared/data/en/asterisk-8k/demo-thanks.wav; required without it)",
+      help: "speech to play (en/asterisk-8k/demo-thanks.wav from ../shared/data, else the project's tools/speech/directory.wav)",
     },
     json,
     "skip-naive": { type: "boolean", help: "measure ozen's handler only" },

@@ -5,14 +5,14 @@
  *
  *   ozen demo [--audio FILE] [--language he|en] [--model M] [--engine whisper|null]
  *
- * Speech: `../shared/data/he/dialog/hebrew_short.wav` (Hebrew, with the largest multilingual
- * model here); when that folder is absent, an English sentence spoken by espeak-ng (with tiny.en).
+ * Speech: `he/dialog/hebrew_short.wav` from ../shared/data (Hebrew, with the largest multilingual
+ * model here); when that folder is absent, the project's own English prompts (tools/speech, with
+ * tiny.en), one after another.
  * `--engine null` keeps the plumbing-only demo: the runner takes the audio and says nothing.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
+import { existsSync } from "node:fs";
 import path from "node:path";
+import { encodeMulaw } from "@ozen/shared";
 import { nullEngine } from "@ozen/stt-runner";
 import { fail, parseCommand } from "./args.js";
 import { loadAudio8k } from "./audio.js";
@@ -20,12 +20,12 @@ import type { LoadedAudio } from "./audio.js";
 import { DEMO } from "./commands.js";
 import { startLocalStack } from "./local-stack.js";
 import { newIdentity, placeCall } from "./simulator.js";
-import { bestMultilingual, findModel, listModels, repoRoot, workerPython } from "./whisper-env.js";
+import { PROJECT_SPEECH, PROJECT_SPEECH_DIR, callSpeech } from "./speech-data.js";
+import { bestMultilingual, findModel, listModels, workerPython } from "./whisper-env.js";
 import type { ModelInfo } from "./whisper-env.js";
 
-const DEMO_WAV = path.resolve(repoRoot, "../shared/data/he/dialog/hebrew_short.wav");
-const ESPEAK_TEXT =
-  "Hello, this is a test call. I would like to book an appointment with the doctor on Tuesday morning, please.";
+/** The pause between the project's prompts when they make one call. */
+const PAUSE_MS = 1000;
 /** Silence after the speech, as a caller pauses: the last final comes from end of speech, not the hang-up. */
 const TAIL_S = 2;
 
@@ -35,7 +35,27 @@ interface DemoSpeech {
   readonly language: "he" | "en";
 }
 
-/** The speech to call with: --audio, the shared data, or espeak-ng; fails with what to do. */
+/** The project's own prompts as one call, each followed by a pause. */
+function projectCall(): LoadedAudio {
+  const parts = Object.values(PROJECT_SPEECH).map((u) => loadAudio8k(path.join(PROJECT_SPEECH_DIR, u.file)).pcm);
+  const pause = (PAUSE_MS * 8000) / 1000;
+  const pcm = new Int16Array(parts.reduce((n, p) => n + p.length + pause, 0));
+  let at = 0;
+  for (const p of parts) {
+    pcm.set(p, at);
+    at += p.length + pause;
+  }
+  return {
+    sampleRateHz: 8000,
+    pcm,
+    mulaw: encodeMulaw(pcm),
+    sourceRateHz: 8000,
+    sourceChannels: 1,
+    durationMs: (pcm.length * 1000) / 8000,
+  };
+}
+
+/** The speech to call with: --audio, the shared data's Hebrew, or the project's English. */
 function demoSpeech(audioArg: string | undefined, languageArg: string | undefined): DemoSpeech {
   const lang = (p: string): "he" | "en" =>
     languageArg === "he" || languageArg === "en" ? languageArg : /(^|\/)he\//.test(p) ? "he" : "en";
@@ -43,22 +63,13 @@ function demoSpeech(audioArg: string | undefined, languageArg: string | undefine
     if (!existsSync(audioArg)) fail(`no audio at ${audioArg}`);
     return { audio: loadAudio8k(audioArg), label: path.basename(audioArg), language: lang(audioArg) };
   }
-  if (existsSync(DEMO_WAV))
-    return { audio: loadAudio8k(DEMO_WAV), label: "he/dialog/hebrew_short.wav", language: "he" };
-  const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-demo-"));
-  try {
-    const wav = path.join(dir, "speech.wav");
-    const r = spawnSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", wav, ESPEAK_TEXT], { encoding: "utf8" });
-    if (r.error || r.status !== 0) {
-      fail(
-        `no speech to call with: ${path.dirname(path.dirname(DEMO_WAV))} is absent and espeak-ng ` +
-          `${r.error ? "is not installed (apt-get install espeak-ng)" : `failed: ${r.stderr.trim()}`}; or pass --audio FILE`,
-      );
-    }
-    return { audio: loadAudio8k(wav), label: "espeak-ng (English, generated here)", language: "en" };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const speech = callSpeech();
+  if (speech.source === "shared") return { audio: loadAudio8k(speech.path), label: speech.label, language: "he" };
+  return {
+    audio: projectCall(),
+    label: "the project's English prompts (tools/speech: espeak-ng; ../shared/data is absent)",
+    language: "en",
+  };
 }
 
 function pickModel(requested: string | undefined, language: "he" | "en"): ModelInfo {

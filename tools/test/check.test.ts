@@ -13,13 +13,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { nullEngine } from "@ozen/stt-runner";
 import type { Engine } from "@ozen/stt-runner";
 import { loadAudio8k } from "../src/audio.js";
-import { DEFAULT_CHECK_AUDIO, checkCredentials, isLocalUrl, readDevVars, runCheck } from "../src/check.js";
+import { checkCredentials, isLocalUrl, readDevVars, runCheck } from "../src/check.js";
 import { evaluate } from "../src/check/evaluate.js";
 import type { CallMeasurements } from "../src/check/evaluate.js";
 import { CHECK_NAMES, DEFAULT_CHECKS, parseLimitOverride } from "../src/check/limits.js";
 import type { CheckName, Limit } from "../src/check/limits.js";
 import { speechOnsetFrame } from "../src/check/onset.js";
 import { startLocalStack } from "../src/local-stack.js";
+import { callSpeech } from "../src/speech-data.js";
 import type { LocalStack } from "../src/local-stack.js";
 import { levelEngine } from "./speech-engine.js";
 
@@ -57,7 +58,9 @@ const switchable: Engine = {
 };
 
 let stack: LocalStack;
-const audio = loadAudio8k(DEFAULT_CHECK_AUDIO);
+// the check's own default: Hebrew from ../shared/data, else the project's English prompt
+const speech = callSpeech();
+const audio = loadAudio8k(speech.path);
 
 beforeAll(async () => {
   stack = await startLocalStack({
@@ -353,7 +356,7 @@ describe("the checks' rules", () => {
 });
 
 describe("speech onset", () => {
-  it("is the first frame of the test recording louder than -40 dBFS (its speech starts about 0.24 s in)", () => {
+  it(`is the first frame of the test recording louder than -40 dBFS (${speech.label}: its speech starts 0.24 s in)`, () => {
     expect(speechOnsetFrame(audio.pcm)).toBe(12);
   });
 

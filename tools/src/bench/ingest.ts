@@ -13,9 +13,10 @@ import { fileURLToPath } from "node:url";
 import { histogramPercentile, mergeMs } from "@ozen/shared";
 import type { MsHistogram } from "@ozen/shared";
 import { loadAudio8k } from "../audio.js";
-import { fail, parseCommand, positive } from "../args.js";
+import { parseCommand, positive } from "../args.js";
 import { BENCH_INGEST } from "../commands.js";
 import { startLocalStack } from "../local-stack.js";
+import { evaluationPath, testSpeech } from "../speech-data.js";
 import { measureDecode } from "./decode.js";
 import { cpuSeconds, findDescendants, spawnTs } from "./procs.js";
 
@@ -40,18 +41,10 @@ export interface IngestRun {
   call_errors: string[];
 }
 
-/** The default bench audio: real 8 kHz telephony speech when the shared data is present. */
+/** The default bench audio: real 8 kHz telephony speech when the shared data is here, else the project's own. */
 function defaultAudio(): string {
-  const candidates = [path.resolve(repo, "../shared/data/en/asterisk-8k/demo-thanks.wav")];
-  for (const c of candidates) {
-    try {
-      readFileSync(c);
-      return c;
-    } catch {
-      // not here
-    }
-  }
-  return "";
+  const asterisk = evaluationPath("en/asterisk-8k", "demo-thanks.wav");
+  return "path" in asterisk ? asterisk.path : testSpeech("directory").path;
 }
 
 async function runPhase(
@@ -162,7 +155,6 @@ export async function benchIngest(argv: string[]): Promise<void> {
   const seconds = positive("seconds", values.seconds, 20);
   const warmupS = positive("warmup-s", values["warmup-s"], 3, true);
   const audio = values.audio ?? defaultAudio();
-  if (!audio) fail("--audio FILE is required when ../shared/data is absent");
   loadAudio8k(audio); // fail early on a bad file, in this process
 
   const stack = await startLocalStack({
