@@ -68,6 +68,7 @@ const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   demo: async (argv) => (await import("./demo.js")).demo(argv),
   check: async (argv) => (await import("./check.js")).check(argv),
   models: async (argv) => (await import("./models.js")).models(argv),
+  "models fetch": async (argv) => (await import("./models.js")).fetchModel(argv),
   "bench ingest": async (argv) => (await import("./bench/ingest.js")).benchIngest(argv),
   "bench runner": async (argv) => (await import("./bench/runner.js")).benchRunner(argv),
   "bench records": async (argv) => (await import("./bench/records.js")).benchRecords(argv),
@@ -104,8 +105,11 @@ if (first === undefined) {
   console.log(benchHelp());
 } else {
   if (first === "bench" && rest[0] === undefined) usageError("bench", `which benchmark? ${BENCH_NAMES}`);
-  const name = first === "bench" ? `bench ${rest[0]}` : first;
-  const argv = first === "bench" ? rest.slice(1) : rest;
+  // a command of two words (`bench stt`, `models fetch`) before one of one word (`models`)
+  const twoWords =
+    rest[0] !== undefined && (first === "bench" || COMMANDS.some((c) => c.name === `${first} ${rest[0]}`));
+  const name = twoWords ? `${first} ${rest[0]}` : first;
+  const argv = twoWords ? rest.slice(1) : rest;
   const usage = COMMANDS.find((c) => c.name === name);
   if (!usage) {
     if (first === "bench")

@@ -53,7 +53,6 @@ export function modelTable(models: readonly ModelInfo[]): string {
 }
 
 export function models(argv: string[]): void {
-  if (argv[0] === "fetch") fetchModel(argv.slice(1));
   const { values } = parseCommand(MODELS, argv);
   const r = listModels();
   if (!r.ok) fail(r.message);
