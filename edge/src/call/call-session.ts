@@ -80,6 +80,8 @@ export class CallSession implements DurableObject {
       log: (level, key, msg, fields) => this.log.once(`events:${key}`, level, msg, fields),
       // the record gets the call's one transcript (edge utterance ids, no runner-restart repeats)
       onDelivered: (e) => this.ledger.onEvent(e),
+      // ids the record already holds are never given again, even by an object that restarted
+      firstUtteranceN: () => this.ledger.nextUtteranceN(),
     });
     this.stats = new CallStatsRecorder(ctx.storage, this.config.blockMs, () => ({
       ingest: this.ingest.counters(),
