@@ -4,8 +4,10 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { SettingError, streamTwiml, validateTwilioSignature } from "@ozen/shared";
+import { SettingError, callSidProblem, streamTwiml, validateTwilioSignature } from "@ozen/shared";
 import { logRefusal, requireToken } from "./auth.js";
+import { callObject, requireCallSid } from "./call-sid.js";
+import { callObjectRequest } from "./call/call-object-route.js";
 import { CALL_TOKEN_PARAMETER, callToken } from "./call/call-token.js";
 import { configFor, streamUrl } from "./config.js";
 import type { AppEnv } from "./env.js";
@@ -16,8 +18,6 @@ export { CallSession } from "./call/call-session.js";
 export { NaiveCallSession } from "./call/naive-session.js";
 export { EdgeMetrics } from "./edge-metrics.js";
 export { AccountHub } from "./events/account-hub.js";
-
-const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
 
 const app = new Hono<AppEnv>();
 
@@ -56,7 +56,8 @@ app.post("/twilio/voice", async (c) => {
     }
   }
   const callSid = form.get("CallSid") ?? "";
-  if (!CALL_SID.test(callSid)) return c.text("CallSid is missing or malformed", 400);
+  const problem = callSidProblem(callSid);
+  if (problem !== undefined) return c.text(problem, 400);
   const twiml = streamTwiml({
     mode: config.streamMode,
     streamUrl: streamUrl(config, callSid),
@@ -69,7 +70,8 @@ async function upgrade(c: Context<AppEnv>, path: string, ns: DurableObjectNamesp
   const config = c.get("config");
   const callSid = c.req.param("callSid") ?? "";
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return c.text("expected a WebSocket upgrade", 426);
-  if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
+  const problem = callSidProblem(callSid);
+  if (problem !== undefined) return c.text(problem, 400);
   if (config.verifySignatures) {
     // Twilio signs the wss:// URL exactly as it appeared in <Stream url>, with no params
     const signed = streamUrl(config, callSid, path);
@@ -77,7 +79,7 @@ async function upgrade(c: Context<AppEnv>, path: string, ns: DurableObjectNamesp
       return forbidden(c, "stream_bad_signature", "X-Twilio-Signature on the upgrade does not match");
     }
   }
-  return ns.get(ns.idFromName(callSid)).fetch(c.req.raw);
+  return callObject(ns, callSid).fetch(callObjectRequest("stream", callSid, c.req.raw));
 }
 
 app.get("/twilio/stream/:callSid", (c) => upgrade(c, "/twilio/stream/", c.env.CALL_SESSION));
@@ -95,13 +97,19 @@ mountRecords(app);
 
 // ---- the call API ----
 
-app.get("/calls/:callSid/stats", requireToken("calls"), (c) => {
-  const ns = c.req.query("naive") !== undefined ? c.env.NAIVE_SESSION : c.env.CALL_SESSION;
-  return ns.get(ns.idFromName(c.req.param("callSid"))).fetch(c.req.raw);
+app.get("/calls/:callSid/stats", requireToken("calls"), requireCallSid, (c) => {
+  const callSid = c.req.param("callSid");
+  if (c.req.query("naive") === undefined) {
+    return callObject(c.env.CALL_SESSION, callSid).fetch(callObjectRequest("stats", callSid));
+  }
+  // the benchmark's naive objects exist only where they can be streamed to
+  if (!c.get("config").benchNaive) return c.text("the naive benchmark handler is off (BENCH_NAIVE)", 404);
+  return callObject(c.env.NAIVE_SESSION, callSid).fetch(callObjectRequest("stats", callSid));
 });
-app.post("/calls/:callSid/clear", requireToken("calls"), (c) =>
-  c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
-);
+app.post("/calls/:callSid/clear", requireToken("calls"), requireCallSid, (c) => {
+  const callSid = c.req.param("callSid");
+  return callObject(c.env.CALL_SESSION, callSid).fetch(callObjectRequest("clear", callSid, c.req.raw));
+});
 app.get("/stats", requireToken("calls"), (c) =>
   c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/"),
 );

@@ -116,14 +116,15 @@ describe("ingest", () => {
   });
 
   it("refuses the call API without the bearer token", async () => {
-    expect((await fetch(`${edge.url}/calls/CA1/stats`)).status).toBe(401);
-    expect((await fetch(`${edge.url}/calls/CA1/stats`, { headers: { Authorization: "Bearer nope" } })).status).toBe(
-      401,
-    );
+    expect((await fetch(`${edge.url}/calls/${newIdentity().callSid}/stats`)).status).toBe(401);
+    expect(
+      (await fetch(`${edge.url}/calls/${newIdentity().callSid}/stats`, { headers: { Authorization: "Bearer nope" } }))
+        .status,
+    ).toBe(401);
   });
 
   it("serves the naive handler only when BENCH_NAIVE is on", async () => {
-    const streamUrl = `${PUBLIC.replace("http", "ws")}/twilio/stream-naive/CA1`;
+    const streamUrl = `${PUBLIC.replace("http", "ws")}/twilio/stream-naive/${newIdentity().callSid}`;
     await expect(openStream({ edgeUrl: edge.url, authToken: AUTH, streamUrl })).rejects.toThrow(/404/);
   });
 });

@@ -12,6 +12,7 @@
 import { MediaIngest } from "@ozen/shared";
 import type { MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
+import { callObjectRoute } from "./call-object-route.js";
 import { configFor } from "../config.js";
 import type { EdgeConfig } from "../config.js";
 import { CallLedger } from "../records/ledger.js";
@@ -91,18 +92,30 @@ export class CallSession implements DurableObject {
     }));
   }
 
+  /** The Worker's requests, by the operation it names (`call-object-route.ts`). */
   async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname.endsWith("/stats")) return Response.json(await this.stats.read(this.holdsCall));
-    if (url.pathname.endsWith("/record")) return Response.json(this.ledger.view());
-    if (url.pathname.endsWith("/events")) {
-      if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(url);
-      return Response.json({ events: this.events.recent() });
+    const route = callObjectRoute(request);
+    if (!route) return new Response("not a call object operation", { status: 404 });
+    switch (route.op) {
+      case "stats":
+        return Response.json(await this.stats.read(this.holdsCall));
+      case "record":
+        return Response.json(this.ledger.view());
+      case "events":
+        if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(route.url);
+        return Response.json({ events: this.events.recent() });
+      case "clear": {
+        if (request.method !== "POST") return new Response("clear is a POST", { status: 405 });
+        const sent = this.bargeIn("api");
+        return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
+      }
+      case "stream":
+        return this.acceptStream(request, route.callSid);
     }
-    if (url.pathname.endsWith("/clear") && request.method === "POST") {
-      const sent = this.bargeIn("api");
-      return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
-    }
+  }
+
+  /** Twilio's Media Streams upgrade (its signature checked by the Worker): one stream per call (409). */
+  private acceptStream(request: Request, callSid: string): Response {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
@@ -113,7 +126,7 @@ export class CallSession implements DurableObject {
     const [client, server] = [pair[0], pair[1]];
     server.accept();
     this.twilio = server;
-    this.stats.callSid = decodeURIComponent(url.pathname.split("/").pop() ?? "");
+    this.stats.callSid = callSid;
     server.addEventListener("message", (ev) => this.onTwilioMessage(ev.data));
     server.addEventListener("close", (ev) => void this.end(`twilio closed the socket (${ev.code})`, true));
     server.addEventListener("error", () => void this.end("twilio socket error", true));
