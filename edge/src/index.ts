@@ -8,7 +8,7 @@ import { SettingError, callSidProblem, streamTwiml, validateTwilioSignature } fr
 import { logRefusal, requireToken } from "./auth.js";
 import { callObject, requireCallSid } from "./call-sid.js";
 import { callObjectRequest } from "./call/call-object-route.js";
-import { CALL_TOKEN_PARAMETER, callToken } from "./call/call-token.js";
+import { CALL_TOKEN_PARAMETER, mintCallToken } from "./call/call-token.js";
 import { configFor, streamUrl } from "./config.js";
 import type { AppEnv } from "./env.js";
 import { mountRecords } from "./records/records-api.js";
@@ -58,10 +58,14 @@ app.post("/twilio/voice", async (c) => {
   const callSid = form.get("CallSid") ?? "";
   const problem = callSidProblem(callSid);
   if (problem !== undefined) return c.text(problem, 400);
+  const token = await mintCallToken(config.callTokenSecret, callSid, {
+    nowMs: Date.now(),
+    ttlMs: config.callTokenTtlMs,
+  });
   const twiml = streamTwiml({
     mode: config.streamMode,
     streamUrl: streamUrl(config, callSid),
-    parameters: { [CALL_TOKEN_PARAMETER]: await callToken(config.callTokenSecret, callSid) },
+    parameters: { [CALL_TOKEN_PARAMETER]: token },
   });
   return c.body(twiml, 200, { "Content-Type": "text/xml" });
 });

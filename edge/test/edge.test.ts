@@ -134,7 +134,7 @@ describe("webhook", () => {
     const identity = newIdentity();
     const twiml = await requestTwiml({ edgeUrl: edge.url, publicUrl: PUBLIC, authToken: AUTH, identity });
     expect(twiml).toMatchObject({ mode: "connect", streamUrl: `ws://127.0.0.1:1/twilio/stream/${identity.callSid}` });
-    expect(twiml.parameters["ozen_token"]).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    expect(twiml.parameters["ozen_token"]).toMatch(/^v1\.\d+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
   });
 
   it("refuses a bad or missing signature with 403 and counts it", async () => {
