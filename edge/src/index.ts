@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { SettingError, callSidProblem, streamTwiml, validateTwilioSignature } from "@ozen/shared";
 import { logRefusal, requireToken } from "./auth.js";
+import { VOICE_BODY_MAX_BYTES, readBoundedText } from "./bounded-body.js";
 import { callObject, requireCallSid } from "./call-sid.js";
 import { callObjectRequest } from "./call/call-object-route.js";
 import { CALL_TOKEN_PARAMETER, mintCallToken } from "./call/call-token.js";
@@ -43,15 +44,29 @@ function forbidden(c: Context<AppEnv>, counter: string, why: string): Response {
 
 app.get("/healthz", (c) => c.text("ok"));
 
-/** Twilio's voice webhook: answers TwiML that streams the call to this edge. */
+/**
+ * Twilio's voice webhook: answers TwiML that streams the call to this edge. Limits before work:
+ * no signature header is refused before the body is read; the body is read up to
+ * VOICE_BODY_MAX_BYTES (413 past it); the signature (over the URL and the form) is checked
+ * before anything in the form is used.
+ */
 app.post("/twilio/voice", async (c) => {
   const config = c.get("config");
-  const form = new URLSearchParams(await c.req.text());
-  const params: Record<string, string[]> = {};
-  for (const [k, v] of form) (params[k] ??= []).push(v);
+  const signature = c.req.header("x-twilio-signature");
+  if (config.verifySignatures && !signature) {
+    return forbidden(c, "webhook_bad_signature", "no X-Twilio-Signature");
+  }
+  const body = await readBoundedText(c.req.raw, VOICE_BODY_MAX_BYTES);
+  if (!body.ok) {
+    logRefusal(c, "webhook_too_large", body.message);
+    return c.text(`${body.message}; a Twilio voice webhook is a few KiB`, 413);
+  }
+  const form = new URLSearchParams(body.text);
   if (config.verifySignatures) {
+    const params: Record<string, string[]> = {};
+    for (const [k, v] of form) (params[k] ??= []).push(v);
     const url = config.publicBaseUrl + "/twilio/voice" + new URL(c.req.url).search;
-    if (!(await validateTwilioSignature(config.twilioAuthToken, c.req.header("x-twilio-signature"), url, params))) {
+    if (!(await validateTwilioSignature(config.twilioAuthToken, signature, url, params))) {
       return forbidden(c, "webhook_bad_signature", "X-Twilio-Signature does not match");
     }
   }

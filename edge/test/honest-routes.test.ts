@@ -3,9 +3,14 @@
  * CallSid is Twilio's (`CA` + 32 hex digits) before any object is touched (400), the call's object
  * answers only the operation the Worker names (a CallSid such as "stats" reaches no other
  * handler), the naive benchmark object only exists with BENCH_NAIVE=on, and the call API answers
- * 401 (never 403) to a missing or wrong token.
+ * 401 (never 403) to a missing or wrong token. The voice webhook does its checks before its work:
+ * no signature is refused before the body is read, and a body over 64 KiB is refused (413)
+ * without being read to its end.
  */
+import { request as httpRequest } from "node:http";
+import type { IncomingHttpHeaders } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { computeTwilioSignature } from "@ozen/shared";
 import { newIdentity, requestTwiml } from "../../tools/src/simulator.js";
 import {
   API_TOKEN,
@@ -104,5 +109,87 @@ describe("the call API's token", () => {
       expect(res.status).toBe(401);
       expect(res.headers.get("www-authenticate")).toBe('Bearer realm="ozen"');
     }
+  });
+});
+
+/**
+ * A POST whose body is still being sent: `first` goes out, the rest never does. Resolves with
+ * the answer if it comes while the body is unfinished; rejects when none came in `withinMs`.
+ */
+function postUnfinished(
+  path: string,
+  headers: Record<string, string>,
+  first: Uint8Array,
+  withinMs = 5000,
+): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  const req = httpRequest(edge.url + path, { method: "POST", headers });
+  req.on("error", () => {}); // the edge may close the connection once it has answered
+  req.write(first);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`no answer in ${withinMs} ms while the body was still being sent`));
+    }, withinMs);
+    req.on("response", (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text });
+      });
+    });
+  });
+}
+
+const form = { "Content-Type": "application/x-www-form-urlencoded" };
+
+describe("the voice webhook's limits, before its work", () => {
+  it("refuses a request without X-Twilio-Signature (403) before reading its body", async () => {
+    const r = await postUnfinished(
+      "/twilio/voice",
+      { ...form, "Content-Length": String(64 * 1024 * 1024) },
+      new Uint8Array(1024),
+    );
+    expect(r.status).toBe(403);
+  });
+
+  it("refuses a body that declares more than 64 KiB (413) before reading it", async () => {
+    const before = (await edge.counters())["webhook_too_large"] ?? 0;
+    const r = await postUnfinished(
+      "/twilio/voice",
+      { ...form, "X-Twilio-Signature": "anything", "Content-Length": String(64 * 1024 * 1024) },
+      new Uint8Array(1024),
+    );
+    expect(r.status).toBe(413);
+    expect(r.text).toMatch(/^the body is 67108864 bytes, over the 65536-byte limit/);
+    await waitFor("webhook_too_large + 1", async () => (await edge.counters())["webhook_too_large"] === before + 1);
+  });
+
+  it("stops reading a body sent without a length once it passes 64 KiB (413)", async () => {
+    const r = await postUnfinished(
+      "/twilio/voice",
+      { ...form, "X-Twilio-Signature": "anything", "Transfer-Encoding": "chunked" },
+      new Uint8Array(65 * 1024).fill(0x61),
+    );
+    expect(r.status).toBe(413);
+    expect(r.text).toMatch(/^the body is over the 65536-byte limit/);
+  });
+
+  it("checks the signature over a body within the limit: a wrong one is 403, the right one gets TwiML", async () => {
+    const identity = newIdentity();
+    const params = { CallSid: identity.callSid, AccountSid: identity.accountSid, Padding: "x".repeat(60 * 1024) };
+    const url = PUBLIC_BASE_URL + "/twilio/voice";
+    const post = async (signature: string) =>
+      fetch(edge.url + "/twilio/voice", {
+        method: "POST",
+        headers: { ...form, "X-Twilio-Signature": signature },
+        body: new URLSearchParams(params),
+      });
+    expect((await post(await computeTwilioSignature("wrong", url, params))).status).toBe(403);
+    const ok = await post(await computeTwilioSignature(AUTH_TOKEN, url, params));
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain(`/twilio/stream/${identity.callSid}`);
   });
 });
