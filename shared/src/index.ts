@@ -20,3 +20,4 @@ export * from "./transcript/continuity.js";
 export * from "./auth/compare.js";
 export * from "./settings/settings.js";
 export * from "./settings/markdown.js";
+export * from "./audio/resample.js";
