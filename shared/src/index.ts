@@ -21,3 +21,7 @@ export * from "./auth/compare.js";
 export * from "./settings/settings.js";
 export * from "./settings/markdown.js";
 export * from "./audio/resample.js";
+export * from "./playback/format.js";
+export * from "./playback/pacing.js";
+export * from "./playback/player.js";
+export * from "./playback/twilio-buffer.js";
