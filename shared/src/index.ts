@@ -25,3 +25,4 @@ export * from "./playback/format.js";
 export * from "./playback/pacing.js";
 export * from "./playback/player.js";
 export * from "./playback/twilio-buffer.js";
+export * from "./transcript/barge-in.js";
