@@ -26,3 +26,4 @@ export * from "./playback/pacing.js";
 export * from "./playback/player.js";
 export * from "./playback/twilio-buffer.js";
 export * from "./transcript/barge-in.js";
+export * from "./audio/vad.js";

@@ -107,8 +107,11 @@ switch (command) {
       await benchStt(args);
       // every process and server it started is closed; a client socket left in keep-alive must not hold the exit
       process.exit(process.exitCode ?? 0);
+    } else if (what === "vad") {
+      const { benchVad } = await import("./bench/vad.js");
+      await benchVad(args);
     } else {
-      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout, stt`);
+      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout, stt, vad`);
     }
     break;
   }
