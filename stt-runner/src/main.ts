@@ -22,6 +22,7 @@ import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pa
 import { RelayServer } from "./relay-server.js";
 import { loadBesideGoogleSettings, loadServerSettings } from "./settings.js";
 import { TranscriptForwarder } from "./transcripts.js";
+import { withSpeechActivity } from "./speech-activity.js";
 import type { Log } from "./relay-server.js";
 import type { Engine } from "./engines/engine.js";
 
@@ -124,7 +125,8 @@ async function makeEngine(name: string): Promise<Engine> {
 
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`port ${JSON.stringify(values.port)} is not a TCP port`);
-const engine = await makeEngine(values.engine);
+// speech.started / speech.ended for every engine (docs/agent-control.md)
+const engine = withSpeechActivity(await makeEngine(values.engine));
 const server = new RelayServer({
   engine,
   port,
