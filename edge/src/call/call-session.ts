@@ -25,6 +25,9 @@ import { RELAY_SAMPLE_RATE_HZ, runnerLink } from "./runner-link.js";
 import type { RelayLink } from "./relay-link.js";
 import { CallStatsRecorder } from "./stats-recorder.js";
 import { CallLog } from "./call-log.js";
+import { CallVoice } from "./playback.js";
+import { ControlDesk } from "../events/control.js";
+import { CONTROL_HEADER } from "../events/subscriptions.js";
 import type { Env } from "../env.js";
 
 export type { CallState, CallStats } from "./stats.js";
@@ -54,6 +57,10 @@ export class CallSession implements DurableObject {
   /** The call's record, its D1 copy and its webhooks (`ledger.ts`). */
   private readonly ledger: CallLedger;
   private readonly log = new CallLog(() => this.stats.callSid);
+  /** The agent's voice: its audio to Twilio, barge-in, playback events (`playback.ts`). */
+  private readonly voice: CallVoice;
+  /** Which subscriber socket controls the voice, and its messages (`control.ts`). */
+  private readonly control: ControlDesk;
   private twilio: WebSocket | undefined;
   private relay: RelayLink | undefined;
 
@@ -81,11 +88,25 @@ export class CallSession implements DurableObject {
       // the record gets the call's one transcript (edge utterance ids, no runner-restart repeats)
       onDelivered: (e) => this.ledger.onEvent(e),
     });
+    this.voice = new CallVoice({
+      config: this.config.voice,
+      canPlay: this.outbound.canPlay,
+      sendClear: () => void this.outbound.clear(),
+      send: (text) => this.sendToTwilio(text),
+      streamSid: () => this.outbound.streamSid,
+      callSid: () => this.stats.callSid,
+      audioMs: () => this.ingest.audioMs,
+      streaming: () => this.stats.state === "streaming" && this.twilio !== undefined,
+      emit: (e) => this.events.fromEdge(this.stats.callSid, e),
+      log: (...line) => this.log.line(...line),
+    });
+    this.control = new ControlDesk(this.voice, () => this.bargeIn("agent"));
     this.stats = new CallStatsRecorder(ctx.storage, this.config.blockMs, () => ({
       ingest: this.ingest.counters(),
       outbound: this.outbound.counters(),
       relay: this.relay,
       eventStream: this.events.snapshot(),
+      voice: { ...this.voice.stats(), control: this.control.counters },
     }));
   }
 
@@ -94,9 +115,11 @@ export class CallSession implements DurableObject {
     if (url.pathname.endsWith("/stats")) return Response.json(await this.stats.read(this.holdsCall));
     if (url.pathname.endsWith("/record")) return Response.json(this.ledger.view());
     if (url.pathname.endsWith("/events")) {
-      if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(url);
+      if (request.headers.get("Upgrade")?.toLowerCase() === "websocket")
+        return this.events.subscribe(url, this.control.socket(request.headers.get(CONTROL_HEADER) === "1"));
       return Response.json({ events: this.events.recent() });
     }
+    if (url.pathname.endsWith("/play") && request.method === "POST") return this.voice.playHttp(request, url);
     if (url.pathname.endsWith("/clear") && request.method === "POST") {
       const sent = this.bargeIn("api");
       return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
@@ -151,7 +174,17 @@ export class CallSession implements DurableObject {
           void this.end("twilio stop", false);
           break;
         case "mark":
-          this.outbound.onMarkEcho(e.mark.name);
+          if (!this.voice.onMarkEcho(e.mark.name)) this.outbound.onMarkEcho(e.mark.name);
+          break;
+        case "dtmf":
+          this.events.fromEdge(this.stats.callSid, {
+            v: 1,
+            type: "dtmf",
+            callSid: this.stats.callSid,
+            wallMs: Date.now(),
+            digit: e.dtmf.digit,
+            audioMs: this.ingest.audioMs,
+          });
           break;
         case "close":
           this.closeTwilio(e.code, e.reason);
@@ -171,6 +204,7 @@ export class CallSession implements DurableObject {
     const t0 = performance.now();
     if (this.options.perFrame) this.options.perFrame(m, this.frameOut);
     else this.ingest.takeAudio(m, nowMs);
+    this.voice.audioArrived(this.ingest.audioMs, nowMs);
     this.stats.decoded(performance.now() - t0);
     this.relaySealed();
     this.stats.persistEvery(nowMs);
@@ -240,10 +274,10 @@ export class CallSession implements DurableObject {
     this.stats.persist(Date.now());
   }
 
-  /** Barge-in: Twilio drops the agent's queued audio and echoes every pending mark. */
+  /** A clear (the API, the agent, the runner): Twilio drops the agent's audio, the edge its queue. */
   private bargeIn(by: string): boolean {
     // an ended call's socket is gone (or going): nothing to clear, and the caller must hear so
-    if (this.stats.state !== "streaming" || !this.twilio || !this.outbound.clear()) return false;
+    if (this.stats.state !== "streaming" || !this.twilio || !this.voice.clear("clear")) return false;
     this.log.line("info", "barge-in: clear sent", { by, pendingMarks: this.outbound.pendingMarkCount });
     return true;
   }
@@ -257,6 +291,7 @@ export class CallSession implements DurableObject {
         // counted, then into the call's event stream
         this.stats.countEvent(m.event.type);
         this.events.fromRunner(this.stats.callSid, m.event);
+        this.voice.onTranscriptEvent(m.event);
         break;
       case "goaway":
         this.log.line("info", "runner is draining; the link reconnects", { reason: m.reason });
@@ -304,6 +339,8 @@ export class CallSession implements DurableObject {
     }
     // the runner says call.ended when it is done; when it could not, the edge records it
     // (and tells the subscribers: it is gone, or the link closed before its call.ended came)
+    // what the agent still had playing is cleared, said before call.ended
+    this.voice.end();
     this.events.callEnded(stats.callSid, endReason);
     this.ledger.finish(endReason, Date.now());
     closeQuietly(this.twilio, 1000, "call ended");
