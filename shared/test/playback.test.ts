@@ -226,6 +226,13 @@ describe("PlayoutPacer", () => {
     expect(p.bufferedMs(500)).toBe(0);
   });
 
+  it("believes no echo that says Twilio played faster than real time", () => {
+    const p = new PlayoutPacer({ leadMs: 1000, frameMs: 20 });
+    p.sent(1000, 0);
+    p.echoed(1000, 5); // a Twilio that echoes on receipt
+    expect(p.bufferedMs(5)).toBe(995);
+  });
+
   it("starts the clock again when audio goes into an empty buffer", () => {
     const p = new PlayoutPacer({ leadMs: 1000, frameMs: 20 });
     p.sent(100, 0);

@@ -161,6 +161,8 @@ export class CallEventStream {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     server.accept();
+    // binary frames (agent audio) as ArrayBuffers, not Blobs (the standard default in newer workerd)
+    (server as unknown as { binaryType: string }).binaryType = "arraybuffer";
     const s = subscribeSocket(this.fanout, server, hooks);
     if (after !== undefined) s.replay(this.held.filter((d) => d.n > after));
     if (this.ended) s.closeWhenDrained(1000, "call ended");

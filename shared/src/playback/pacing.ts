@@ -24,6 +24,9 @@ export class PlayoutPacer {
   /** What Twilio had played (ms on the same offset) at `anchorWallMs`. */
   private anchorPlayedMs = 0;
   private anchorWallMs = 0;
+  /** Where (offset) and when (wall) Twilio's buffer last went from empty to playing. */
+  private runStartMs = 0;
+  private runStartWallMs = 0;
 
   constructor(readonly o: PacerOptions) {}
 
@@ -52,6 +55,8 @@ export class PlayoutPacer {
     if (this.bufferedMs(nowMs) <= 0) {
       this.anchorPlayedMs = this.sentEndMs;
       this.anchorWallMs = nowMs;
+      this.runStartMs = this.sentEndMs;
+      this.runStartWallMs = nowMs;
     }
     this.sentEndMs += ms;
   }
@@ -59,11 +64,12 @@ export class PlayoutPacer {
   /**
    * Twilio echoed, at `nowMs`, a mark that was sent at offset `markMs`: the audio before it has
    * played. The estimate restarts from there (an echo is late by the network, so this errs
-   * towards more audio buffered, never less).
+   * towards more audio buffered, never less). An echo cannot mean Twilio played faster than real
+   * time since its buffer last started: an early echo is believed only that far.
    */
   echoed(markMs: number, nowMs: number): void {
     if (markMs > this.sentEndMs) return;
-    this.anchorPlayedMs = markMs;
+    this.anchorPlayedMs = Math.min(markMs, this.runStartMs + Math.max(0, nowMs - this.runStartWallMs));
     this.anchorWallMs = nowMs;
   }
 
@@ -71,6 +77,8 @@ export class PlayoutPacer {
   cleared(nowMs: number): void {
     this.anchorPlayedMs = this.sentEndMs;
     this.anchorWallMs = nowMs;
+    this.runStartMs = this.sentEndMs;
+    this.runStartWallMs = nowMs;
   }
 
   /** When one more frame may go (wall ms), for a caller that has frames waiting. */
