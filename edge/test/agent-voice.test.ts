@@ -4,17 +4,33 @@
  * onset; DTMF events; and the bad input (each beside a bystander call that must not notice).
  * The runner is real, with the speech activity detector in front of a recording engine.
  */
+import { createServer } from "node:http";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { decodeMulaw, encodeMulaw, wavBytes } from "@ozen/shared";
 import { RelayServer, TranscriptForwarder, withSpeechActivity } from "@ozen/stt-runner";
-import { API_TOKEN, Bystander, RecordingEngine, TwilioCall, bearer, sleep, startTestEdge, waitFor } from "./helpers.js";
+import {
+  API_TOKEN,
+  AUTH_TOKEN,
+  Bystander,
+  PUBLIC_BASE_URL,
+  RecordingEngine,
+  TwilioCall,
+  bearer,
+  sleep,
+  startTestEdge,
+  waitFor,
+} from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 import { refusedUpgrade } from "./transcripts.js";
+import { newIdentity, placeCall } from "../../tools/src/simulator.js";
 
 const READ_ONLY = "read-only-token";
 
 let server: RelayServer;
+let runnerPort = 0;
 let edge: TestEdge;
 const engine = new RecordingEngine();
 
@@ -26,6 +42,7 @@ beforeAll(async () => {
     listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: "recording", send, clock }),
   });
   const port = await server.listen();
+  runnerPort = port;
   edge = await startTestEdge({
     RUNNER_URL: `ws://127.0.0.1:${port}/relay`,
     GREETING: "agent",
@@ -54,8 +71,12 @@ class Agent {
   }
 
   static connect(callSid: string, o: { control?: boolean; token?: string } = {}): Promise<Agent> {
-    const q = o.control === false ? "" : "?control=1";
-    const ws = new WebSocket(`${edge.url.replace(/^http/, "ws")}/calls/${callSid}/events${q}`, {
+    return Agent.connectTo(edge, callSid, o);
+  }
+
+  static connectTo(on: TestEdge, callSid: string, o: { control?: boolean; token?: string } = {}): Promise<Agent> {
+    const q = o.control === false ? "?since=0" : "?control=1&since=0";
+    const ws = new WebSocket(`${on.url.replace(/^http/, "ws")}/calls/${callSid}/events${q}`, {
       headers: { Authorization: `Bearer ${o.token ?? API_TOKEN}` },
     });
     const agent = new Agent(ws);
@@ -257,6 +278,84 @@ describe("an agent speaks", () => {
     await sleep(200);
     expect(call.events("media")).toEqual([]);
     expect(await call.hangUp()).toBe(1000);
+  });
+});
+
+describe("a per-account greeting file (GREETING_ACCOUNTS)", () => {
+  let files: Server;
+  let greeted: TestEdge;
+  const greeting = tone(16000, 400, 600, 5000);
+  let fetches = 0;
+
+  beforeAll(async () => {
+    files = createServer((_req, res) => {
+      fetches++;
+      res.writeHead(200, { "Content-Type": "audio/wav" });
+      res.end(Buffer.from(wavBytes(greeting, 16000)));
+    });
+    await new Promise<void>((r) => files.listen(0, "127.0.0.1", () => r()));
+    const { port } = files.address() as AddressInfo;
+    greeted = await startTestEdge({
+      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      GREETING_ACCOUNTS: JSON.stringify({ ["AC" + "0".repeat(32)]: `http://127.0.0.1:${port}/hello.wav` }),
+    });
+  });
+  afterAll(async () => {
+    await greeted?.close();
+    await new Promise((r) => files?.close(r));
+  });
+
+  it("plays the account's file instead of the chime, as utterance `greeting`, fetched once", async () => {
+    for (let i = 0; i < 2; i++) {
+      const call = await TwilioCall.start(greeted);
+      const sub = await waitFor("a subscriber", () => Agent.connectTo(greeted, call.callSid, { control: false }));
+      await waitFor("the greeting to finish", () => sub.of("playback.finished")[0]);
+      expect(sub.of("playback.started")[0]).toMatchObject({ playId: "greeting" });
+      expect(Math.abs(mediaBytes(call) - 3200)).toBeLessThanOrEqual(160);
+      expect(call.events("mark").some((m) => m.mark?.name === "greeting")).toBe(false);
+      expect(await call.hangUp()).toBe(1000);
+      sub.close();
+    }
+    expect(fetches).toBe(1);
+  });
+});
+
+describe("ozen call plays the caller faithfully", () => {
+  it("hears the agent's audio in order, in real time, marks echoed only after it played", async () => {
+    const identity = newIdentity();
+    const mulaw = encodeMulaw(tone(8000, 1500, 500, 7000));
+    let echoedAtMs = 0;
+    let mediaAtMs = 0;
+    const calling = placeCall({
+      edgeUrl: edge.url,
+      publicUrl: PUBLIC_BASE_URL,
+      authToken: AUTH_TOKEN,
+      audio: new Uint8Array(8000 * 3).fill(0xff),
+      identity,
+      keepHeard: true,
+      onMessage: (m, at) => {
+        const e = m as { event?: string };
+        if (e.event === "media" && mediaAtMs === 0) mediaAtMs = at;
+      },
+    });
+    await waitFor("the call to stream", async () => (await edge.callStats(identity.callSid)).state === "streaming");
+    const agent = await Agent.connect(identity.callSid, { control: false });
+    const res = await fetch(`${edge.url}/calls/${identity.callSid}/play?id=sim`, {
+      method: "POST",
+      headers: { ...bearer, "Content-Type": "audio/x-mulaw" },
+      body: Buffer.from(mulaw),
+    });
+    expect(res.status).toBe(200);
+    const finished = await waitFor("playback.finished", () => agent.of("playback.finished")[0], 10_000);
+    echoedAtMs = finished.wallMs as number;
+    const r = await calling;
+    // the end mark came back only once 1.5 s had played (Twilio's buffer in real time)
+    expect(echoedAtMs - (performance.timeOrigin + mediaAtMs)).toBeGreaterThanOrEqual(1400);
+    // the caller heard exactly the agent's bytes, once, in order (silence around them)
+    const heard = r.heard!;
+    const first = heard.findIndex((b) => b !== 0xff);
+    expect([...heard.subarray(first, first + mulaw.length)]).toEqual([...mulaw]);
+    expect(r.outboundBufferMsMax).toBeLessThanOrEqual(1000 + 20);
   });
 });
 

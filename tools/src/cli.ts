@@ -1,6 +1,7 @@
 /**
  * ozen: the project's command line.
- *   ozen call URL --audio FILE [--calls N] ...   place simulated Twilio calls against an edge
+ *   ozen call URL --audio FILE [--calls N] [--heard FILE] ...   place simulated Twilio calls against an edge
+ *                                                (--heard: what the caller heard, as a WAV)
  *   ozen bench ingest --calls N --seconds S --json FILE
  *   ozen bench fanout [--subscribers N] [--rates R1,R2,..] [--seconds S] --json FILE
  *   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N]
@@ -10,7 +11,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { percentile } from "@ozen/shared";
+import { decodeMulaw, percentile, wavBytes } from "@ozen/shared";
 import { loadAudio8k } from "./audio.js";
 import { fail, positive } from "./args.js";
 import { placeCalls } from "./simulator.js";
@@ -30,6 +31,7 @@ async function call(argv: string[]): Promise<void> {
       "warmup-ms": { type: "string" },
       json: { type: "string" },
       phases: { type: "boolean" },
+      heard: { type: "string" },
     },
   });
   const url = positionals[0];
@@ -40,6 +42,7 @@ async function call(argv: string[]): Promise<void> {
   const audio = loadAudio8k(values.audio);
   const calls = positive("calls", values.calls, 1);
   const verbose = calls === 1 && !values.json;
+  if (values.heard && calls !== 1) fail("--heard FILE records one call: use it with --calls 1");
   const t0 = performance.now();
   const out = await placeCalls({
     edgeUrl: url.replace(/\/$/, ""),
@@ -59,7 +62,10 @@ async function call(argv: string[]): Promise<void> {
         }
       : undefined,
     onPhase: values.phases ? (phase, frames) => console.log(`PHASE ${phase} ${frames}`) : undefined,
+    keepHeard: values.heard !== undefined,
   });
+  const heard = out.results[0]?.heard;
+  if (values.heard && heard) writeFileSync(values.heard, wavBytes(decodeMulaw(heard), 8000));
   const acks = out.results.flatMap((r) => r.ackMs);
   const greetings = out.results.map((r) => r.greetingMs).filter((x): x is number => x !== null);
   const summary = {

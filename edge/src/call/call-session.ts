@@ -239,7 +239,10 @@ export class CallSession implements DurableObject {
     if (callSid !== this.stats.callSid)
       this.log.once("callsid", "warn", "start.callSid differs from the stream URL's; using the URL's");
     // the greeting first: it is what the caller hears, and it needs nothing from the network
-    this.outbound.playGreeting(t0);
+    // (an account's own greeting file is fetched once per isolate, then played as an utterance)
+    const greetingUrl =
+      this.config.greeting === "asset" ? this.config.voice.greetingUrls.get(m.start.accountSid) : undefined;
+    if (!greetingUrl) this.outbound.playGreeting(t0);
     const { [CALL_TOKEN_PARAMETER]: token, ...params } = customParameters;
     // audio is taken from now on and held in the link until the token is checked
     const relay = (this.relay = runnerLink(this.config, this.stats.callSid, m, params, {
@@ -253,6 +256,7 @@ export class CallSession implements DurableObject {
       log: (...line) => this.log.line(...line),
     }));
     this.stats.state = "streaming";
+    if (greetingUrl) void this.voice.playGreetingFile(greetingUrl).then((ok) => ok || this.outbound.playGreeting(t0));
     if (
       this.config.verifySignatures &&
       !(await verifyCallToken(this.config.callTokenSecret, this.stats.callSid, token))

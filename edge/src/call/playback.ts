@@ -230,6 +230,28 @@ export class CallVoice {
     return Response.json({ id, queuedMs: Math.round(this.player.queuedMs) });
   }
 
+  /**
+   * Plays the account's greeting file (`GREETING_ACCOUNTS`) as utterance `greeting`. The file is
+   * fetched once per isolate (cached); false when it could not be had (the caller plays the chime).
+   */
+  async playGreetingFile(url: string): Promise<boolean> {
+    const file = await greetingFile(url);
+    if (!file) {
+      this.o.log("warn", "greeting file could not be fetched; the built-in greeting plays", { url });
+      return false;
+    }
+    const res = await this.playHttp(
+      new Request("https://greeting/play", {
+        method: "POST",
+        headers: { "Content-Type": file.contentType },
+        body: file.bytes as Uint8Array<ArrayBuffer>,
+      }),
+      new URL("https://greeting/play?id=greeting"),
+    );
+    if (!res.ok) this.o.log("warn", "greeting file did not play", { url, status: res.status, error: await res.text() });
+    return true;
+  }
+
   private blocked(): {
     readonly ok: false;
     readonly code: "not_streaming" | "cannot_play";
@@ -313,6 +335,33 @@ export class CallVoice {
     const base = { v: 1 as const, callSid: this.o.callSid(), wallMs: Date.now(), audioMs: this.o.audioMs() };
     for (const n of notes) this.o.emit({ ...base, ...n });
   }
+}
+
+/** Greeting files by URL, fetched once per isolate; a failed fetch is tried again by the next call. */
+const greetingFiles = new Map<string, Promise<{ contentType: string; bytes: Uint8Array } | null>>();
+/** A greeting file larger than this is refused (a minute of 16 kHz PCM is 1.9 MB). */
+const MAX_GREETING_BYTES = 4 << 20;
+
+function greetingFile(url: string): Promise<{ contentType: string; bytes: Uint8Array } | null> {
+  let p = greetingFiles.get(url);
+  if (!p) {
+    p = (async () => {
+      try {
+        const res = await fetch(url);
+        if (!res.ok) return null;
+        const bytes = new Uint8Array(await res.arrayBuffer()) as Uint8Array<ArrayBuffer>;
+        if (bytes.length > MAX_GREETING_BYTES) return null;
+        return { contentType: res.headers.get("Content-Type") ?? "audio/wav", bytes };
+      } catch {
+        return null;
+      }
+    })();
+    greetingFiles.set(url, p);
+    void p.then((f) => {
+      if (!f) greetingFiles.delete(url);
+    });
+  }
+  return p;
 }
 
 function keep(list: number[], v: number): void {

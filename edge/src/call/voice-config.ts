@@ -2,7 +2,7 @@
  * Settings of the agent's voice (`docs/agent-control.md`): barge-in, pacing and the queue of
  * agent audio per call. Read with the rest of the edge's config (`config.ts`).
  */
-import { BARGE_IN_MODES, readSettings, setting } from "@ozen/shared";
+import { BARGE_IN_MODES, SettingError, readSettings, setting } from "@ozen/shared";
 import type { BargeInMode, SettingsEnv } from "@ozen/shared";
 
 export interface VoiceConfig {
@@ -11,6 +11,8 @@ export interface VoiceConfig {
   readonly leadMs: number;
   /** Agent audio waiting at the edge per call, at most, ms. */
   readonly queueMs: number;
+  /** A greeting file's URL per Twilio AccountSid (played instead of the built-in chime). */
+  readonly greetingUrls: ReadonlyMap<string, string>;
 }
 
 export const VOICE_SETTINGS = {
@@ -32,9 +34,46 @@ export const VOICE_SETTINGS = {
     min: 1000,
     max: 600_000,
   }),
+  GREETING_ACCOUNTS: setting.string({
+    description:
+      'Per Twilio AccountSid, a greeting file played instead of the chime with `GREETING=asset`: JSON `{"AC...": "https://host/greeting.wav"}` (a WAV or raw audio as `POST /calls/{CallSid}/play` takes it; fetched once per isolate).',
+  }),
 } as const;
+
+const GREETING_SHAPE = 'JSON {"AC...": "https://host/file.wav", ...}';
+
+function greetingUrls(raw: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (raw === undefined) return out;
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new SettingError({
+      setting: "GREETING_ACCOUNTS",
+      value: raw,
+      problem: "is not JSON",
+      expected: GREETING_SHAPE,
+    });
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new SettingError({ setting: "GREETING_ACCOUNTS", value: raw, expected: GREETING_SHAPE });
+  }
+  for (const [account, url] of Object.entries(v)) {
+    if (typeof url !== "string" || !/^https?:\/\/[^/?#]+/.test(url)) {
+      throw new SettingError({ setting: `GREETING_ACCOUNTS.${account}`, value: url, expected: "an http(s) URL" });
+    }
+    out.set(account, url);
+  }
+  return out;
+}
 
 export function loadVoiceConfig(env: SettingsEnv): VoiceConfig {
   const s = readSettings(VOICE_SETTINGS, env);
-  return { bargeIn: s.BARGE_IN, leadMs: s.PLAYBACK_LEAD_MS, queueMs: s.PLAYBACK_QUEUE_MS };
+  return {
+    bargeIn: s.BARGE_IN,
+    leadMs: s.PLAYBACK_LEAD_MS,
+    queueMs: s.PLAYBACK_QUEUE_MS,
+    greetingUrls: greetingUrls(s.GREETING_ACCOUNTS),
+  };
 }
