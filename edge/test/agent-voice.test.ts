@@ -323,7 +323,8 @@ describe("a per-account greeting file (GREETING_ACCOUNTS)", () => {
 describe("ozen call plays the caller faithfully", () => {
   it("hears the agent's audio in order, in real time, marks echoed only after it played", async () => {
     const identity = newIdentity();
-    const mulaw = encodeMulaw(tone(8000, 1500, 500, 7000));
+    // no byte is 0xff (mu-law silence), so where the agent's audio starts is plain in what was heard
+    const mulaw = encodeMulaw(tone(8000, 1500, 500, 7000)).map((b) => (b === 0xff ? 0x7f : b));
     let echoedAtMs = 0;
     let mediaAtMs = 0;
     const calling = placeCall({
