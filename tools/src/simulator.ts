@@ -251,7 +251,6 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
     if (o.keepHeard) heard.push(step.heard);
     for (const name of step.echoes) if (ws.readyState === WebSocket.OPEN) ws.send(script.mark(name));
   };
-  let playout: ReturnType<typeof setInterval> | undefined;
 
   ws.on("message", (data) => {
     const at = performance.now();
@@ -291,7 +290,7 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
   ws.send(script.connected());
   startAt = performance.now();
   played(twilio.advance(0));
-  playout = setInterval(() => played(twilio.advance(callClockMs())), 10);
+  const playout = setInterval(() => played(twilio.advance(callClockMs())), 10);
   ws.send(script.start());
   t0 = performance.now();
   const totalFrames = Math.floor(o.audio.length / FRAME_BYTES);
