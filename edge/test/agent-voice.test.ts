@@ -24,7 +24,7 @@ import {
   waitFor,
 } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
-import { refusedUpgrade } from "./transcripts.js";
+import { WordEngine, refusedUpgrade, startTranscribingRunner } from "./transcripts.js";
 import { newIdentity, placeCall } from "../../tools/src/simulator.js";
 
 const READ_ONLY = "read-only-token";
@@ -277,6 +277,49 @@ describe("an agent speaks", () => {
     await call.play(encodeMulaw(new Int16Array(1600)), { speed: Infinity });
     await sleep(200);
     expect(call.events("media")).toEqual([]);
+    expect(await call.hangUp()).toBe(1000);
+  });
+});
+
+describe("barge-in with BARGE_IN=meaningful (the default)", () => {
+  let words: Awaited<ReturnType<typeof startTranscribingRunner>>;
+  let meaningfulEdge: TestEdge;
+
+  beforeAll(async () => {
+    words = await startTranscribingRunner(new WordEngine(20));
+    meaningfulEdge = await startTestEdge({ RUNNER_URL: `ws://127.0.0.1:${words.port}/relay`, GREETING: "agent" });
+  });
+  afterAll(async () => {
+    await meaningfulEdge?.close();
+    await words?.close();
+  });
+
+  // this engine gives no utterance start and the runner here runs no detector: the onset is the text's end
+  it("cuts the agent on the first meaningful partial, not before", async () => {
+    const call = await TwilioCall.start(meaningfulEdge);
+    const agent = await Agent.connectTo(meaningfulEdge, call.callSid);
+    await waitFor("control granted", () => agent.of("control")[0]);
+    agent.send({
+      type: "play",
+      id: "answer",
+      encoding: "mulaw",
+      sampleRate: 8000,
+      audio: b64(encodeMulaw(tone(8000, 3000))),
+    });
+    await waitFor("some media", () => mediaBytes(call) > 0);
+    await call.play(encodeMulaw(tone(8000, 1000, 300, 9000)), { speed: 1 });
+    const bargeIn = await waitFor("barge_in", () => agent.of("barge_in")[0], 5000);
+    const meaningful = agent.of("meaningful")[0]!;
+    expect(bargeIn).toMatchObject({
+      policy: "meaningful",
+      playId: "answer",
+      speechAudioMs: meaningful.audioStartMs ?? meaningful.audioEndMs,
+    });
+    expect(bargeIn.latencyMs).toEqual(expect.any(Number));
+    // partials before the meaningful one did not cut
+    const partialsBefore = agent.messages.findIndex((m) => m.type === "meaningful");
+    expect(agent.messages.slice(0, partialsBefore).some((m) => m.type === "barge_in")).toBe(false);
+    expect(agent.of("playback.cleared")[0]).toMatchObject({ playId: "answer", reason: "barge_in" });
     expect(await call.hangUp()).toBe(1000);
   });
 });
