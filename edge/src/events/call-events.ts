@@ -81,6 +81,8 @@ export interface CallEventStreamOptions {
   readonly log: (level: "warn" | "error", key: string, msg: string, fields?: Record<string, unknown>) => void;
   /** Each event delivered into the stream (after continuity), e.g. for the call's record. */
   readonly onDelivered?: (e: TranscriptEvent) => void;
+  /** The n of the call's first utterance id (one past any the call's record holds); default 1. */
+  readonly firstUtteranceN?: () => number;
 }
 
 export class CallEventStream {
@@ -117,7 +119,7 @@ export class CallEventStream {
   }
 
   private deliver(callSid: string, event: TranscriptEvent): void {
-    this.continuity ??= new TranscriptContinuity(callSid);
+    this.continuity ??= new TranscriptContinuity(callSid, { firstUtteranceN: this.o.firstUtteranceN?.() ?? 1 });
     const verdict = this.continuity.accept(event);
     if (!("event" in verdict)) return;
     const e = verdict.event;

@@ -9,7 +9,7 @@
  * while speech is on). Speech starts after `onsetMs` of speech frames (one quiet frame between
  * them is forgiven), dated back to the first of them; it ends after `hangoverMs` without one,
  * dated at the end of the last. The defaults were chosen with `ozen bench vad` against Silero
- * on real telephone audio (README, "Speech activity").
+ * on real telephone audio (docs/benchmarks.md, "Speech activity").
  */
 
 export interface VadOptions {

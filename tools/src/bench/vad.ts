@@ -11,10 +11,10 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { SpeechActivityDetector, percentile } from "@ozen/shared";
 import type { SpeechActivity, VadOptions } from "@ozen/shared";
-import { fail } from "../args.js";
+import { fail, parseCommand } from "../args.js";
+import { BENCH_VAD } from "../commands.js";
 import { loadAudio8k } from "../audio.js";
 
 const WHISPER_PYTHON = path.resolve("stt-runner", "whisper", ".venv", "bin", "python");
@@ -79,17 +79,7 @@ function filesOf(set: string): string[] {
 }
 
 export async function benchVad(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      set: { type: "string", multiple: true },
-      json: { type: "string" },
-      "margin-db": { type: "string" },
-      "min-dbfs": { type: "string" },
-      "onset-ms": { type: "string" },
-      "hangover-ms": { type: "string" },
-    },
-  });
+  const { values } = parseCommand(BENCH_VAD, argv);
   const sets = values.set ?? [
     path.join("..", "shared", "data", "vad", "aepyx_8k.wav"),
     path.join("..", "shared", "data", "en", "asterisk-8k"),
