@@ -16,6 +16,7 @@ import type { SpeechActivity, VadOptions } from "@ozen/shared";
 import { fail, parseCommand } from "../args.js";
 import { BENCH_VAD } from "../commands.js";
 import { loadAudio8k } from "../audio.js";
+import { evaluationPath } from "../speech-data.js";
 
 const WHISPER_PYTHON = path.resolve("stt-runner", "whisper", ".venv", "bin", "python");
 
@@ -80,10 +81,13 @@ function filesOf(set: string): string[] {
 
 export async function benchVad(argv: string[]): Promise<void> {
   const { values } = parseCommand(BENCH_VAD, argv);
-  const sets = values.set ?? [
-    path.join("..", "shared", "data", "vad", "aepyx_8k.wav"),
-    path.join("..", "shared", "data", "en", "asterisk-8k"),
-  ];
+  // the evaluation sets through the one place that locates speech (speech-data.ts)
+  const sets =
+    values.set ??
+    [evaluationPath("vad", "aepyx_8k.wav"), evaluationPath("en/asterisk-8k")].map((e) => {
+      if ("skip" in e) fail(e.skip);
+      return e.path;
+    });
   if (!existsSync(WHISPER_PYTHON)) fail(`${WHISPER_PYTHON} is missing: run make install (Silero is the reference)`);
   const opts: Partial<VadOptions> = {
     ...(values["margin-db"] ? { marginDb: Number(values["margin-db"]) } : {}),
