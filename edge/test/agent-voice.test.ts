@@ -515,6 +515,8 @@ describe("bad control input (a bystander call streams throughout)", () => {
     const call = await TwilioCall.start(edge);
     const first = await Agent.connect(call.callSid);
     await waitFor("first granted", () => first.of("control")[0]);
+    // the first leaves an utterance open: the takeover ends it, so the new one can speak
+    first.send({ type: "play", id: "theirs", encoding: "mulaw", sampleRate: 8000, audio: b64(new Uint8Array(400)) });
     const second = await Agent.connect(call.callSid);
     await waitFor("second granted", () => second.of("control")[0]);
     await waitFor("first told", () => first.of("control").find((m) => m.state === "lost"));
@@ -529,7 +531,8 @@ describe("bad control input (a bystander call streams throughout)", () => {
       audio: b64(new Uint8Array(800)),
       last: true,
     });
-    await waitFor("the new controller plays", () => second.of("playback.finished")[0]);
+    await waitFor("the new controller plays", () => second.of("playback.finished").find((e) => e.playId === "mine"));
+    expect(second.errors()).toEqual([]);
     // the old one still reads the call's events
     await waitFor("the old one reads", () => first.of("playback.finished")[0]);
     expect(await call.hangUp()).toBe(1000);

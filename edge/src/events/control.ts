@@ -106,6 +106,8 @@ export class ControlDesk {
         if (this.controller) {
           this.counters.takeovers++;
           this.controller.reply({ type: "control", state: "lost", reason: "another socket took control" });
+          // its open utterance ends as it is, so the new controller can speak
+          this.voice.controllerGone();
         }
         this.controller = { id, reply: r };
         this.counters.controllers++;
