@@ -87,6 +87,7 @@ export function requireToken(scope: TokenScope): MiddlewareHandler<AppEnv> {
       });
     }
     c.set("account", account);
+    c.set("mayControl", config.subscriptions.mayControl(token));
     await next();
   });
 }

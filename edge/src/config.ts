@@ -11,6 +11,8 @@ import { SUBSCRIPTION_SETTINGS, loadSubscriptionConfig } from "./events/subscrip
 import type { SubscriptionConfig } from "./events/subscription-config.js";
 import { RUNNER_AUTH_SETTINGS, loadRunnerAuth } from "./call/runner-auth.js";
 import type { RunnerAuthConfig } from "./call/runner-auth.js";
+import { VOICE_SETTINGS, loadVoiceConfig } from "./call/voice-config.js";
+import type { VoiceConfig } from "./call/voice-config.js";
 
 export interface EdgeConfig {
   /** `https://host` Twilio reaches; webhook and `wss://` stream URLs are built (and signed) from it. */
@@ -34,8 +36,10 @@ export interface EdgeConfig {
   readonly relayBackoffMaxMs: number;
   /** What the relay upgrade carries for the runner's platform (`runner-auth.ts`). */
   readonly runnerAuth: RunnerAuthConfig;
-  /** `asset`: the bundled greeting plays on `start` (bidirectional streams only); `none`: silence. */
-  readonly greeting: "asset" | "none";
+  /** `asset`: the bundled greeting plays on `start` (bidirectional streams only); `agent`: the agent speaks first; `none`: silence. */
+  readonly greeting: "asset" | "agent" | "none";
+  /** The agent's voice: barge-in, pacing, the queue (`voice-config.ts`). */
+  readonly voice: VoiceConfig;
   /** Bearer token for the HTTP API and the event streams; they answer 503 without one. */
   readonly apiToken: string;
   /** `block`: the edge sends Twilio a `mark` named `ozen-ack:{sequenceNumber}` per block (benchmarks). */
@@ -84,8 +88,9 @@ export const TWILIO_SETTINGS = {
     default: "connect",
   }),
   GREETING: setting.choice({
-    description: "`asset` plays `edge/assets/greeting.ulaw` on `start`; `none` plays nothing.",
-    values: ["asset", "none"],
+    description:
+      "`asset` plays `edge/assets/greeting.ulaw` on `start`; `agent` leaves the first words to the agent (it plays on `call.started`); `none` plays nothing.",
+    values: ["asset", "agent", "none"],
     default: "asset",
   }),
 } as const;
@@ -153,6 +158,7 @@ export const EDGE_SETTINGS: SettingsDeployable = {
       intro: "`API_TOKEN` opens the call API, the records API and the event streams; without it they answer 503.",
       settings: SUBSCRIPTION_SETTINGS,
     },
+    { title: "The agent's voice", intro: "`docs/agent-control.md`.", settings: VOICE_SETTINGS },
     { title: "Records (D1)", settings: DELIVERY_RECORDS_SETTINGS },
     { title: "Webhooks", settings: DELIVERY_WEBHOOK_SETTINGS },
     { title: "Benchmarks", settings: BENCH_SETTINGS },
@@ -190,6 +196,7 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     ingestAck: bench.INGEST_ACK,
     benchNaive: bench.BENCH_NAIVE,
     subscriptions,
+    voice: loadVoiceConfig(env),
     delivery: loadDeliveryConfig(env),
   };
 }

@@ -12,5 +12,5 @@ export interface Env {
   readonly [key: string]: unknown;
 }
 
-/** The hono app's types: the bindings, this isolate's config, and the account a token opened (`auth.ts`). */
-export type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig; account: string } };
+/** The hono app's types: the bindings, this isolate's config, the account a token opened and whether it may control calls (`auth.ts`). */
+export type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig; account: string; mayControl: boolean } };

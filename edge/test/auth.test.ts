@@ -35,6 +35,8 @@ const TOKEN_ROUTES: readonly TokenRoute[] = [
   { method: "GET", route: "/calls/:callSid/record", path: `/calls/${SID}/record`, okStatus: 404 },
   { method: "GET", route: "/calls/:callSid/stats", path: `/calls/${SID}/stats`, okStatus: 200 },
   { method: "POST", route: "/calls/:callSid/clear", path: `/calls/${SID}/clear`, okStatus: 409 },
+  // the agent's voice as a file: the call is not streaming, so 409
+  { method: "POST", route: "/calls/:callSid/play", path: `/calls/${SID}/play`, okStatus: 409 },
   { method: "GET", route: "/stats", path: "/stats", okStatus: 200 },
   { method: "GET", route: "/metrics", path: "/metrics", okStatus: 200 },
   // without an upgrade the event streams answer what they hold as JSON

@@ -24,6 +24,7 @@ import { loadBesideGoogleSettings, loadServerSettings } from "./settings.js";
 import { TranscriptForwarder } from "./transcripts.js";
 import { lifecycle, runnerLog } from "./log.js";
 import type { Log } from "./log.js";
+import { withSpeechActivity } from "./speech-activity.js";
 import type { Engine } from "./engines/engine.js";
 
 function fatal(message: string): never {
@@ -122,7 +123,8 @@ async function makeEngine(name: string): Promise<Engine> {
 
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`port ${JSON.stringify(values.port)} is not a TCP port`);
-const engine = await makeEngine(values.engine);
+// speech.started / speech.ended for every engine (docs/agent-control.md)
+const engine = withSpeechActivity(await makeEngine(values.engine));
 const server = new RelayServer({
   engine,
   port,

@@ -68,6 +68,7 @@ export class RunnerCall {
       },
       failed: (f) => listener.failed(f),
       switched: (x) => listener.switched?.(x),
+      speech: (a) => listener.speech?.(a),
     });
   }
 

@@ -4,7 +4,7 @@
  * latency: that wall time minus the time the audio it reaches arrived at the runner.
  */
 import { TranscriptPolicy, encodeControl } from "@ozen/shared";
-import type { EngineProfile, PolicyOptions, RelayStart, TranscriptEvent } from "@ozen/shared";
+import type { EngineProfile, PolicyOptions, RelayStart, SpeechActivity, TranscriptEvent } from "@ozen/shared";
 import type { EngineFailure, EngineFinal, EngineInterim, EngineListener, EngineSwitch } from "./engines/engine.js";
 
 /** When each block of call audio arrived (wall ms), to time results against. */
@@ -94,6 +94,18 @@ export class TranscriptForwarder implements EngineListener {
     this.send(this.policy.engineSwitched(s.from, s.to, s.reason, this.now(), s.resumeFromMs));
     this.engine = s.to;
     this.schedule();
+  }
+
+  /** Voice activity (the speech activity wrapper): `speech.started` / `speech.ended` with call audio times. */
+  speech(a: SpeechActivity): void {
+    if (this.closed) return;
+    const { callSid } = this.o.start;
+    const wallMs = this.now();
+    this.send([
+      a.kind === "started"
+        ? { v: 1, type: "speech.started", callSid, wallMs, audioMs: a.audioMs }
+        : { v: 1, type: "speech.ended", callSid, wallMs, audioMs: a.audioMs, startAudioMs: a.startAudioMs },
+    ]);
   }
 
   close(): void {

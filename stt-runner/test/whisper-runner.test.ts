@@ -159,7 +159,8 @@ describe.skipIf(skip !== undefined)("the runner process with the whisper worker"
     const r = await relayCall(runner.port, "CAgoogle", callOf(first, second), 2);
     const kinds = r.events
       .map((e) => (e.type === "final" ? `final:${e.engine}` : e.type))
-      .filter((t) => t !== "partial" && t !== "meaningful");
+      // the engines' events (speech activity comes from the runner's own detector, for every engine)
+      .filter((t) => t !== "partial" && t !== "meaningful" && !t.startsWith("speech."));
     expect(kinds).toEqual(["call.started", "final:google-v1", "engine.switched", "final:whisper", "call.ended"]);
     expect(r.finals[0]).toMatchObject({ text: "Google heard the first.", alternatives: [{ engine: "whisper" }] });
     expect(words(r.finals[0]!.alternatives![0]!.text)).toEqual(expect.arrayContaining(["password", "pound", "key"]));

@@ -3,7 +3,7 @@
  * one's options (their tables are in commands.ts); each command module is loaded only when run.
  */
 import { writeFileSync } from "node:fs";
-import { percentile } from "@ozen/shared";
+import { decodeMulaw, percentile, wavBytes } from "@ozen/shared";
 import { loadAudio8k } from "./audio.js";
 import { commandHelp, fail, parseCommand, positive, usageError } from "./args.js";
 import { BENCHMARKS, CALL, COMMANDS, benchHelp, topHelp } from "./commands.js";
@@ -38,7 +38,10 @@ async function call(argv: string[]): Promise<void> {
         }
       : undefined,
     onPhase: values.phases ? (phase, frames) => console.log(`PHASE ${phase} ${frames}`) : undefined,
+    keepHeard: values.heard !== undefined,
   });
+  const heard = out.results[0]?.heard;
+  if (values.heard && heard) writeFileSync(values.heard, wavBytes(decodeMulaw(heard), 8000));
   const acks = out.results.flatMap((r) => r.ackMs);
   const greetings = out.results.map((r) => r.greetingMs).filter((x): x is number => x !== null);
   const summary = {
@@ -73,6 +76,7 @@ const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   "bench runner": async (argv) => (await import("./bench/runner.js")).benchRunner(argv),
   "bench records": async (argv) => (await import("./bench/records.js")).benchRecords(argv),
   "bench fanout": async (argv) => (await import("./bench/fanout.js")).benchFanout(argv),
+  "bench vad": async (argv) => (await import("./bench/vad.js")).benchVad(argv),
   "bench stt": async (argv) => {
     await (await import("./bench/stt.js")).benchStt(argv);
     // every process and server it started is closed; a client socket left in keep-alive must not hold the exit

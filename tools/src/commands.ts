@@ -28,6 +28,11 @@ export const CALL = {
     "warmup-ms": { type: "string", value: "MS", help: "acks before this far into a call are not counted (0)" },
     json: { type: "string", value: "FILE", help: "write the summary to FILE instead of printing it" },
     phases: { type: "boolean", help: "print PHASE lines when the steady window starts and ends" },
+    heard: {
+      type: "string",
+      value: "FILE",
+      help: "write what the caller heard (Twilio's buffer played in real time) to FILE as a WAV (one call)",
+    },
   },
 } as const satisfies CommandUsage;
 
@@ -224,6 +229,26 @@ export const BENCH_STT = {
   ],
 } as const satisfies CommandUsage;
 
+export const BENCH_VAD = {
+  name: "bench vad",
+  summary:
+    "The runner's speech activity detector against Silero (the whisper worker's 8 kHz ONNX) on real audio: " +
+    "onset latency, missed onsets, false starts, CPU.",
+  options: {
+    set: {
+      type: "string",
+      multiple: true,
+      value: "DIR|FILE",
+      help: "WAVs to measure on (../shared/data/vad/aepyx_8k.wav and ../shared/data/en/asterisk-8k)",
+    },
+    "margin-db": { type: "string", value: "DB", help: "speech must be this far above the noise floor (12)" },
+    "min-dbfs": { type: "string", value: "DBFS", help: "never speech below this level (-42); write --min-dbfs=-45" },
+    "onset-ms": { type: "string", value: "MS", help: "speech needed to start (60)" },
+    "hangover-ms": { type: "string", value: "MS", help: "quiet needed to end (400)" },
+    json,
+  },
+} as const satisfies CommandUsage;
+
 /** The benchmarks, as `ozen bench NAME`. */
 export const BENCHMARKS = {
   ingest: BENCH_INGEST,
@@ -231,6 +256,7 @@ export const BENCHMARKS = {
   records: BENCH_RECORDS,
   fanout: BENCH_FANOUT,
   stt: BENCH_STT,
+  vad: BENCH_VAD,
 } as const;
 
 /** The commands in the order `ozen --help` lists them. */

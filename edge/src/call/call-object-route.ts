@@ -8,9 +8,9 @@
  */
 
 /** What the Worker asks of a call's object. */
-export type CallObjectOp = "stream" | "stats" | "record" | "events" | "clear";
+export type CallObjectOp = "stream" | "stats" | "record" | "events" | "clear" | "play";
 
-const OPS: ReadonlySet<string> = new Set<CallObjectOp>(["stream", "stats", "record", "events", "clear"]);
+const OPS: ReadonlySet<string> = new Set<CallObjectOp>(["stream", "stats", "record", "events", "clear", "play"]);
 const ORIGIN = "https://call-object";
 const CALL_SID_HEADER = "X-Ozen-Call-Sid";
 

@@ -28,6 +28,9 @@ import type { RelayLink } from "./relay-link.js";
 import { CallStatsRecorder } from "./stats-recorder.js";
 import { CallLog } from "./call-log.js";
 import { CallMetricsReporter, callMetricsReport } from "./metrics-report.js";
+import { CallVoice } from "./playback.js";
+import { ControlDesk } from "../events/control.js";
+import { CONTROL_HEADER } from "../events/subscriptions.js";
 import type { Env } from "../env.js";
 
 export type { CallState, CallStats } from "./stats.js";
@@ -61,6 +64,10 @@ export class CallSession implements DurableObject {
   private readonly log = new CallLog(() => this.stats.callSid);
   /** The call's reports to the edge's metrics (`metrics-report.ts`). */
   private readonly report: CallMetricsReporter;
+  /** The agent's voice: its audio to Twilio, barge-in, playback events (`playback.ts`). */
+  private readonly voice: CallVoice;
+  /** Which subscriber socket controls the voice, and its messages (`control.ts`). */
+  private readonly control: ControlDesk;
   private twilio: WebSocket | undefined;
   /** The `start`'s token check and admission, once `start` came: resolves true when admitted. */
   private admitting: Promise<boolean> | undefined;
@@ -93,11 +100,25 @@ export class CallSession implements DurableObject {
       // ids the record already holds are never given again, even by an object that restarted
       firstUtteranceN: () => this.ledger.nextUtteranceN(),
     });
+    this.voice = new CallVoice({
+      config: this.config.voice,
+      canPlay: this.outbound.canPlay,
+      sendClear: () => void this.outbound.clear(),
+      send: (text) => this.sendToTwilio(text),
+      streamSid: () => this.outbound.streamSid,
+      callSid: () => this.stats.callSid,
+      audioMs: () => this.ingest.audioMs,
+      streaming: () => this.stats.state === "streaming" && this.twilio !== undefined,
+      emit: (e) => this.events.fromEdge(this.stats.callSid, e),
+      log: (...line) => this.log.line(...line),
+    });
+    this.control = new ControlDesk(this.voice, () => this.bargeIn("agent"));
     this.stats = new CallStatsRecorder(ctx.storage, this.config.blockMs, () => ({
       ingest: this.ingest.counters(),
       outbound: this.outbound.counters(),
       relay: this.relay,
       eventStream: this.events.snapshot(),
+      voice: { ...this.voice.stats(), control: this.control.counters },
     }));
     this.report = new CallMetricsReporter(
       () => env.EDGE_METRICS.get(env.EDGE_METRICS.idFromName("global")),
@@ -128,8 +149,12 @@ export class CallSession implements DurableObject {
       case "record":
         return Response.json(this.ledger.view());
       case "events":
-        if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(route.url);
+        if (request.headers.get("Upgrade")?.toLowerCase() === "websocket")
+          return this.events.subscribe(route.url, this.control.socket(request.headers.get(CONTROL_HEADER) === "1"));
         return Response.json({ events: this.events.recent() });
+      case "play":
+        if (request.method !== "POST") return new Response("play is a POST", { status: 405 });
+        return this.voice.playHttp(request, route.url);
       case "clear": {
         if (request.method !== "POST") return new Response("clear is a POST", { status: 405 });
         const sent = this.bargeIn("api");
@@ -197,7 +222,17 @@ export class CallSession implements DurableObject {
           void this.end("twilio stop", false);
           break;
         case "mark":
-          this.outbound.onMarkEcho(e.mark.name);
+          if (!this.voice.onMarkEcho(e.mark.name)) this.outbound.onMarkEcho(e.mark.name);
+          break;
+        case "dtmf":
+          this.events.fromEdge(this.stats.callSid, {
+            v: 1,
+            type: "dtmf",
+            callSid: this.stats.callSid,
+            wallMs: Date.now(),
+            digit: e.dtmf.digit,
+            audioMs: this.ingest.audioMs,
+          });
           break;
         case "close":
           this.closeTwilio(e.code, e.reason);
@@ -217,6 +252,7 @@ export class CallSession implements DurableObject {
     const t0 = performance.now();
     if (this.options.perFrame) this.options.perFrame(m, this.frameOut);
     else this.ingest.takeAudio(m, nowMs);
+    this.voice.audioArrived(this.ingest.audioMs, nowMs);
     this.stats.decoded(performance.now() - t0);
     this.relaySealed();
     this.stats.persistEvery(nowMs);
@@ -252,7 +288,10 @@ export class CallSession implements DurableObject {
     if (callSid !== this.stats.callSid)
       this.log.once("callsid", "warn", "start.callSid differs from the stream URL's; using the URL's");
     // the greeting first: it is what the caller hears, and it needs nothing from the network
-    this.outbound.playGreeting(t0);
+    // (an account's own greeting file is fetched once per isolate, then played as an utterance)
+    const greetingUrl =
+      this.config.greeting === "asset" ? this.config.voice.greetingUrls.get(m.start.accountSid) : undefined;
+    if (!greetingUrl) this.outbound.playGreeting(t0);
     const { [CALL_TOKEN_PARAMETER]: token, ...params } = customParameters;
     // audio is taken from now on and held in the link until the token is checked
     const relay = (this.relay = runnerLink(this.config, this.stats.callSid, m, params, {
@@ -268,6 +307,7 @@ export class CallSession implements DurableObject {
     this.stats.state = "streaming";
     this.admitting = this.admit(relay, token);
     if (!(await this.admitting)) return;
+    if (greetingUrl) void this.voice.playGreetingFile(greetingUrl).then((ok) => ok || this.outbound.playGreeting(t0));
     this.ledger.begin({
       callSid: this.stats.callSid,
       accountSid: m.start.accountSid,
@@ -307,10 +347,10 @@ export class CallSession implements DurableObject {
     this.closeTwilio(close.code, close.reason);
   }
 
-  /** Barge-in: Twilio drops the agent's queued audio and echoes every pending mark. */
+  /** A clear (the API, the agent, the runner): Twilio drops the agent's audio, the edge its queue. */
   private bargeIn(by: string): boolean {
     // an ended call's socket is gone (or going): nothing to clear, and the caller must hear so
-    if (this.stats.state !== "streaming" || !this.twilio || !this.outbound.clear()) return false;
+    if (this.stats.state !== "streaming" || !this.twilio || !this.voice.clear("clear")) return false;
     this.log.line("info", "barge-in: clear sent", { by, pendingMarks: this.outbound.pendingMarkCount });
     return true;
   }
@@ -324,6 +364,7 @@ export class CallSession implements DurableObject {
         // counted, then into the call's event stream
         this.stats.countEvent(m.event.type);
         this.events.fromRunner(this.stats.callSid, m.event);
+        this.voice.onTranscriptEvent(m.event);
         break;
       case "goaway":
         this.log.line("info", "runner is draining; the link reconnects", { reason: m.reason });
@@ -374,6 +415,8 @@ export class CallSession implements DurableObject {
     }
     // the runner says call.ended when it is done; when it could not, the edge records it
     // (and tells the subscribers: it is gone, or the link closed before its call.ended came)
+    // what the agent still had playing is cleared, said before call.ended
+    this.voice.end();
     this.events.callEnded(stats.callSid, endReason);
     this.ledger.finish(endReason, Date.now());
     closeQuietly(this.twilio, 1000, "call ended");

@@ -19,7 +19,7 @@ export interface OutboundCounters {
 
 export interface OutboundOptions {
   readonly streamMode: StreamMode;
-  readonly greeting: "asset" | "none";
+  readonly greeting: "asset" | "agent" | "none";
   /** Sends one text message on the Twilio socket (swallows a socket that is closing). */
   readonly send: (text: string) => void;
 }
@@ -43,7 +43,7 @@ export class TwilioOutbound {
 
   /** Plays the greeting (prepared chunks, nothing from the network), then a mark for its end. */
   playGreeting(startedAtMs: number): void {
-    if (this.o.greeting === "none" || !this.canPlay) return;
+    if (this.o.greeting !== "asset" || !this.canPlay) return;
     const chunks = greetingChunks();
     for (const chunk of chunks) this.o.send(outboundMedia(this.streamSid, chunk));
     this.sendMark("greeting");

@@ -22,6 +22,7 @@ export interface StatsParts {
   readonly outbound: OutboundCounters;
   readonly relay: RelayLink | undefined;
   readonly eventStream: CallEventStats;
+  readonly voice?: CallStats["voice"];
 }
 
 export class CallStatsRecorder {
@@ -82,7 +83,7 @@ export class CallStatsRecorder {
   }
 
   snapshot(): CallStats {
-    const { ingest, outbound, relay, eventStream } = this.parts();
+    const { ingest, outbound, relay, eventStream, voice } = this.parts();
     return {
       callSid: this.callSid,
       streamSid: this.streamSid,
@@ -109,6 +110,7 @@ export class CallStatsRecorder {
       relayRttMsHistogram: relay?.rttHistogram ?? {},
       events: this.events,
       eventStream,
+      ...(voice ? { voice } : {}),
     };
   }
 

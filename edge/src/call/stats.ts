@@ -6,6 +6,8 @@ import { newRelaySenderCounters } from "@ozen/shared";
 import type { LatencySummary, MsHistogram, RelaySenderCounters } from "@ozen/shared";
 import type { ContinuityCounters } from "@ozen/shared";
 import type { FanoutTotals, SubscriberCounters } from "../events/subscribers.js";
+import type { VoiceStats } from "./playback.js";
+import type { ControlCounters } from "../events/control.js";
 
 /** The relay link's counters: its sender's (`RelaySenderCounters`), same names and meanings. */
 export type RelayLinkStats = RelaySenderCounters;
@@ -71,6 +73,8 @@ export interface CallStats {
   events: Record<string, number>;
   /** The call's event stream: delivered events, continuity, subscribers (with drops), the hub. */
   eventStream?: CallEventStats;
+  /** The agent's voice: utterances, frames, clears, refusals, barge-ins, control (`playback.ts`). */
+  voice?: VoiceStats & { control: ControlCounters };
 }
 
 export interface CallEventStats {

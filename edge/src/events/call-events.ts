@@ -12,7 +12,7 @@
 import { TranscriptContinuity, callEndedEvent } from "@ozen/shared";
 import type { TranscriptEvent } from "@ozen/shared";
 import { Fanout, subscribeSocket } from "./subscribers.js";
-import type { Deliverable, FlowLimits } from "./subscribers.js";
+import type { Deliverable, FlowLimits, SocketHooks } from "./subscribers.js";
 import type { CallEventStats, HubForwarderStats } from "../call/stats.js";
 
 /** Events a call keeps for replay (`?since=`) and `GET /calls/{CallSid}/events` as JSON. */
@@ -145,8 +145,16 @@ export class CallEventStream {
     }
   }
 
-  /** `GET /calls/{CallSid}/events` with an upgrade: a subscriber, replaying after `?since=`. */
-  subscribe(url: URL): Response {
+  /** An event the edge itself says (the agent's voice, DTMF): numbered and delivered like the runner's. */
+  fromEdge(callSid: string, event: TranscriptEvent): void {
+    this.deliver(callSid, event);
+  }
+
+  /**
+   * `GET /calls/{CallSid}/events` with an upgrade: a subscriber, replaying after `?since=`;
+   * `hooks` take what it sends besides acks (agent control).
+   */
+  subscribe(url: URL, hooks?: SocketHooks): Response {
     const since = url.searchParams.get("since");
     const after = since === null ? undefined : Number(since);
     if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) {
@@ -155,7 +163,9 @@ export class CallEventStream {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     server.accept();
-    const s = subscribeSocket(this.fanout, server);
+    // binary frames (agent audio) as ArrayBuffers, not Blobs (the standard default in newer workerd)
+    (server as unknown as { binaryType: string }).binaryType = "arraybuffer";
+    const s = subscribeSocket(this.fanout, server, hooks);
     if (after !== undefined) s.replay(this.held.filter((d) => d.n > after));
     if (this.ended) s.closeWhenDrained(1000, "call ended");
     return new Response(null, { status: 101, webSocket: client });

@@ -341,11 +341,32 @@ export class Fanout {
   }
 }
 
-/** A workerd WebSocket as a subscriber of `fanout`: accepted, acks and close wired. */
-export function subscribeSocket(fanout: Fanout, ws: WebSocket): Subscriber {
+/**
+ * What a socket may do besides acknowledging (agent control, `control.ts`): `opened` gets a
+ * `reply` that queues a message to this socket (never dropped, counted like an event for acks);
+ * `message` takes every message that is not an ack and says whether it handled it (else it is
+ * counted as a bad ack); `gone` is called once when the socket closes.
+ */
+export interface SocketHooks {
+  opened(reply: (message: object) => void): void;
+  message(data: string | ArrayBuffer): boolean;
+  gone(): void;
+}
+
+/** A workerd WebSocket as a subscriber of `fanout`: accepted, acks and close wired (and control, with `hooks`). */
+export function subscribeSocket(fanout: Fanout, ws: WebSocket, hooks?: SocketHooks): Subscriber {
   const s = fanout.add(ws);
-  ws.addEventListener("message", (ev) => s.onMessage(ev.data));
-  ws.addEventListener("close", () => s.gone());
-  ws.addEventListener("error", () => s.gone());
+  const gone = () => {
+    s.gone();
+    hooks?.gone();
+  };
+  ws.addEventListener("message", (ev) => {
+    const data = ev.data;
+    if (hooks && !(typeof data === "string" && parseAck(data) !== undefined) && hooks.message(data)) return;
+    s.onMessage(data);
+  });
+  ws.addEventListener("close", gone);
+  ws.addEventListener("error", gone);
+  hooks?.opened((message) => s.offer({ text: JSON.stringify(message), type: "control" }));
   return s;
 }

@@ -15,6 +15,8 @@ export interface SubscriptionConfig {
   readonly bufferEvents: number;
   /** The account a subscriber's token opens, or undefined for an unknown token. */
   accountFor(token: string): string | undefined;
+  /** Whether `token` (one that opens an account) may control calls (`docs/agent-control.md`). */
+  mayControl(token: string): boolean;
 }
 
 /** The only account until accounts are configured: the one `API_TOKEN` opens. */
@@ -23,6 +25,15 @@ export const DEFAULT_ACCOUNT = "default";
 export const SUBSCRIPTION_SETTINGS = {
   API_TOKEN: setting.secret({
     description: "Bearer token for the APIs and the event streams (`?token=` too on their WebSocket upgrades).",
+  }),
+  EVENTS_TOKEN: setting.secret({
+    description:
+      "A read-only token for the event streams (e.g. the live page): it reads events but never controls a call.",
+  }),
+  AGENT_CONTROL: setting.bool({
+    description:
+      "`on`: `API_TOKEN` may control a call's voice (`?control=1`, `POST /calls/{CallSid}/play`); `off`: no token may.",
+    default: true,
   }),
   SUBSCRIBER_WINDOW: setting.int({
     description: 'Events sent to an agent subscriber and not yet acknowledged (`{"ack":N}`), at most.',
@@ -42,10 +53,16 @@ export const SUBSCRIPTION_SETTINGS = {
 export function loadSubscriptionConfig(env: SettingsEnv): SubscriptionConfig {
   const s = readSettings(SUBSCRIPTION_SETTINGS, env);
   const apiToken = s.API_TOKEN ?? "";
+  const eventsToken = s.EVENTS_TOKEN ?? "";
   return {
     apiToken,
     windowEvents: s.SUBSCRIBER_WINDOW,
     bufferEvents: s.SUBSCRIBER_BUFFER,
-    accountFor: (token) => (equalSecrets(token, apiToken) ? DEFAULT_ACCOUNT : undefined),
+    accountFor: (token) =>
+      equalSecrets(token, apiToken) || (eventsToken !== "" && equalSecrets(token, eventsToken))
+        ? DEFAULT_ACCOUNT
+        : undefined,
+    // only the full token controls; the read-only one never does
+    mayControl: (token) => s.AGENT_CONTROL && equalSecrets(token, apiToken),
   };
 }

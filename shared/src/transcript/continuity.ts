@@ -17,7 +17,7 @@
  * Pure: no I/O, no clock.
  */
 import type { TranscriptEvent, UtteranceEvent } from "./events.js";
-import { utteranceIdOf } from "./events.js";
+import { isUtteranceEvent, utteranceIdOf } from "./events.js";
 
 export type ContinuityDrop =
   "duplicate_final" | "stale_partial" | "duplicate_meaningful" | "duplicate_call_started" | "duplicate_call_ended";
@@ -85,7 +85,8 @@ export class TranscriptContinuity {
       case "engine.switched":
         return { event: e };
       default:
-        return this.utterance(e);
+        // speech activity and the edge's own voice events pass as they are
+        return isUtteranceEvent(e) ? this.utterance(e) : { event: e };
     }
   }
 

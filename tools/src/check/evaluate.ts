@@ -83,7 +83,10 @@ function engineSaid(m: CallMeasurements): string {
 
 function greeting(m: CallMeasurements): Measured {
   if (m.answerToGreetingMs === null)
-    return { value: null, note: "no greeting media came back (GREETING=none, or STREAM_MODE=start?)" };
+    return {
+      value: null,
+      note: "no greeting media came back (GREETING=none, GREETING=agent with no agent speaking, or STREAM_MODE=start?)",
+    };
   const fromStart = m.greetingMs === null ? "" : `, ${round(m.greetingMs)} ms of it after the stream's start`;
   return { value: round(m.answerToGreetingMs), note: `from the voice webhook (the call answered)${fromStart}` };
 }
