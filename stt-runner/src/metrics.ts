@@ -14,11 +14,27 @@ export class Metrics {
     this.feedCount++;
   }
 
-  render(counters: Record<string, number>): string {
+  /**
+   * The exposition: `counters` one series each (camelCase names become `ozen_runner_snake_case`),
+   * `labelled` one metric each with a series per label value (e.g. refusals by reason).
+   */
+  render(
+    counters: Record<string, number>,
+    labelled: Record<string, { label: string; values: Record<string, number> }> = {},
+  ): string {
     const lines: string[] = [];
+    const metricName = (k: string) => "ozen_runner_" + k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
     for (const [k, v] of Object.entries(counters)) {
-      const name = "ozen_runner_" + k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
-      lines.push(`# TYPE ${name} ${/active|draining|_up$|_open$/.test(name) ? "gauge" : "counter"}`, `${name} ${v}`);
+      const name = metricName(k);
+      lines.push(
+        `# TYPE ${name} ${/active|draining|_up$|_open$|open_sockets/.test(name) ? "gauge" : "counter"}`,
+        `${name} ${v}`,
+      );
+    }
+    for (const [k, { label, values }] of Object.entries(labelled)) {
+      const name = metricName(k);
+      lines.push(`# TYPE ${name} counter`);
+      for (const [value, n] of Object.entries(values)) lines.push(`${name}{${label}="${value}"} ${n}`);
     }
     lines.push("# TYPE ozen_runner_feed_seconds histogram");
     let cumulative = 0;

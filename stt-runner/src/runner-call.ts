@@ -1,12 +1,19 @@
 /**
  * One call at the runner (adapter): its engine session, the listener that turns results into
  * events, and the socket the edge reaches it on now. The delivery rules (de-duplication by seq,
- * gaps, the commit point, the acks, the grace of a detached call, goaway on drain) are
- * `RelayReceiver`'s (shared/src/relay/receiver.ts); this class owns the socket, the timer and
- * the clock around it.
+ * gaps, the commit point, the acks, the seq window and the pace, the events kept while no
+ * socket is attached, the grace of a detached call, goaway on drain) are `RelayReceiver`'s
+ * (shared/src/relay/receiver.ts); this class owns the socket, the timer and the clock around it.
  */
-import { RelayReceiver } from "@ozen/shared";
-import type { AudioFrame, RelayReceiverCounters, RelayStart } from "@ozen/shared";
+import { RELAY_CLOSE, RelayReceiver, relayClosing } from "@ozen/shared";
+import type {
+  AudioFrame,
+  RelayClosing,
+  RelayEventsLost,
+  RelayReceiverCounters,
+  RelayStart,
+  UndeliveredKind,
+} from "@ozen/shared";
 import type { WebSocket } from "ws";
 import type { Engine, EngineListener, EngineSession } from "./engines/engine.js";
 import type { Metrics } from "./metrics.js";
@@ -14,14 +21,26 @@ import { ArrivalClock } from "./transcripts.js";
 
 export type Log = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 
+/**
+ * A log line about bad input, rate-limited per call and `kind` (`LogLimiter`): the first is
+ * logged, the rest are counted into a summary line.
+ */
+export type LimitedLog = (callSid: string, kind: string, msg: string, fields?: Record<string, unknown>) => void;
+
 /** An engine listener the runner closes when the call ends (the transcript policy's `call.ended`). */
 export type CallListener = EngineListener & { close?(): void };
 
 /**
- * Makes the engine listener of a call (the transcript policy and event delivery go here); gets
- * a `send` for relay text frames to the call's current socket.
+ * Sends a transcript event's relay text to the call's edge; `kind` says what it is (partials are
+ * the first dropped when a detached call keeps too many; finals are counted when lost).
  */
-export type ListenerFactory = (start: RelayStart, send: (text: string) => void, clock: ArrivalClock) => CallListener;
+export type EventSend = (text: string, kind?: UndeliveredKind) => void;
+
+/**
+ * Makes the engine listener of a call (the transcript policy and event delivery go here); gets
+ * a `send` for relay text frames to the call's current socket (kept while it has none).
+ */
+export type ListenerFactory = (start: RelayStart, send: EventSend, clock: ArrivalClock) => CallListener;
 
 export interface RunnerCallDeps {
   readonly engine: Engine;
@@ -29,10 +48,13 @@ export interface RunnerCallDeps {
   readonly counters: RelayReceiverCounters;
   readonly metrics: Metrics;
   readonly log: Log;
+  readonly logLimited: LimitedLog;
   /** How long the call waits for the edge after its socket went away, ms. */
   readonly resumeGraceMs: number;
-  /** The call is over and its session closed: forget it. */
-  readonly onEnded: (call: RunnerCall) => void;
+  /** The edge's relay buffer, ms: the seq window and the pace's slack (`RelayGuard`). */
+  readonly relayBufferMs: number;
+  /** The call is over and its session closed: forget it; `lost`: its events no edge received. */
+  readonly onEnded: (call: RunnerCall, lost: RelayEventsLost) => void;
 }
 
 const NOOP_LISTENER: EngineListener = { interim() {}, final() {}, failed() {} };
@@ -56,8 +78,12 @@ export class RunnerCall {
   ) {
     this.start = start;
     this.ws = ws;
-    this.delivery = new RelayReceiver(start, deps.counters, { resumeGraceMs: deps.resumeGraceMs });
-    const listener = deps.listenerFor?.(start, (text) => this.send(text), this.clock) ?? NOOP_LISTENER;
+    this.delivery = new RelayReceiver(start, deps.counters, {
+      resumeGraceMs: deps.resumeGraceMs,
+      guard: { relayBufferMs: deps.relayBufferMs, startedAtMs: Date.now() },
+    });
+    const listener =
+      deps.listenerFor?.(start, (text, kind) => this.sendEvent(text, kind ?? "other"), this.clock) ?? NOOP_LISTENER;
     this.listener = listener;
     this.session = deps.engine.open(start, {
       interim: (r) => listener.interim(r),
@@ -75,35 +101,59 @@ export class RunnerCall {
     return this.ws;
   }
 
-  /** The edge is back on socket `ws` (a `start` for this call); an older socket is closed. */
+  /**
+   * The edge is back on socket `ws` (a `start` for this call, with the call's credential): an
+   * older socket still open is closed (4004), then the new one gets the events kept while the
+   * call had no socket, then the ack.
+   */
   resume(ws: WebSocket): void {
     this.clearExpiry();
-    if (this.ws && this.ws !== ws) this.ws.close(1000, "replaced by a newer socket");
+    const old = this.ws;
+    if (old && old !== ws) {
+      this.deps.counters.callsTakenOver++;
+      old.close(RELAY_CLOSE.replaced.code, RELAY_CLOSE.replaced.reason);
+    }
     this.ws = ws;
-    // blocks the engine already has are acknowledged again, so the edge can forget them
-    const ack = this.delivery.resume(this.session.committedSample);
-    if (ack !== undefined) this.send(ack);
+    for (const text of this.delivery.reattach(this.session.committedSample)) this.send(text);
   }
 
-  /** An audio frame from the edge: fed to the engine unless it is a replay; acknowledged. */
-  audio(frame: AudioFrame): void {
+  /**
+   * An audio frame from the edge at `nowMs`: fed to the engine unless it is a replay, then
+   * acknowledged. Returns how to close the socket when the frame is refused (its seq out of the
+   * window, or the call ahead of its pace): not fed, not acknowledged.
+   */
+  audio(frame: AudioFrame, nowMs: number): RelayClosing | undefined {
+    if (this.ending) return undefined; // stopped: the engine is saying its last, it takes no audio
     const { seq, pcm, startSample } = frame;
     const expected = this.delivery.expectedSeq;
-    const verdict = this.delivery.audio(seq, startSample, pcm.length);
-    if (verdict !== "duplicate") {
-      if (verdict === "gap") {
-        this.deps.log("warn", "audio blocks missing from the edge", {
-          callSid: this.start.callSid,
-          expected,
-          got: seq,
-        });
+    const verdict = this.delivery.audio(seq, startSample, pcm.length, nowMs);
+    switch (verdict) {
+      case "out_of_window":
+        return relayClosing(
+          "seq_out_of_window",
+          `block seq ${seq} is more than the relay buffer (${this.deps.relayBufferMs} ms) ahead of the next expected seq ${expected}`,
+        );
+      case "too_fast":
+        return relayClosing(
+          "too_fast",
+          `audio is coming faster than real time beyond the relay buffer (${this.deps.relayBufferMs} ms); ` +
+            "reconnect and replay from the last committed block",
+        );
+      case "gap":
+        this.deps.logLimited(this.start.callSid, "gap", "audio blocks missing from the edge", { expected, got: seq });
+      // falls through: a gap's block is fed
+      case "feed": {
+        this.clock.record(((startSample + pcm.length) * 1000) / frame.sampleRateHz, Date.now());
+        const t0 = performance.now();
+        this.session.feed(pcm, startSample);
+        this.deps.metrics.observeFeed(performance.now() - t0);
+        break;
       }
-      this.clock.record(((startSample + pcm.length) * 1000) / frame.sampleRateHz, Date.now());
-      const t0 = performance.now();
-      this.session.feed(pcm, startSample);
-      this.deps.metrics.observeFeed(performance.now() - t0);
+      case "duplicate":
+        break;
     }
     this.ack();
+    return undefined;
   }
 
   /** Socket `ws` went away: when it is the call's, wait the grace for the edge, then end. */
@@ -127,11 +177,15 @@ export class RunnerCall {
     this.ending = true;
     this.clearExpiry();
     this.deps.log("info", "call ended", { callSid: this.start.callSid, reason });
-    await this.session.end();
+    try {
+      await this.session.end();
+    } catch (e) {
+      this.deps.log("error", "engine session failed to end", { callSid: this.start.callSid, error: String(e) });
+    }
     // everything the engine will say is said: all audio is committed
     this.send(this.delivery.finalAck());
     this.listener.close?.();
-    this.deps.onEnded(this);
+    this.deps.onEnded(this, this.delivery.forget());
   }
 
   /** The runner closes: drop the call now (its socket is terminated by the server). */
@@ -161,7 +215,14 @@ export class RunnerCall {
     this.send(this.delivery.ack(this.session.committedSample));
   }
 
-  /** A relay text frame to the call's current socket, when it is open. */
+  /** A transcript event to the edge now, or kept for the call's next socket while it has none. */
+  private sendEvent(text: string, kind: UndeliveredKind): void {
+    const ws = this.ws;
+    if (ws && ws.readyState === ws.OPEN) ws.send(text);
+    else this.delivery.keepUndelivered(text, kind);
+  }
+
+  /** A relay text frame to the call's current socket, when it is open (acks: the next socket gets a fresh one). */
   private send(text: string): void {
     const ws = this.ws;
     if (ws && ws.readyState === ws.OPEN) ws.send(text);
