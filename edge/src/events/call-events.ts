@@ -102,6 +102,17 @@ export class CallEventStream {
     this.deliver(callSid, event);
   }
 
+  /**
+   * A fresh object taking over a call an earlier instance of it streamed (the close-out after
+   * an edge restart): the events that instance delivered and recorded (`recorded`, in order) set
+   * the continuity where it was, so what the runner says next gets the next utterance ids, not
+   * `u1` again, and repeats of what was recorded are dropped. Nothing is delivered.
+   */
+  continueFrom(callSid: string, recorded: readonly TranscriptEvent[]): void {
+    this.continuity ??= new TranscriptContinuity(callSid);
+    for (const e of recorded) this.continuity.accept(e);
+  }
+
   /** The runner sent an event that is not a valid transcript event: counted, logged once. */
   invalidEvent(error: string): void {
     this.stats.invalid++;

@@ -278,7 +278,7 @@ export class CallLedger {
    * meanwhile, that alarm resumes it from storage).
    */
   async alarm(): Promise<void> {
-    const due = this.alarms.takeDue(Date.now());
+    const due = this.alarms.takeDue(Date.now(), ["d1", "webhook"]);
     const work: [string, Promise<void>][] = [];
     if (due.includes("d1")) {
       this.d1RetryAtMs = 0;
@@ -296,6 +296,11 @@ export class CallLedger {
     if (timer !== undefined) clearTimeout(timer);
     for (const purpose of pending) this.alarms.schedule(purpose, Date.now() + ALARM_BUDGET_MS);
     this.alarms.arm();
+  }
+
+  /** Adds to one of the record's counters (saved with the record's next change). */
+  count(name: string, by = 1): void {
+    this.store.count(name, by);
   }
 
   view(): LedgerView {
