@@ -20,6 +20,7 @@ import { fail } from "./args.js";
 import { loadAudio8k } from "./audio.js";
 import type { LoadedAudio } from "./audio.js";
 import { spawnTs } from "./bench/procs.js";
+import { newRelaySecret } from "./relay-secret.js";
 import { newIdentity, placeCall } from "./simulator.js";
 import { bestMultilingual, findModel, listModels, repoRoot, workerPython } from "./whisper-env.js";
 import type { ModelInfo } from "./whisper-env.js";
@@ -106,7 +107,9 @@ function show(text: string): string {
 }
 
 async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> {
+  const relaySecret = newRelaySecret();
   const runner = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "whisper"], {
+    RELAY_SECRET: relaySecret,
     WHISPER_MODEL: model.path,
     WHISPER_LANGUAGE: speech.language,
     HF_HUB_OFFLINE: "1",
@@ -118,6 +121,7 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     vars: {
       PUBLIC_BASE_URL: "http://127.0.0.1:8787",
       RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      RELAY_SECRET: relaySecret,
       TWILIO_AUTH_TOKEN: AUTH,
       API_TOKEN: API,
     },
@@ -184,13 +188,15 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
 
 /** The plumbing demo: the runner takes the audio and says nothing (no worker needed). */
 async function nullDemo(speech: DemoSpeech): Promise<void> {
-  const runner = new RelayServer({ engine: nullEngine, port: 0 });
+  const relaySecret = newRelaySecret();
+  const runner = new RelayServer({ engine: nullEngine, port: 0, relaySecret });
   const runnerPort = await runner.listen();
   const edge = await startLocalEdge({
     verbose: false,
     vars: {
       PUBLIC_BASE_URL: "http://127.0.0.1:8787",
       RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      RELAY_SECRET: relaySecret,
       TWILIO_AUTH_TOKEN: AUTH,
       API_TOKEN: API,
       INGEST_ACK: "block",

@@ -40,6 +40,8 @@ const switchable: Engine = {
   open: (call, listener) => engine.open(call, listener),
 };
 
+/** The relay's secret, on both sides. */
+const RELAY_SECRET = "check-test-relay-secret-0123";
 let runner: RelayServer;
 let edge: LocalEdge;
 const audio = loadAudio8k(DEFAULT_CHECK_AUDIO);
@@ -48,6 +50,7 @@ beforeAll(async () => {
   runner = new RelayServer({
     engine: switchable,
     port: 0,
+    relaySecret: RELAY_SECRET,
     log: () => {},
     listenerFor: (start, send, clock) =>
       new TranscriptForwarder({ start, engine: switchable.name, profile: switchable.profile, send, clock }),
@@ -58,6 +61,7 @@ beforeAll(async () => {
     vars: {
       PUBLIC_BASE_URL: PUBLIC,
       RUNNER_URL: `ws://127.0.0.1:${port}/relay`,
+      RELAY_SECRET,
       TWILIO_AUTH_TOKEN: AUTH,
       API_TOKEN: API,
     },

@@ -26,6 +26,7 @@ import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
 import type { LocalEdge } from "../../../edge/scripts/local-edge.js";
 import { fail, positive } from "../args.js";
 import { TwilioStreamScript, newIdentity, openStream } from "../simulator.js";
+import { newRelaySecret } from "../relay-secret.js";
 
 const API = "bench-api-token";
 
@@ -207,9 +208,11 @@ export async function benchFanout(argv: string[]): Promise<void> {
     fail(`--stream is ${JSON.stringify(stream)}, expected call or account`);
   const o = { rates, seconds: positive("seconds", values.seconds, 3), stream: stream as "call" | "account" };
   const runnerSends = new Map<string, (text: string) => void>();
+  const relaySecret = newRelaySecret();
   const runner = new RelayServer({
     engine: nullEngine,
     port: 0,
+    relaySecret,
     log: () => {},
     listenerFor: (start, send) => {
       runnerSends.set(start.callSid, send);
@@ -223,6 +226,7 @@ export async function benchFanout(argv: string[]): Promise<void> {
       // signatures off: nothing is signed against it, the stream is opened by path
       PUBLIC_BASE_URL: "http://127.0.0.1:1",
       RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      RELAY_SECRET: relaySecret,
       TWILIO_SIGNATURE: "off",
       API_TOKEN: API,
       GREETING: "none",

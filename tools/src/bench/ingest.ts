@@ -19,6 +19,7 @@ import { loadAudio8k } from "../audio.js";
 import { fail, positive } from "../args.js";
 import { measureDecode } from "./decode.js";
 import { cpuSeconds, findDescendants, spawnTs } from "./procs.js";
+import { newRelaySecret } from "../relay-secret.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const AUTH = "bench-auth-token";
@@ -184,7 +185,10 @@ export async function benchIngest(argv: string[]): Promise<void> {
   if (!audio) fail("--audio FILE is required when ../shared/data is absent");
   loadAudio8k(audio); // fail early on a bad file, in this process
 
-  const runnerProc = spawnTs(path.join(repo, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "null"]);
+  const relaySecret = newRelaySecret();
+  const runnerProc = spawnTs(path.join(repo, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "null"], {
+    RELAY_SECRET: relaySecret,
+  });
   const runnerPort = Number((await runnerProc.waitFor(/"port":(\d+)/))[1]);
   const edgePort = await freePort();
   const edgeUrl = `http://127.0.0.1:${edgePort}`;
@@ -194,6 +198,7 @@ export async function benchIngest(argv: string[]): Promise<void> {
     vars: {
       PUBLIC_BASE_URL: edgeUrl,
       RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      RELAY_SECRET: relaySecret,
       TWILIO_AUTH_TOKEN: AUTH,
       API_TOKEN: API,
       INGEST_ACK: "block",

@@ -148,6 +148,7 @@ export async function benchRecords(argv: string[]): Promise<void> {
       TWILIO_AUTH_TOKEN: AUTH,
       API_TOKEN: API,
       RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
+      RELAY_SECRET: runner.relaySecret,
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: SECRET,
       RECORDS_RETRY_MAX_MS: String(retryMaxMs),
