@@ -171,6 +171,13 @@ export class RelayServer {
     return this.calls.size;
   }
 
+  /** Whether the runner holds `callSid`, and with a socket (`attached`) or waiting for its edge (`detached`). */
+  callState(callSid: string): "attached" | "detached" | undefined {
+    const call = this.calls.get(callSid);
+    if (!call) return undefined;
+    return call.socket ? "attached" : "detached";
+  }
+
   /**
    * SIGTERM: stop taking calls, ask every edge to move (it reconnects and the platform routes
    * it to a live instance), then close. Resolves when every socket is gone or after `graceMs`.
