@@ -30,7 +30,9 @@ describe("pacing", () => {
     expect(refusedAtMs).toBe(240);
     expect(p.audioFedMs).toBe(1200);
     expect(p.admit(100, 299)).toBe(false);
+    expect(p.dueMs(100)).toBe(300);
     expect(p.admit(100, 300)).toBe(true); // 1300 fed, 300 + 1000 allowed
     expect(p.audioFedMs).toBe(1300);
+    expect(p.dueMs(100)).toBe(400);
   });
 });

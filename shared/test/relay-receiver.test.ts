@@ -178,14 +178,17 @@ describe("the guard: seq window and pace", () => {
     expect(r.audio(1203 + 1201, 2404 * N, N, 0)).toBe("out_of_window");
   });
 
-  it("refuses audio fed faster than real time beyond the relay buffer, and takes it again as time passes", () => {
+  it("says when audio comes faster than real time beyond the relay buffer, and when it is due", () => {
     const { r, counters } = guarded(1000);
     const verdicts = Array.from({ length: 12 }, (_, seq) => r.audio(seq, seq * N, N, 0));
     expect(verdicts.filter((v) => v === "feed")).toHaveLength(10);
     expect(verdicts.slice(10)).toEqual(["too_fast", "too_fast"]);
-    expect(r.expectedSeq).toBe(10);
+    expect(r.expectedSeq).toBe(10); // nothing moved
+    expect(r.paceDueMs(N)).toBe(100);
+    expect(r.audio(10, 10 * N, N, 99)).toBe("too_fast");
     expect(r.audio(10, 10 * N, N, 100)).toBe("feed");
-    expect(counters).toMatchObject({ blocks: 11, blocksTooFast: 2 });
+    expect(r.paceDueMs(N)).toBe(200);
+    expect(counters).toMatchObject({ blocks: 11 });
   });
 });
 

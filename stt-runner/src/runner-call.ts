@@ -59,6 +59,13 @@ export interface RunnerCallDeps {
 
 const NOOP_LISTENER: EngineListener = { interim() {}, final() {}, failed() {} };
 
+/**
+ * Audio of one call that may wait for its pace at most, ms: blocks ahead of the call's pace
+ * (faster than real time beyond the relay buffer) are held and fed when due, so such a call gets
+ * a real-time share and no bursts; past this much waiting its socket is closed (4005).
+ */
+export const PACE_HOLD_MS = 2000;
+
 export class RunnerCall {
   readonly start: RelayStart;
   private readonly delivery: RelayReceiver;
@@ -69,6 +76,10 @@ export class RunnerCall {
   private ws: WebSocket | undefined;
   private expiry: ReturnType<typeof setTimeout> | undefined;
   private ending = false;
+  /** Frames ahead of the call's pace, in order, fed when due (`PACE_HOLD_MS` of audio at most). */
+  private readonly held: AudioFrame[] = [];
+  private heldMs = 0;
+  private holdTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** A new call from `start`, on socket `ws`. */
   constructor(
@@ -108,6 +119,7 @@ export class RunnerCall {
    */
   resume(ws: WebSocket): void {
     this.clearExpiry();
+    this.dropHeld(); // the edge replays what it sent and was not acknowledged
     const old = this.ws;
     if (old && old !== ws) {
       this.deps.counters.callsTakenOver++;
@@ -119,11 +131,19 @@ export class RunnerCall {
 
   /**
    * An audio frame from the edge at `nowMs`: fed to the engine unless it is a replay, then
-   * acknowledged. Returns how to close the socket when the frame is refused (its seq out of the
-   * window, or the call ahead of its pace): not fed, not acknowledged.
+   * acknowledged; a frame ahead of the call's pace waits (with every frame after it) until it is
+   * due. Returns how to close the socket when the frame is refused (its seq out of the window, or
+   * too much audio waiting for its pace): not fed, not acknowledged.
    */
   audio(frame: AudioFrame, nowMs: number): RelayClosing | undefined {
     if (this.ending) return undefined; // stopped: the engine is saying its last, it takes no audio
+    if (this.held.length > 0) return this.hold(frame); // in order: behind those waiting
+    const r = this.take(frame, nowMs);
+    return r === "too_fast" ? this.hold(frame) : r;
+  }
+
+  /** Feeds (or not) one frame now; "too_fast": it is ahead of its pace (nothing changed). */
+  private take(frame: AudioFrame, nowMs: number): RelayClosing | "too_fast" | undefined {
     const { seq, pcm, startSample } = frame;
     const expected = this.delivery.expectedSeq;
     const verdict = this.delivery.audio(seq, startSample, pcm.length, nowMs);
@@ -134,11 +154,7 @@ export class RunnerCall {
           `block seq ${seq} is more than the relay buffer (${this.deps.relayBufferMs} ms) ahead of the next expected seq ${expected}`,
         );
       case "too_fast":
-        return relayClosing(
-          "too_fast",
-          `audio is coming faster than real time beyond the relay buffer (${this.deps.relayBufferMs} ms); ` +
-            "reconnect and replay from the last committed block",
-        );
+        return "too_fast";
       case "gap":
         this.deps.logLimited(this.start.callSid, "gap", "audio blocks missing from the edge", { expected, got: seq });
       // falls through: a gap's block is fed
@@ -156,10 +172,66 @@ export class RunnerCall {
     return undefined;
   }
 
+  /** Holds `frame` until its pace allows it; past `PACE_HOLD_MS` waiting: refused (the socket closes). */
+  private hold(frame: AudioFrame): RelayClosing | undefined {
+    const ms = (frame.pcm.length * 1000) / frame.sampleRateHz;
+    if (this.heldMs + ms > PACE_HOLD_MS) {
+      this.deps.counters.blocksTooFast += this.held.length + 1;
+      this.dropHeld();
+      return relayClosing(
+        "too_fast",
+        `audio keeps coming faster than real time beyond the relay buffer (${this.deps.relayBufferMs} ms) and ` +
+          `${PACE_HOLD_MS} ms of it waited already; reconnect and replay from the last committed block`,
+      );
+    }
+    this.held.push(frame);
+    this.heldMs += ms;
+    this.deps.counters.blocksPaced++;
+    if (this.held.length === 1) this.armHold();
+    return undefined;
+  }
+
+  /** Wakes the call when the first held frame is due. */
+  private armHold(): void {
+    const head = this.held[0];
+    if (!head || this.holdTimer) return;
+    const dueMs = this.delivery.paceDueMs(head.pcm.length) ?? Date.now();
+    this.holdTimer = setTimeout(() => this.releaseHeld(), Math.max(0, dueMs - Date.now()));
+  }
+
+  /** Feeds the held frames that are due, in order; the rest wait for the next due time. */
+  private releaseHeld(): void {
+    this.holdTimer = undefined;
+    while (this.held.length > 0 && !this.ending) {
+      const frame = this.held[0]!;
+      const r = this.take(frame, Date.now());
+      if (r === "too_fast") {
+        this.armHold(); // woken a little early
+        return;
+      }
+      this.held.shift();
+      this.heldMs -= (frame.pcm.length * 1000) / frame.sampleRateHz;
+      if (r) {
+        this.dropHeld();
+        this.ws?.send(r.text);
+        this.ws?.close(r.code, r.reason);
+        return;
+      }
+    }
+  }
+
+  private dropHeld(): void {
+    this.held.length = 0;
+    this.heldMs = 0;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+  }
+
   /** Socket `ws` went away: when it is the call's, wait the grace for the edge, then end. */
   detach(ws: WebSocket): void {
     if (this.ws !== ws) return;
     this.ws = undefined;
+    this.dropHeld(); // the edge replays what it sent and was not acknowledged
     const dueMs = this.delivery.detached(Date.now());
     if (dueMs !== undefined) this.armExpiry(dueMs);
   }
@@ -176,6 +248,7 @@ export class RunnerCall {
     if (this.ending || !this.delivery.end()) return;
     this.ending = true;
     this.clearExpiry();
+    this.dropHeld();
     this.deps.log("info", "call ended", { callSid: this.start.callSid, reason });
     try {
       await this.session.end();
@@ -192,6 +265,7 @@ export class RunnerCall {
   close(): void {
     this.ending = true;
     this.clearExpiry();
+    this.dropHeld();
     this.listener.close?.();
     void this.session.end();
   }

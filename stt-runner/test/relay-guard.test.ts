@@ -124,7 +124,7 @@ interface Client {
 }
 
 /** The headers of an upgrade that carries `credential` (undefined: none). */
-const withCredential = (credential: string | undefined) =>
+const withCredential = (credential: string | undefined): Record<string, string> =>
   credential === undefined ? {} : { [RELAY_CREDENTIAL_HEADER]: credential };
 
 /** A relay socket for `callSid` with a fresh credential (or the one given); resolves once open. */
@@ -273,7 +273,22 @@ describe("seqs and pace", () => {
     expect(server.counters).toMatchObject({ blocksOutOfWindow: 1, duplicateBlocks: 0, gapBlocks: 0 });
   });
 
-  it("audio faster than real time beyond the relay buffer is refused (4005); what was fed stays in order", async () => {
+  it("audio a little ahead of real time beyond the relay buffer waits and is fed in order at its pace", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine, { relayBufferMs: 1000 });
+    const c = await connect(port, "CAahead");
+    c.send(encodeControl(startOf("CAahead")));
+    const t0 = Date.now();
+    for (let seq = 0; seq < 15; seq++) c.send(block("CAahead", seq)); // 1.5 s of audio at once
+    await waitFor("the last block acknowledged", () => acks(c).some((a) => a.seq === 14));
+    // the relay buffer's worth at once, the rest as real time allows it (not before)
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(500);
+    expect(engine.sessions[0]!.fedSamples).toEqual(Array.from({ length: 15 }, (_, i) => i * 800));
+    expect(server.counters).toMatchObject({ blocksPaced: 5, blocksTooFast: 0 });
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it("audio that keeps coming faster than real time is refused (4005) once its wait is full; what was fed stays in order", async () => {
     const engine = new ScriptedEngine();
     const { server, port } = await startRunner(engine, { relayBufferMs: 1000 });
     const c = await connect(port, "CAfast");
@@ -284,6 +299,7 @@ describe("seqs and pace", () => {
     const fed = engine.sessions[0]!.fedSamples.length;
     expect(fed).toBeGreaterThanOrEqual(10);
     expect(fed).toBeLessThan(40);
+    expect(engine.sessions[0]!.fedSamples).toEqual(Array.from({ length: fed }, (_, i) => i * 800));
     expect(Math.max(...acks(c).map((a) => a.seq))).toBe(fed - 1);
     expect(server.counters.blocksTooFast).toBeGreaterThanOrEqual(1);
   });

@@ -4,7 +4,8 @@
  * audio already due that waited somewhere: blocks the edge kept while it dialled or while the
  * runner was away, replayed at once on (re)connect. The edge keeps at most its relay buffer
  * (RELAY_BUFFER_MS) of them, so that is the slack. Anything beyond is a client feeding faster
- * than real time, taking other calls' share of the engine: refused.
+ * than real time, taking other calls' share of the engine: it waits until it is due (`dueMs`), a
+ * bounded while, and is refused beyond that (the runner's adapter holds and refuses).
  *
  * Pure: time is given (`nowMs`, wall ms); audio is counted in ms of samples fed.
  */
@@ -34,11 +35,16 @@ export class AudioPacer {
 
   /**
    * A block of `audioMs` at `nowMs`: true and counted when the call may be fed it, false when it
-   * would put the call ahead of its allowance (not counted: the block is refused).
+   * would put the call ahead of its allowance (not counted: the block waits, or is refused).
    */
   admit(audioMs: number, nowMs: number): boolean {
     if (this.fedMs + audioMs > paceAllowanceMs(this.startedAtMs, nowMs, this.slackMs)) return false;
     this.fedMs += audioMs;
     return true;
+  }
+
+  /** The wall time, ms, from which a block of `audioMs` may be fed (now or in the past: at once). */
+  dueMs(audioMs: number): number {
+    return this.startedAtMs + this.fedMs + audioMs - this.slackMs;
   }
 }

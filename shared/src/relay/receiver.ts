@@ -21,9 +21,10 @@
  *   `start`; a second start, or a start for another call, closes the socket (RELAY_CLOSE);
  * - with `guard` set (the runner always sets it): a block whose seq jumps further ahead of the
  *   next expected seq than the edge's relay buffer holds is refused (`out_of_window`: never fed,
- *   never acknowledged, the expected seq stays), and so is audio beyond the call's pace
- *   (`too_fast`, `pacing.ts`); the adapter answers both with an error and closes the socket, and
- *   the edge replays from what was committed;
+ *   never acknowledged, the expected seq stays; the adapter answers with an error and closes the
+ *   socket, and the edge replays from what was committed); audio beyond the call's pace
+ *   (`too_fast`, `pacing.ts`) changes nothing either: the adapter holds it until `paceDueMs`, a
+ *   bounded while, then refuses like an out-of-window block;
  * - events the call's engine produces while no socket is attached are kept (bounded) and handed
  *   to the next socket of the call first (`reattach`); what a call that ends detached still holds
  *   is lost, and `CallTombstones` remembers how much for the edge's close-out.
@@ -58,7 +59,9 @@ export interface RelayReceiverCounters {
   callsTakenOver: number;
   /** Blocks refused: their seq jumped past the relay buffer's worth ahead of the next expected one. */
   blocksOutOfWindow: number;
-  /** Blocks refused: the call was fed faster than real time beyond the relay buffer's worth. */
+  /** Blocks that waited for their pace: the call was fed faster than real time beyond the relay buffer's worth. */
+  blocksPaced: number;
+  /** Blocks refused: the call kept coming faster than real time while its blocks waited (their socket closed). */
   blocksTooFast: number;
   /** Events kept while their call had no socket, then handed to its next socket. */
   eventsHandedOver: number;
@@ -80,6 +83,7 @@ export function newRelayReceiverCounters(): RelayReceiverCounters {
     startsRefused: 0,
     callsTakenOver: 0,
     blocksOutOfWindow: 0,
+    blocksPaced: 0,
     blocksTooFast: 0,
     eventsHandedOver: 0,
     eventsUndelivered: 0,
@@ -167,7 +171,8 @@ export function admitStart(
 /**
  * What became of an audio block: `feed` it to the engine, `gap`: feed it, blocks before it
  * never came (counted); `duplicate`: the engine has it already (a replay), do not feed it;
- * `out_of_window` and `too_fast`: refused (not fed, not acknowledged; see `guard`).
+ * `out_of_window`: refused; `too_fast`: not yet (not fed, not acknowledged, nothing moves: see
+ * `guard` and `paceDueMs`).
  */
 export type AudioVerdict = "feed" | "gap" | "duplicate" | "out_of_window" | "too_fast";
 
@@ -278,6 +283,14 @@ export class RelayReceiver {
     return out;
   }
 
+  /**
+   * With `guard`: the wall time, ms, from which a block of `samples` that came `too_fast` may be
+   * fed (the adapter holds it until then); undefined without a guard.
+   */
+  paceDueMs(samples: number): number | undefined {
+    return this.pacer?.dueMs((samples * 1000) / this.sampleRateHz);
+  }
+
   /** Whether a socket is attached (false from `detached` until `resume`). */
   get isAttached(): boolean {
     return this.attached;
@@ -325,10 +338,7 @@ export class RelayReceiver {
       this.counters.blocksOutOfWindow++;
       return "out_of_window";
     }
-    if (this.pacer && !this.pacer.admit((samples * 1000) / this.sampleRateHz, nowMs)) {
-      this.counters.blocksTooFast++;
-      return "too_fast";
-    }
+    if (this.pacer && !this.pacer.admit((samples * 1000) / this.sampleRateHz, nowMs)) return "too_fast";
     const skipped = seq - this.expected;
     if (skipped > 0) this.counters.gapBlocks += skipped;
     this.expected = seq + 1;
