@@ -6,6 +6,7 @@ export const USAGE = `usage:
   ozen bench ingest [--calls N] [--seconds S] [--warmup-s S] [--audio FILE] [--json FILE] [--skip-naive]
   ozen bench runner [--calls N] [--seconds S] [--json FILE]
   ozen bench fanout [--subscribers N] [--rates R1,R2,...] [--seconds S] [--stream call|account] [--json FILE]
+  ozen bench fairness [--seconds S] [--speed X] [--capacity C] [--buffer-ms MS] [--json FILE]
   ozen check URL [--json FILE] [--token T] [--auth-token T] [--audio FILE] [--public-url U]
                  [--tail-ms MS] [--events auto|poll] [--limit NAME=VALUE]...
   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N] [--tail-s S]

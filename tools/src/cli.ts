@@ -3,6 +3,7 @@
  *   ozen call URL --audio FILE [--calls N] ...   place simulated Twilio calls against an edge
  *   ozen bench ingest --calls N --seconds S --json FILE
  *   ozen bench fanout [--subscribers N] [--rates R1,R2,..] [--seconds S] --json FILE
+ *   ozen bench fairness [--seconds S] [--speed X] [--capacity C] [--buffer-ms MS] --json FILE
  *   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N]
  *   ozen models [--json]                         the whisper models on this machine
  *   ozen demo                                    edge + runner locally, one call with real speech
@@ -102,13 +103,16 @@ switch (command) {
     } else if (what === "fanout") {
       const { benchFanout } = await import("./bench/fanout.js");
       await benchFanout(args);
+    } else if (what === "fairness") {
+      const { benchFairness } = await import("./bench/fairness.js");
+      await benchFairness(args);
     } else if (what === "stt") {
       const { benchStt } = await import("./bench/stt.js");
       await benchStt(args);
       // every process and server it started is closed; a client socket left in keep-alive must not hold the exit
       process.exit(process.exitCode ?? 0);
     } else {
-      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout, stt`);
+      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout, fairness, stt`);
     }
     break;
   }
