@@ -31,8 +31,11 @@ export const EDGE_RESTARTED = "edge_restarted";
 
 /** A streaming call's alarm is due this often, ms: the bound on noticing a restart. */
 export const WATCH_EVERY_MS = 5_000;
-/** The marker is rewritten with the next seq at most this often while blocks flow, ms. */
-const PROGRESS_EVERY_MS = 1_000;
+/**
+ * The marker is rewritten with the next seq at most this often while blocks flow, ms (the seq
+ * only starts a runner session that does not hold the call: a little stale does no harm).
+ */
+const PROGRESS_EVERY_MS = 5_000;
 /** How long the close-out waits for the runner's `call.ended`, ms (a dial that fails retries within it). */
 export const CLOSE_OUT_WAIT_MS = 30_000;
 
@@ -66,7 +69,7 @@ export class StreamingWatch {
     this.alarms.schedule(WATCH, nowMs + WATCH_EVERY_MS);
   }
 
-  /** Block `nextSeq - 1` went to the link at `nowMs`: the marker follows, at most once a second. */
+  /** Block `nextSeq - 1` went to the link at `nowMs`: the marker follows, at most every `PROGRESS_EVERY_MS`. */
   progress(nextSeq: number, nowMs: number): void {
     if (!this.marker || nowMs - this.lastProgressMs < PROGRESS_EVERY_MS) return;
     this.lastProgressMs = nowMs;
