@@ -49,6 +49,11 @@ class ScriptedEngine implements Engine {
     };
   }
 
+  /** Audio the session of `callSid` heard, ms (0 before it has one). */
+  heardMs(callSid: string): number {
+    return this.sessions.get(callSid)?.heardMs ?? 0;
+  }
+
   /** A final from the end of the previous one to the audio heard so far. */
   final(callSid: string, text: string): void {
     const s = this.sessions.get(callSid)!;
@@ -122,6 +127,7 @@ async function callThenCrash(resumeGraceMs: number): Promise<Scenario> {
   const asTest = { url: edge.url } as TestEdge;
   const call = await TwilioCall.start(asTest);
   await call.play(testAudio(50, 3), { speed: 2 });
+  await waitFor("the runner to hear the call", () => engine.heardMs(call.callSid) >= 500);
   engine.final(call.callSid, "ראשון");
   await waitFor("the first final recorded", async () => {
     const v = await apiJson(asTest, `/calls/${call.callSid}/record`);
