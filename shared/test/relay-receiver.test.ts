@@ -192,6 +192,17 @@ describe("the guard: seq window and pace", () => {
   });
 });
 
+describe("audio frames", () => {
+  it("a frame is the start's rate and at most a block long", () => {
+    const { r } = receiver();
+    expect(r.frameProblem(N, 8000)).toBeUndefined();
+    expect(r.frameProblem(N / 2, 8000)).toBeUndefined(); // the last block of a call may be shorter
+    expect(r.frameProblem(N + 1, 8000)).toMatch(/801 samples, expected 1\.\.800/);
+    expect(r.frameProblem(0, 8000)).toMatch(/0 samples/);
+    expect(r.frameProblem(N, 16000)).toMatch(/16000 Hz/);
+  });
+});
+
 describe("admitting starts", () => {
   it("one start per socket, for the credential's call, with a block size and rate the runner takes", () => {
     const counters = newRelayReceiverCounters();

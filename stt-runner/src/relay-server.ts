@@ -50,7 +50,7 @@ import type {
 import type { Engine } from "./engines/engine.js";
 import { LogLimiter } from "./log-limiter.js";
 import { Metrics } from "./metrics.js";
-import { RunnerCall } from "./runner-call.js";
+import { PACE_HOLD_MS, RunnerCall } from "./runner-call.js";
 import type { ListenerFactory, Log, RunnerCallDeps } from "./runner-call.js";
 
 export type { Log } from "./runner-call.js";
@@ -78,6 +78,8 @@ export interface RelayServerOptions {
   readonly resumeGraceMs?: number;
   /** The edge's relay buffer, ms (RELAY_BUFFER_MS): bounds a call's seq jumps and its pace. */
   readonly relayBufferMs?: number;
+  /** Audio of one call that may wait for its pace before its socket is closed, ms (default `PACE_HOLD_MS`). */
+  readonly paceHoldMs?: number;
   /**
    * Wraps the engine listener of each call (the transcript policy and event delivery go here);
    * gets a `send` for relay text frames to the call's current socket.
@@ -148,6 +150,7 @@ export class RelayServer {
       logLimited: (callSid, kind, msg, fields) => this.logLimited(callSid, kind, msg, fields),
       resumeGraceMs: o.resumeGraceMs ?? 60_000,
       relayBufferMs: o.relayBufferMs ?? DEFAULT_RELAY_BUFFER_MS,
+      paceHoldMs: o.paceHoldMs ?? PACE_HOLD_MS,
       onEnded: (call, lost) => this.onCallEnded(call, lost),
     };
     this.http = createServer((req, res) => this.onHttp(req, res));
@@ -331,6 +334,11 @@ export class RelayServer {
       }
       if (r.frame.callId !== call.start.callSid) {
         this.protocolError(ws, state, "bad_audio", "audio frame names another call than this socket's");
+        return;
+      }
+      const problem = call.frameProblem(r.frame);
+      if (problem) {
+        this.protocolError(ws, state, "bad_audio", problem);
         return;
       }
       const closing = call.audio(r.frame, Date.now());

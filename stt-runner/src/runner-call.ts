@@ -53,6 +53,8 @@ export interface RunnerCallDeps {
   readonly resumeGraceMs: number;
   /** The edge's relay buffer, ms: the seq window and the pace's slack (`RelayGuard`). */
   readonly relayBufferMs: number;
+  /** Audio that may wait for its pace, ms (`PACE_HOLD_MS`). */
+  readonly paceHoldMs: number;
   /** The call is over and its session closed: forget it; `lost`: its events no edge received. */
   readonly onEnded: (call: RunnerCall, lost: RelayEventsLost) => void;
 }
@@ -60,11 +62,15 @@ export interface RunnerCallDeps {
 const NOOP_LISTENER: EngineListener = { interim() {}, final() {}, failed() {} };
 
 /**
- * Audio of one call that may wait for its pace at most, ms: blocks ahead of the call's pace
- * (faster than real time beyond the relay buffer) are held and fed when due, so such a call gets
- * a real-time share and no bursts; past this much waiting its socket is closed (4005).
+ * Audio of one call that may wait for its pace at most, ms (the default of `paceHoldMs`): blocks
+ * ahead of the call's pace (faster than real time beyond the relay buffer) are held and fed when
+ * due, so such a call gets a real-time share and no bursts. From a tenth of it waiting the call's
+ * socket is not read (TCP flow control slows the sender down to the pace, with no reconnect and no
+ * burst) until half of that was fed; what the socket had buffered still arrives and waits. Past
+ * `paceHoldMs` waiting the socket is closed (4005): a socket reads about 4 s of audio (64 KB) at
+ * a time, so 5 s is not reached by a sender that flow control slows.
  */
-export const PACE_HOLD_MS = 2000;
+export const PACE_HOLD_MS = 5000;
 
 export class RunnerCall {
   readonly start: RelayStart;
@@ -80,6 +86,8 @@ export class RunnerCall {
   private readonly held: AudioFrame[] = [];
   private heldMs = 0;
   private holdTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The socket not read while audio waits for its pace (see `PACE_HOLD_MS`). */
+  private paused: WebSocket | undefined;
 
   /** A new call from `start`, on socket `ws`. */
   constructor(
@@ -110,6 +118,11 @@ export class RunnerCall {
 
   get socket(): WebSocket | undefined {
     return this.ws;
+  }
+
+  /** What is wrong with `frame` for this call (its rate, or longer than a block), or undefined. */
+  frameProblem(frame: AudioFrame): string | undefined {
+    return this.delivery.frameProblem(frame.pcm.length, frame.sampleRateHz);
   }
 
   /**
@@ -175,19 +188,23 @@ export class RunnerCall {
   /** Holds `frame` until its pace allows it; past `PACE_HOLD_MS` waiting: refused (the socket closes). */
   private hold(frame: AudioFrame): RelayClosing | undefined {
     const ms = (frame.pcm.length * 1000) / frame.sampleRateHz;
-    if (this.heldMs + ms > PACE_HOLD_MS) {
+    if (this.heldMs + ms > this.deps.paceHoldMs) {
       this.deps.counters.blocksTooFast += this.held.length + 1;
       this.dropHeld();
       return relayClosing(
         "too_fast",
         `audio keeps coming faster than real time beyond the relay buffer (${this.deps.relayBufferMs} ms) and ` +
-          `${PACE_HOLD_MS} ms of it waited already; reconnect and replay from the last committed block`,
+          `${this.deps.paceHoldMs} ms of it waited already; reconnect and replay from the last committed block`,
       );
     }
     this.held.push(frame);
     this.heldMs += ms;
     this.deps.counters.blocksPaced++;
     if (this.held.length === 1) this.armHold();
+    if (this.heldMs >= this.deps.paceHoldMs / 10 && this.ws && !this.paused) {
+      this.paused = this.ws;
+      this.ws.pause();
+    }
     return undefined;
   }
 
@@ -217,6 +234,7 @@ export class RunnerCall {
         this.ws?.close(r.code, r.reason);
         return;
       }
+      if (this.heldMs <= this.deps.paceHoldMs / 20) this.unpause();
     }
   }
 
@@ -225,6 +243,13 @@ export class RunnerCall {
     this.heldMs = 0;
     if (this.holdTimer) clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
+    this.unpause();
+  }
+
+  private unpause(): void {
+    const ws = this.paused;
+    this.paused = undefined;
+    if (ws && ws.readyState === ws.OPEN) ws.resume();
   }
 
   /** Socket `ws` went away: when it is the call's, wait the grace for the edge, then end. */

@@ -288,9 +288,30 @@ describe("seqs and pace", () => {
     expect(c.ws.readyState).toBe(WebSocket.OPEN);
   });
 
-  it("audio that keeps coming faster than real time is refused (4005) once its wait is full; what was fed stays in order", async () => {
+  it("a call that keeps coming at 5x is slowed to real time (its socket not read meanwhile), not refused", async () => {
     const engine = new ScriptedEngine();
     const { server, port } = await startRunner(engine, { relayBufferMs: 1000 });
+    const c = await connect(port, "CA5x");
+    c.send(encodeControl(startOf("CA5x")));
+    const t0 = Date.now();
+    for (let seq = 0; seq < 150; seq++) {
+      c.send(block("CA5x", seq));
+      await sleep(20); // 100 ms of audio every 20 ms: 5x real time, for 3 s
+    }
+    const elapsedMs = Date.now() - t0;
+    const fed = engine.sessions[0]!.fedSamples.length;
+    // the relay buffer's worth at once, then real time: about 4 s of audio, not 15
+    expect(fed).toBeGreaterThanOrEqual(30);
+    expect(fed).toBeLessThanOrEqual(Math.ceil((elapsedMs + 1000) / 100) + 1);
+    expect(engine.sessions[0]!.fedSamples).toEqual(Array.from({ length: fed }, (_, i) => i * 800));
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    expect(server.counters.blocksTooFast).toBe(0);
+    expect(server.counters.blocksPaced).toBeGreaterThan(0);
+  });
+
+  it("audio that keeps coming faster than real time is refused (4005) once its wait is full; what was fed stays in order", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine, { relayBufferMs: 1000, paceHoldMs: 600 });
     const c = await connect(port, "CAfast");
     c.send(encodeControl(startOf("CAfast")));
     for (let seq = 0; seq < 40; seq++) c.send(block("CAfast", seq)); // 4 s of audio at once

@@ -221,6 +221,7 @@ export class RelayReceiver {
   private readonly pacer: AudioPacer | undefined;
   private readonly windowBlocks: number;
   private readonly sampleRateHz: number;
+  private readonly blockSamples: number;
   /** Event texts produced while no socket was attached, oldest first, with their kinds. */
   private readonly undelivered: { text: string; kind: UndeliveredKind }[] = [];
   private readonly dropped: { events: number; finals: number } = { events: 0, finals: 0 };
@@ -235,6 +236,7 @@ export class RelayReceiver {
     this.expected = start.resumeFromSeq;
     this.committed = start.resumeFromSeq - 1;
     this.sampleRateHz = start.sampleRateHz;
+    this.blockSamples = Math.round((start.blockMs * start.sampleRateHz) / 1000);
     const guard = o.guard;
     this.pacer = guard ? new AudioPacer(guard.startedAtMs, guard.relayBufferMs) : undefined;
     this.windowBlocks = guard ? Math.ceil(guard.relayBufferMs / Math.max(1, start.blockMs)) : Infinity;
@@ -281,6 +283,19 @@ export class RelayReceiver {
     const ack = this.resume(committedSample);
     if (ack !== undefined) out.push(ack);
     return out;
+  }
+
+  /**
+   * What is wrong with an audio frame of `samples` at `sampleRateHz` for this call, or undefined:
+   * a block is the start's rate and at most its `blockMs` long (the last may be shorter).
+   */
+  frameProblem(samples: number, sampleRateHz: number): string | undefined {
+    if (sampleRateHz !== this.sampleRateHz)
+      return `audio frame at ${sampleRateHz} Hz, the call's start says ${this.sampleRateHz}`;
+    if (samples === 0 || samples > this.blockSamples) {
+      return `audio frame has ${samples} samples, expected 1..${this.blockSamples} (blockMs of audio)`;
+    }
+    return undefined;
   }
 
   /**
