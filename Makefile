@@ -3,7 +3,7 @@ SHELL := /bin/bash
 OZEN := node tools/bin/ozen.js
 BENCH_OUT := bench-out
 
-.PHONY: install lint typecheck test unit demo dev bench bench-ingest bench-runner bench-install bench-stt bench-gpu check clean
+.PHONY: install lint typecheck test unit unit-alone speech demo dev bench bench-ingest bench-runner bench-install bench-stt bench-gpu check clean
 
 ## install: the npm workspace from the lockfile (workerd and esbuild come as platform packages).
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
@@ -31,9 +31,20 @@ unit:
 	npx vitest run
 	stt-runner/whisper/.venv/bin/python -m pytest -q stt-runner/whisper/tests
 
+## unit-alone: the suites that read speech, with ../shared hidden (OZEN_SHARED_DATA=none) as in a
+## clone on its own: the project's speech (tools/speech) stands in; only the evaluation sets skip
+unit-alone:
+	OZEN_SHARED_DATA=none npx vitest run stt-runner tools
+	OZEN_SHARED_DATA=none stt-runner/whisper/.venv/bin/python -m pytest -q -rs stt-runner/whisper/tests
+
+## speech: regenerate the project's own test speech in tools/speech with espeak-ng (apt-get install
+## espeak-ng); committed, so only when its texts or voices change (then run the whisper tests)
+speech:
+	node --import tsx tools/src/make-speech.ts
+
 ## demo: edge on workerd + runner + whisper worker locally, one simulated call with real speech
-## (Hebrew from ../shared/data with the largest multilingual model; espeak-ng English with tiny.en
-## when that folder is absent); live partials with their latency, then the finals.
+## (Hebrew from ../shared/data with the largest multilingual model; the project's English prompts,
+## tools/speech, with tiny.en when that folder is absent); live partials with their latency, then the finals.
 ## `$(OZEN) demo --engine null` is the plumbing-only demo.
 demo:
 	@[ -d node_modules ] && [ -x stt-runner/whisper/.venv/bin/python ] || $(MAKE) install
@@ -62,10 +73,11 @@ bench-runner:
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) bench runner --calls 20 --seconds 10 --json $(BENCH_OUT)/runner.json
 
-## check: the playbook's GO checks against a running edge, report in bench-out/check.json
-## (make check URL=https://edge.example.com; TWILIO_AUTH_TOKEN and OZEN_API_TOKEN in the environment)
+## check: the playbook's GO checks against a running edge, report in bench-out/check.json.
+## make check URL=https://edge.example.com with TWILIO_AUTH_TOKEN and OZEN_API_TOKEN in the environment;
+## after `make dev`, make check URL=http://127.0.0.1:8787 takes them from .dev.vars (`ozen check --help`)
 check:
-	@[ -n "$(URL)" ] || { echo "make check URL=https://your-edge (with TWILIO_AUTH_TOKEN and OZEN_API_TOKEN set)"; exit 2; }
+	@[ -n "$(URL)" ] || { echo "make check URL=https://your-edge (TWILIO_AUTH_TOKEN and OZEN_API_TOKEN set), or URL=http://127.0.0.1:8787 after make dev (tokens from .dev.vars)"; exit 2; }
 	@mkdir -p $(BENCH_OUT)
 	$(OZEN) check $(URL) --json $(BENCH_OUT)/check.json
 

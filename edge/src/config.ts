@@ -19,6 +19,8 @@ export interface EdgeConfig {
   readonly verifySignatures: boolean;
   /** Secret for the per-call `<Parameter name="ozen_token">`; the auth token when unset. */
   readonly callTokenSecret: string;
+  /** How long a minted `ozen_token` is accepted, ms (Twilio opens the stream right after the TwiML). */
+  readonly callTokenTtlMs: number;
   readonly streamMode: StreamMode;
   /** The runner's relay endpoint, `ws(s)://host:port/path`. */
   readonly runnerUrl: string;
@@ -66,8 +68,15 @@ export const TWILIO_SETTINGS = {
     defaultText: "(required unless `TWILIO_SIGNATURE=off`)",
   }),
   CALL_TOKEN_SECRET: setting.secret({
-    description: "Secret for the per-call `ozen_token` parameter.",
+    description: "Secret for the per-call `ozen_token` parameter (format: docs/security.md).",
     defaultText: "`TWILIO_AUTH_TOKEN`",
+  }),
+  CALL_TOKEN_TTL_S: setting.int({
+    description:
+      "How long an `ozen_token` the voice webhook mints is accepted, s (Twilio opens the stream right after the TwiML).",
+    default: 300,
+    min: 10,
+    max: 3600,
   }),
   STREAM_MODE: setting.choice({
     description:
@@ -169,6 +178,7 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     twilioAuthToken,
     verifySignatures: twilio.TWILIO_SIGNATURE,
     callTokenSecret: twilio.CALL_TOKEN_SECRET ?? (twilioAuthToken || "ozen-dev"),
+    callTokenTtlMs: twilio.CALL_TOKEN_TTL_S * 1000,
     streamMode: twilio.STREAM_MODE,
     runnerUrl: relay.RUNNER_URL,
     relaySecret: relay.RELAY_SECRET ?? "",

@@ -15,6 +15,9 @@ import { API_TOKEN, startTestEdge, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 import { refusedUpgrade } from "./transcripts.js";
 
+/** A CallSid in Twilio's format that no call uses. */
+const SID = "CA" + "a0".repeat(16);
+
 interface TokenRoute {
   readonly method: "GET" | "POST";
   /** As declared in edge/src. */
@@ -28,13 +31,13 @@ interface TokenRoute {
 
 const TOKEN_ROUTES: readonly TokenRoute[] = [
   { method: "GET", route: "/calls", path: "/calls", okStatus: 200 },
-  { method: "GET", route: "/calls/:callSid", path: "/calls/CAauth", okStatus: 404 },
-  { method: "GET", route: "/calls/:callSid/record", path: "/calls/CAauth/record", okStatus: 404 },
-  { method: "GET", route: "/calls/:callSid/stats", path: "/calls/CAauth/stats", okStatus: 200 },
-  { method: "POST", route: "/calls/:callSid/clear", path: "/calls/CAauth/clear", okStatus: 409 },
+  { method: "GET", route: "/calls/:callSid", path: `/calls/${SID}`, okStatus: 404 },
+  { method: "GET", route: "/calls/:callSid/record", path: `/calls/${SID}/record`, okStatus: 404 },
+  { method: "GET", route: "/calls/:callSid/stats", path: `/calls/${SID}/stats`, okStatus: 200 },
+  { method: "POST", route: "/calls/:callSid/clear", path: `/calls/${SID}/clear`, okStatus: 409 },
   { method: "GET", route: "/stats", path: "/stats", okStatus: 200 },
   // without an upgrade the event streams answer what they hold as JSON
-  { method: "GET", route: "/calls/:callSid/events", path: "/calls/CAauth/events", okStatus: 200, webSocket: true },
+  { method: "GET", route: "/calls/:callSid/events", path: `/calls/${SID}/events`, okStatus: 200, webSocket: true },
   { method: "GET", route: "/events", path: "/events", okStatus: 200, webSocket: true },
 ];
 
@@ -44,9 +47,9 @@ const OTHER_ROUTES = [
   { method: "GET", route: "/live", path: "/live", status: 200 },
   { method: "POST", route: "/twilio/voice", path: "/twilio/voice", status: 403 },
   // a stream upgrade is checked only as an upgrade (426 otherwise): tested below
-  { method: "GET", route: "/twilio/stream/:callSid", path: "/twilio/stream/CAauth", status: 426 },
+  { method: "GET", route: "/twilio/stream/:callSid", path: `/twilio/stream/${SID}`, status: 426 },
   // the benchmark's route exists only with BENCH_NAIVE=on
-  { method: "GET", route: "/twilio/stream-naive/:callSid", path: "/twilio/stream-naive/CAauth", status: 404 },
+  { method: "GET", route: "/twilio/stream-naive/:callSid", path: `/twilio/stream-naive/${SID}`, status: 404 },
 ] as const;
 
 const RIGHT = { Authorization: `Bearer ${API_TOKEN}` };
@@ -159,8 +162,8 @@ describe("routes without the API token", () => {
 
   it("the API token opens no Twilio route: they need Twilio's signature (403)", async () => {
     expect((await request(edge, { method: "POST", path: "/twilio/voice" }, RIGHT)).status).toBe(403);
-    expect(await refusedUpgrade(edge, "/twilio/stream/CAauth", RIGHT)).toBe(403);
-    expect(await refusedUpgrade(edge, `/twilio/stream/CAauth?token=${API_TOKEN}`)).toBe(403);
+    expect(await refusedUpgrade(edge, `/twilio/stream/${SID}`, RIGHT)).toBe(403);
+    expect(await refusedUpgrade(edge, `/twilio/stream/${SID}?token=${API_TOKEN}`)).toBe(403);
   });
 });
 

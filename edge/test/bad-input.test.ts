@@ -8,7 +8,9 @@
  * a burst at 20x real time stays here: it shows the handler keeps up with no queue in front.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { newIdentity, requestTwiml } from "../../tools/src/simulator.js";
+import { performance } from "node:perf_hooks";
+import { GAP_FILL_SLACK_MS } from "@ozen/shared";
+import { TwilioStreamScript, newIdentity, requestTwiml } from "../../tools/src/simulator.js";
 import {
   AUTH_TOKEN,
   Bystander,
@@ -80,7 +82,42 @@ describe("a call that goes on", () => {
     expect(s.aheadOfRealtimeMsMax).toBeGreaterThan(1000);
     expect(s.bad).toEqual({});
   });
+  it("drops frames of another streamSid, counting other_stream_sid: the engine hears only the call's", async () => {
+    const call = await TwilioCall.start(edge);
+    await call.play(testAudio(5, 23), { speed: Infinity });
+    // a second stream's frames on this call's socket, numbered and stamped on their own
+    const intruder = new TwilioStreamScript({ ...call.identity, streamSid: newIdentity().streamSid }, {});
+    for (let i = 0; i < 5; i++) call.sendText(intruder.media(testAudio(1, 24 + i)).text);
+    await call.play(testAudio(5, 30), { speed: Infinity });
+    expect(await call.hangUp()).toBe(1000);
+    await expectEngineHeard(runner.engine, call);
+    expect((await endedStats(call)).bad).toEqual({ other_stream_sid: 5 });
+  });
+
+  it("fills timestamp holes with no more silence than the time that passed, counting gapFillRefusedMs", async () => {
+    const call = await TwilioCall.start(edge);
+    const t0 = performance.now();
+    call.sendMedia(testAudio(1, 31));
+    // 100 frames as fast as the socket takes them, each stamped 4 s after the one before
+    for (let i = 0; i < 100; i++) {
+      call.loseUpstream(200);
+      call.sendMedia(testAudio(1, 32 + i));
+    }
+    await waitFor("the edge to take the 101 frames", async () => (await edge.callStats(call.callSid)).framesIn === 101);
+    const wallMs = performance.now() - t0;
+    expect(await call.hangUp()).toBe(1000);
+    const s = await endedStats(call);
+    expect(s.gapFilledMs + s.gapFillRefusedMs).toBe(100 * 4000);
+    expect(s.gapFilledMs).toBeLessThanOrEqual(wallMs + GAP_FILL_SLACK_MS);
+    expect(s.audioMs).toBeLessThanOrEqual(wallMs + GAP_FILL_SLACK_MS + 101 * 20);
+    expect(s.bad).toEqual({});
+    console.log(JSON.stringify({ figure: "gap_fill_bounded", wallMs: Math.round(wallMs), ...pick(s) }));
+  });
 });
+
+function pick(s: CallStatsView) {
+  return { gapFilledMs: s.gapFilledMs, gapFillRefusedMs: s.gapFillRefusedMs, audioMs: s.audioMs };
+}
 
 describe("a call that ends", () => {
   it("closes with 1009 on a message over 64 KiB, counting too_large, after relaying what came before", async () => {

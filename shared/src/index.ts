@@ -7,6 +7,7 @@ export * from "./twilio/sequence.js";
 export * from "./twilio/ingest.js";
 export * from "./twilio/twiml.js";
 export * from "./twilio/signature.js";
+export * from "./twilio/sid.js";
 export * from "./relay/wire.js";
 export * from "./relay/sender.js";
 export * from "./relay/receiver.js";

@@ -6,6 +6,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  GAP_FILL_SLACK_MS,
   MAX_GAP_FILL_MS,
   MediaIngest,
   computeTwilioSignature,
@@ -267,6 +268,7 @@ describe("the README's bad-input table, as values", () => {
       framesIn: 15,
       audioMs: 300,
       gapFilledMs: 0,
+      gapFillRefusedMs: 0,
     });
   });
 
@@ -369,6 +371,78 @@ describe("the stream's rules", () => {
     call.script.timestampMs += MAX_GAP_FILL_MS + 20;
     call.play(testAudio(5, 18));
     expect(call.ingest.counters()).toMatchObject({ gapFilledMs: 0, audioMs: 200 });
+  });
+
+  it("fills no more silence than wall time passed since the first frame, plus the slack; counts the rest", () => {
+    const call = streaming();
+    call.play(testAudio(1, 30), 1);
+    // 500 frames, each stamped 5 s after the last, sent 1 ms apart: 0.5 s of wall time
+    for (let i = 0; i < 500; i++) {
+      call.script.timestampMs += MAX_GAP_FILL_MS - 20;
+      expect(call.send(call.script.media(testAudio(1, 31))).event).toBe("media");
+      call.nowMs += 1;
+    }
+    const c = call.ingest.counters();
+    expect(c.gapFilledMs + c.gapFillRefusedMs).toBe(500 * (MAX_GAP_FILL_MS - 20));
+    // the first hole takes what the slack leaves (1 ms passed, 20 ms of audio in); then none fits
+    expect(c.gapFilledMs).toBe(1 + GAP_FILL_SLACK_MS - 20);
+    expect(c.audioMs).toBe(c.gapFilledMs + 501 * 20);
+    const kinds = call.ingest.takeNotices().map((n) => n.kind);
+    expect(kinds).toContain("gap_fill_refused");
+  });
+
+  it("fills a hole in part when only part of it fits in the time that passed", () => {
+    const call = streaming();
+    call.play(testAudio(5, 32)); // 100 ms of audio over 100 ms of wall time
+    call.script.timestampMs += 3000; // a 3 s hole, with no more wall time passed than the audio so far
+    call.play(testAudio(1, 33));
+    // room: 100 ms elapsed + the slack - 100 ms of audio
+    expect(call.ingest.counters()).toMatchObject({
+      gapFilledMs: GAP_FILL_SLACK_MS,
+      gapFillRefusedMs: 3000 - GAP_FILL_SLACK_MS,
+      audioMs: 100 + GAP_FILL_SLACK_MS + 20,
+    });
+    expect(call.ingest.takeNotices()).toEqual([
+      {
+        kind: "gap_fill_refused",
+        message: "media timestamps jumped further than the time that passed; the hole was not filled past real time",
+        fields: { gapMs: 3000, refusedMs: 3000 - GAP_FILL_SLACK_MS },
+      },
+      {
+        kind: "media_gap_filled",
+        message: "media timestamps jumped: frames were lost before the edge; filled with silence",
+        fields: { gapMs: GAP_FILL_SLACK_MS },
+      },
+    ]);
+  });
+
+  it("fills a whole hole when the wall time it stands for has passed", () => {
+    const call = streaming();
+    call.play(testAudio(5, 34));
+    call.script.timestampMs += 3000;
+    call.nowMs += 3000; // the frames were lost upstream while the time went by
+    call.play(testAudio(1, 35));
+    expect(call.ingest.counters()).toMatchObject({ gapFilledMs: 3000, gapFillRefusedMs: 0, audioMs: 3120 });
+  });
+
+  it("drops and counts messages of another streamSid: its media never joins the call, its stop does not end it", () => {
+    const call = streaming();
+    const audio = testAudio(10, 36);
+    call.play(audio.subarray(0, 800));
+    // a second stream's messages, numbered and stamped on their own
+    const intruder = new TwilioScript();
+    const other = (text: string) => text.replace(STREAM_SID, "MZ" + "f".repeat(32));
+    intruder.timestampMs = call.script.timestampMs;
+    expect(call.send(other(intruder.media(testAudio(1, 37))))).toEqual({ event: "ignored" });
+    expect(call.send(other(intruder.dtmf("1")))).toEqual({ event: "ignored" });
+    expect(call.send(other(intruder.stop()))).toEqual({ event: "ignored" });
+    call.play(audio.subarray(800));
+    call.ingest.finish();
+    expect(call.pcm()).toEqual(decodeMulaw(audio));
+    expect(call.ingest.counters()).toMatchObject({ bad: { other_stream_sid: 3 }, framesIn: 10, dtmf: 0 });
+    expect(call.ingest.takeNotices()[0]?.message).toBe(
+      "media of another stream (streamSid is not this call's); dropped",
+    );
   });
 
   it("ignores an empty payload, counting payload_empty, without moving audio time", () => {

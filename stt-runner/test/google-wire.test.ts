@@ -9,8 +9,8 @@ import type { RelayStart } from "@ozen/shared";
 import { loadGoogleConfig } from "../src/engines/google/config.js";
 import { GoogleEngine } from "../src/engines/google/engine.js";
 import type { EngineFinal, EngineInterim } from "../src/engines/engine.js";
-import { startSpeechServer, wordBlock } from "./google-grpc.js";
-import type { SpeechServer } from "./google-grpc.js";
+import { startSpeechServer, wordBlock } from "../src/testing/google-grpc.js";
+import type { SpeechServer } from "../src/testing/google-grpc.js";
 
 let speech: SpeechServer;
 let port: number;

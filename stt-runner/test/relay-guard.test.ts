@@ -24,7 +24,7 @@ import type { RelayServerOptions } from "../src/index.js";
 import type { Engine, EngineListener, EngineSession } from "../src/engines/engine.js";
 import { GoogleEngine } from "../src/engines/google/engine.js";
 import { loadGoogleConfig } from "../src/engines/google/config.js";
-import { startSpeechServer } from "./google-grpc.js";
+import { startSpeechServer } from "../src/testing/google-grpc.js";
 
 const SECRET = "runner-test-relay-secret-0123";
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

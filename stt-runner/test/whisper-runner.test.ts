@@ -17,7 +17,7 @@ import {
   signRelayCredential,
 } from "@ozen/shared";
 import type { TranscriptEvent } from "@ozen/shared";
-import { startSpeechServer } from "./google-grpc.js";
+import { startSpeechServer } from "../src/testing/google-grpc.js";
 import {
   callOf,
   callStart,
@@ -135,7 +135,7 @@ describe.skipIf(skip !== undefined)("the runner process with the whisper worker"
   it("with no Google credentials (engine auto) transcribes with whisper and shows the worker in /stats", async () => {
     const runner = await startRunner(["--port", "0"], {});
     expect(runner.stderr()).toMatch(/no Google credentials: transcribing with the whisper worker/);
-    const r = await relayCall(runner.port, "CArunner", callOf(loadCallAudio("agent-pass.wav"), 1500), 2);
+    const r = await relayCall(runner.port, "CArunner", callOf(loadCallAudio("password"), 1500), 2);
     // the engine's language (WHISPER_LANGUAGE=en), not a Hebrew default
     expect(r.events[0]).toMatchObject({ type: "call.started", engine: "whisper", language: "en" });
     expect(r.finals).toHaveLength(1);
@@ -159,8 +159,8 @@ describe.skipIf(skip !== undefined)("the runner process with the whisper worker"
   it("with --engine google: a final-passed Google final, then Google fails and the call moves to whisper", async () => {
     const speech = await startSpeechServer();
     cleanups.push(() => speech.close());
-    const first = callOf(loadCallAudio("agent-pass.wav"), 1500);
-    const second = callOf(loadCallAudio("dir-instr.wav"), 1500);
+    const first = callOf(loadCallAudio("password"), 1500);
+    const second = callOf(loadCallAudio("directory"), 1500);
     const firstBlocks = Math.ceil(first.length / 800);
     speech.behaviour.finalOnHalfClose = false;
     speech.behaviour.scriptedFinals = [{ afterRequests: firstBlocks, text: "google heard the first" }];

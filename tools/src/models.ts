@@ -5,8 +5,8 @@
  */
 import { spawnSync } from "node:child_process";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import { fail } from "./args.js";
+import { fail, parseCommand } from "./args.js";
+import { MODELS, MODELS_FETCH } from "./commands.js";
 import { listModels, workerDir, workerPython } from "./whisper-env.js";
 import type { ModelInfo } from "./whisper-env.js";
 
@@ -20,11 +20,7 @@ export const HEBREW_PRODUCTION_REPO = "ivrit-ai/whisper-large-v3-turbo-ct2";
  * model, 5 network, 6 disk space, 7 checksum).
  */
 export function fetchModel(argv: string[]): never {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { revision: { type: "string" }, dir: { type: "string" }, json: { type: "boolean" } },
-  });
+  const { values, positionals } = parseCommand(MODELS_FETCH, argv);
   if (positionals.length !== 1) fail(`models fetch takes one repository id, e.g. ${HEBREW_PRODUCTION_REPO}`);
   const python = workerPython();
   if (!python) fail(`no whisper worker venv at ${workerDir}/.venv: run \`make install\``);
@@ -57,8 +53,7 @@ export function modelTable(models: readonly ModelInfo[]): string {
 }
 
 export function models(argv: string[]): void {
-  if (argv[0] === "fetch") fetchModel(argv.slice(1));
-  const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" } } });
+  const { values } = parseCommand(MODELS, argv);
   const r = listModels();
   if (!r.ok) fail(r.message);
   if (values.json) {

@@ -13,10 +13,12 @@ import { DEPLOYABLES, settingsDoc } from "../src/settings-doc.js";
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const read = (rel: string) => readFileSync(path.join(repo, rel), "utf8");
 
-/** Variables a TypeScript source reads by name: `env["X"]`, `env.X`, `process.env["X"]`, `process.env.X`. */
+/** Variables a TypeScript source reads by name: `env["X"]`, `env.X`, `process.env["X"]`, `process.env.X` (not written: `= ...`). */
 function variablesRead(source: string): string[] {
   const names = new Set<string>();
-  for (const m of source.matchAll(/\benv(?:\s*\[\s*["'`]([A-Z][A-Z0-9_]*)["'`]\s*\]|\.([A-Z][A-Z0-9_]*)\b)/g)) {
+  for (const m of source.matchAll(
+    /\benv(?:\s*\[\s*["'`]([A-Z][A-Z0-9_]*)["'`]\s*\]|\.([A-Z][A-Z0-9_]*)\b)(?!\s*=[^=])/g,
+  )) {
     names.add((m[1] ?? m[2])!);
   }
   return [...names];

@@ -11,7 +11,9 @@
  */
 import { MediaIngest } from "@ozen/shared";
 import type { MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
-import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
+import { CALL_TOKEN_PARAMETER, checkCallToken } from "./call-token.js";
+import { callObjectRoute } from "./call-object-route.js";
+import { StreamAdmission } from "./stream-admission.js";
 import { configFor } from "../config.js";
 import type { EdgeConfig } from "../config.js";
 import { CallLedger } from "../records/ledger.js";
@@ -54,10 +56,14 @@ export class CallSession implements DurableObject {
   private readonly events: CallEventStream;
   /** The call's record, its D1 copy and its webhooks (`ledger.ts`). */
   private readonly ledger: CallLedger;
+  /** Whether the call has streamed (and ended), in the object's storage: one stream per call, ever. */
+  private readonly admission: StreamAdmission;
   private readonly log = new CallLog(() => this.stats.callSid);
   /** The streaming marker and its alarm: a restart under the call closes it out (`close-out.ts`). */
   private readonly watch: StreamingWatch;
   private twilio: WebSocket | undefined;
+  /** The `start`'s token check and admission, once `start` came: resolves true when admitted. */
+  private admitting: Promise<boolean> | undefined;
   private relay: RelayLink | undefined;
 
   constructor(
@@ -67,6 +73,7 @@ export class CallSession implements DurableObject {
   ) {
     this.config = configFor(env);
     this.ledger = new CallLedger(ctx.storage, env.DB, this.config.delivery, (...line) => this.log.line(...line));
+    this.admission = new StreamAdmission(ctx.storage.sql);
     this.watch = new StreamingWatch(ctx.storage);
     this.frames = new RelayFrameSink(() => this.stats.callSid);
     this.ingest = new MediaIngest({
@@ -84,6 +91,8 @@ export class CallSession implements DurableObject {
       log: (level, key, msg, fields) => this.log.once(`events:${key}`, level, msg, fields),
       // the record gets the call's one transcript (edge utterance ids, no runner-restart repeats)
       onDelivered: (e) => this.ledger.onEvent(e),
+      // ids the record already holds are never given again, even by an object that restarted
+      firstUtteranceN: () => this.ledger.nextUtteranceN(),
     });
     this.stats = new CallStatsRecorder(ctx.storage, this.config.blockMs, () => ({
       ingest: this.ingest.counters(),
@@ -93,29 +102,45 @@ export class CallSession implements DurableObject {
     }));
   }
 
+  /** The Worker's requests, by the operation it names (`call-object-route.ts`). */
   async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname.endsWith("/stats")) return Response.json(await this.stats.read(this.holdsCall));
-    if (url.pathname.endsWith("/record")) return Response.json(this.ledger.view());
-    if (url.pathname.endsWith("/events")) {
-      if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(url);
-      return Response.json({ events: this.events.recent() });
+    const route = callObjectRoute(request);
+    if (!route) return new Response("not a call object operation", { status: 404 });
+    switch (route.op) {
+      case "stats":
+        return Response.json(await this.stats.read(this.holdsCall));
+      case "record":
+        return Response.json(this.ledger.view());
+      case "events":
+        if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(route.url);
+        return Response.json({ events: this.events.recent() });
+      case "clear": {
+        if (request.method !== "POST") return new Response("clear is a POST", { status: 405 });
+        const sent = this.bargeIn("api");
+        return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
+      }
+      case "stream":
+        return this.acceptStream(request, route.callSid);
     }
-    if (url.pathname.endsWith("/clear") && request.method === "POST") {
-      const sent = this.bargeIn("api");
-      return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
-    }
+  }
+
+  /**
+   * Twilio's Media Streams upgrade (its signature checked by the Worker). One stream per call:
+   * refused (409) while one is open, and for good once one was admitted (kept in storage, so
+   * after the call ended, an eviction or a restart too: Twilio never reconnects a stream).
+   */
+  private acceptStream(request: Request, callSid: string): Response {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
-    if (this.twilio || this.stats.state === "ended") {
+    if (this.twilio || this.stats.state === "ended" || this.admission.streamed) {
       return new Response("this call already has (or had) a stream", { status: 409 });
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     server.accept();
     this.twilio = server;
-    this.stats.callSid = decodeURIComponent(url.pathname.split("/").pop() ?? "");
+    this.stats.callSid = callSid;
     server.addEventListener("message", (ev) => this.onTwilioMessage(ev.data));
     server.addEventListener("close", (ev) => void this.end(`twilio closed the socket (${ev.code})`, true));
     server.addEventListener("error", () => void this.end("twilio socket error", true));
@@ -141,6 +166,7 @@ export class CallSession implements DurableObject {
         ledger: this.ledger,
         stats: this.stats,
         watch: this.watch,
+        streamEnded: (nowMs) => this.admission.ended(nowMs),
         log: (...line) => this.log.line(...line),
       });
     }
@@ -239,17 +265,8 @@ export class CallSession implements DurableObject {
       log: (...line) => this.log.line(...line),
     }));
     this.stats.state = "streaming";
-    if (
-      this.config.verifySignatures &&
-      !(await verifyCallToken(this.config.callTokenSecret, this.stats.callSid, token))
-    ) {
-      const close = this.ingest.rejectStart();
-      this.logNotices();
-      relay.close(1008, "bad call token");
-      this.relay = undefined;
-      this.closeTwilio(close.code, close.reason);
-      return;
-    }
+    this.admitting = this.admit(relay, token);
+    if (!(await this.admitting)) return;
     this.ledger.begin({
       callSid: this.stats.callSid,
       accountSid: m.start.accountSid,
@@ -259,6 +276,35 @@ export class CallSession implements DurableObject {
     this.watch.begin(relayStart, t0);
     relay.connect();
     this.stats.persist(Date.now());
+  }
+
+  /**
+   * Checks the stream's `ozen_token` (expiry, MAC, this call) and admits the call's one stream:
+   * "this call has streamed" is written (with the token's nonce) before any of its audio leaves
+   * the object. False when the stream is refused.
+   */
+  private async admit(relay: RelayLink, token: string | undefined): Promise<boolean> {
+    const check = this.config.verifySignatures
+      ? await checkCallToken(this.config.callTokenSecret, this.stats.callSid, token, Date.now())
+      : undefined;
+    if (check && !check.ok) {
+      this.refuseStart(relay, check.message);
+      return false;
+    }
+    if (!this.admission.admit(Date.now(), check?.nonce)) {
+      this.refuseStart(relay, "this call has streamed before");
+      return false;
+    }
+    return true;
+  }
+
+  /** The stream's `start` is refused: nothing it sent reaches the runner, and the socket closes 1008. */
+  private refuseStart(relay: RelayLink, why: string): void {
+    const close = this.ingest.rejectStart(why);
+    this.logNotices();
+    relay.close(1008, "bad call token");
+    this.relay = undefined;
+    this.closeTwilio(close.code, close.reason);
   }
 
   /** Barge-in: Twilio drops the agent's queued audio and echoes every pending mark. */
@@ -318,6 +364,9 @@ export class CallSession implements DurableObject {
     this.ingest.finish();
     this.relaySealed();
     stats.persist(Date.now());
+    // a stream that ends while its token is checked: its audio goes on only once admitted
+    if (this.admitting) await this.admitting;
+    this.admission.ended(stats.endedAtMs);
     if (this.relay) {
       const why = vanished ? "twilio_disconnected" : "caller_hung_up";
       stats.relayLostAtEnd = await this.relay.stop(why, STOP_GRACE_MS);

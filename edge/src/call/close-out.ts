@@ -11,13 +11,12 @@
  * credential and `resumeFromSeq` = the persisted next seq, then `stop` at once). A runner that
  * still holds the call hands over the events it kept first, then ends the engine session (its
  * last finals, then `call.ended`); one that gave up on it says how many events were lost
- * (`error` code `events_lost`). The object records what comes (the continuity set where the
- * record left it), then ends the call with reason `edge_restarted` and flushes the record. The
+ * (`error` code `events_lost`). The object records what comes (utterance ids after those the
+ * record holds), then ends the call with reason `edge_restarted` and flushes the record. The
  * record's counters say what happened: `closeOutEventsRecovered`, `runnerEventsLost` and
  * `runnerFinalsLost`, or `closeOutUnknown` when no runner could say (it did not hold the call).
  */
-import { parseTranscriptEvent } from "@ozen/shared";
-import type { RunnerToEdge, TranscriptEvent } from "@ozen/shared";
+import type { RunnerToEdge } from "@ozen/shared";
 import type { EdgeConfig } from "../config.js";
 import type { CallEventStream } from "../events/call-events.js";
 import { AlarmMux } from "../records/alarms.js";
@@ -105,6 +104,8 @@ export interface CloseOutParts {
   readonly ledger: CallLedger;
   readonly stats: CallStatsRecorder;
   readonly watch: StreamingWatch;
+  /** The call's stream is over (`StreamAdmission.ended`): the old object could not say so. */
+  readonly streamEnded: (nowMs: number) => void;
   readonly log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -133,7 +134,8 @@ export async function closeOutCall(marker: StreamingMarker, p: CloseOutParts): P
   stats.startedAtMs = marker.startedAtMs;
   stats.state = "ended"; // this object holds the call now: no stream may start on it
   p.log("warn", "edge restarted under a streaming call: closing it out", { nextSeq: marker.nextSeq });
-  events.continueFrom(callSid, recordedEvents(ledger));
+  // what the runner says next gets utterance ids after those the record holds (the ledger's
+  // nextUtteranceN), and the runner's backlog is only what no edge received: no repeats
 
   const outcome: CloseOutOutcome = { recovered: 0, lost: undefined, freshSession: false, ended: false };
   let runnerEnded!: () => void;
@@ -187,6 +189,7 @@ export async function closeOutCall(marker: StreamingMarker, p: CloseOutParts): P
   const nowMs = Date.now();
   stats.endedAtMs = nowMs;
   stats.endReason = EDGE_RESTARTED;
+  p.streamEnded(nowMs);
   events.callEnded(callSid, EDGE_RESTARTED);
   ledger.finish(EDGE_RESTARTED, nowMs);
   stats.persist(nowMs);
@@ -196,14 +199,4 @@ export async function closeOutCall(marker: StreamingMarker, p: CloseOutParts): P
     ...(outcome.lost ? { lostEvents: outcome.lost.events, lostFinals: outcome.lost.finals } : {}),
     runnerHeldCall: outcome.ended && !outcome.freshSession,
   });
-}
-
-/** The events the record holds (its timeline: call.started, finals, engine switches), in order. */
-function recordedEvents(ledger: CallLedger): TranscriptEvent[] {
-  const out: TranscriptEvent[] = [];
-  for (const t of ledger.view().timeline) {
-    const r = parseTranscriptEvent(t.event);
-    if (r.ok) out.push(r.event);
-  }
-  return out;
 }

@@ -27,6 +27,8 @@ export interface CallStats {
   framesConcealed: number;
   /** Silence put in where Twilio's media timestamps jumped (frames lost before us). */
   gapFilledMs: number;
+  /** Holes in the media timestamps left unfilled: filling them would have run ahead of wall time. */
+  gapFillRefusedMs: number;
   audioMs: number;
   bad: Record<string, number>;
   sequenceGaps: number;

@@ -81,6 +81,8 @@ export interface CallEventStreamOptions {
   readonly log: (level: "warn" | "error", key: string, msg: string, fields?: Record<string, unknown>) => void;
   /** Each event delivered into the stream (after continuity), e.g. for the call's record. */
   readonly onDelivered?: (e: TranscriptEvent) => void;
+  /** The n of the call's first utterance id (one past any the call's record holds); default 1. */
+  readonly firstUtteranceN?: () => number;
 }
 
 export class CallEventStream {
@@ -102,17 +104,6 @@ export class CallEventStream {
     this.deliver(callSid, event);
   }
 
-  /**
-   * A fresh object taking over a call an earlier instance of it streamed (the close-out after
-   * an edge restart): the events that instance delivered and recorded (`recorded`, in order) set
-   * the continuity where it was, so what the runner says next gets the next utterance ids, not
-   * `u1` again, and repeats of what was recorded are dropped. Nothing is delivered.
-   */
-  continueFrom(callSid: string, recorded: readonly TranscriptEvent[]): void {
-    this.continuity ??= new TranscriptContinuity(callSid);
-    for (const e of recorded) this.continuity.accept(e);
-  }
-
   /** The runner sent an event that is not a valid transcript event: counted, logged once. */
   invalidEvent(error: string): void {
     this.stats.invalid++;
@@ -128,7 +119,7 @@ export class CallEventStream {
   }
 
   private deliver(callSid: string, event: TranscriptEvent): void {
-    this.continuity ??= new TranscriptContinuity(callSid);
+    this.continuity ??= new TranscriptContinuity(callSid, { firstUtteranceN: this.o.firstUtteranceN?.() ?? 1 });
     const verdict = this.continuity.accept(event);
     if (!("event" in verdict)) return;
     const e = verdict.event;

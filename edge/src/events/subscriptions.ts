@@ -6,17 +6,17 @@
  */
 import type { Hono } from "hono";
 import { requireToken } from "../auth.js";
+import { callObject, requireCallSid } from "../call-sid.js";
+import { callObjectRequest } from "../call/call-object-route.js";
 import type { AppEnv } from "../env.js";
 import { accountHub } from "./account-hub.js";
 import livePage from "../../assets/live.html";
 
-const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
-
 export function mountSubscriptions(app: Hono<AppEnv>): void {
-  app.get("/calls/:callSid/events", requireToken("events"), (c) => {
+  app.get("/calls/:callSid/events", requireToken("events"), requireCallSid, (c) => {
     const callSid = c.req.param("callSid");
-    if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
-    return c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(callSid)).fetch(c.req.raw);
+    const search = new URL(c.req.url).search;
+    return callObject(c.env.CALL_SESSION, callSid).fetch(callObjectRequest("events", callSid, c.req.raw, search));
   });
 
   app.get("/events", requireToken("events"), (c) => {

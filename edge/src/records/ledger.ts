@@ -88,7 +88,13 @@ export class CallLedger {
     this.record({ v: 1, type: "call.ended", callSid: call.callSid, wallMs: nowMs, reason });
   }
 
+  /** The n of the first utterance id a (re)started object gives: past every id the call gave. */
+  nextUtteranceN(): number {
+    return this.store.nextUtteranceN();
+  }
+
   private record(e: TranscriptEvent): void {
+    if ("utteranceId" in e) this.store.noteUtterance(e.utteranceId);
     const call = this.store.get();
     if (!call) {
       this.logOnce("no_call", "warn", "a transcript event came before the call's start; not recorded");

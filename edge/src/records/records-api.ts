@@ -6,13 +6,14 @@
  */
 import type { Context, Hono } from "hono";
 import { requireToken } from "../auth.js";
+import { callObject, requireCallSid } from "../call-sid.js";
+import { callObjectRequest } from "../call/call-object-route.js";
 import type { AppEnv, Env } from "../env.js";
 import type { CallRecord, CallStatus, UtteranceRecord } from "./call-record.js";
 import type { LedgerView } from "./ledger.js";
 import { decodeCursor, getCall, listCalls } from "./records.js";
 import type { CallQuery } from "./records.js";
 
-const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_LIMIT = 200;
 
 /** A wall time given as ms since the epoch or as an ISO 8601 date; undefined when absent. */
@@ -59,8 +60,8 @@ function publicUtterance(u: UtteranceRecord): Omit<UtteranceRecord, "version"> {
 }
 
 async function fromDurableObject(env: Env, callSid: string): Promise<LedgerView> {
-  const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(callSid));
-  return (await (await stub.fetch(`https://call/calls/${encodeURIComponent(callSid)}/record`)).json()) as LedgerView;
+  const res = await callObject(env.CALL_SESSION, callSid).fetch(callObjectRequest("record", callSid));
+  return (await res.json()) as LedgerView;
 }
 
 function d1Unavailable(c: Context<AppEnv>, e: unknown): Response {
@@ -80,9 +81,8 @@ export function mountRecords(app: Hono<AppEnv>): void {
     }
   });
 
-  app.get("/calls/:callSid", requireToken("records"), async (c) => {
+  app.get("/calls/:callSid", requireToken("records"), requireCallSid, async (c) => {
     const callSid = c.req.param("callSid");
-    if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
     let found: { call: CallRecord; utterances: UtteranceRecord[] } | undefined;
     let d1Error: unknown;
     if (c.env.DB) {
@@ -102,9 +102,8 @@ export function mountRecords(app: Hono<AppEnv>): void {
     return c.text("no such call", 404);
   });
 
-  app.get("/calls/:callSid/record", requireToken("records"), async (c) => {
+  app.get("/calls/:callSid/record", requireToken("records"), requireCallSid, async (c) => {
     const callSid = c.req.param("callSid");
-    if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
     const view = await fromDurableObject(c.env, callSid);
     return view.call ? c.json(view) : c.text("no such call", 404);
   });

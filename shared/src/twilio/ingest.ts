@@ -5,11 +5,12 @@
  * exception.
  *
  * Two steps per media frame, so the adapter can time the decode alone: `receive` frames, parses
- * and applies the stream rules (media before start, other tracks, a second start, sequence
- * gaps) and returns an inbound media frame to take; `takeAudio` fills holes in Twilio's media
- * timestamps with silence, decodes base64 and mu-law straight into the `BlockAssembler`'s block
- * (no per-frame allocation), conceals what cannot be decoded, and measures how far ahead of real
- * time the client is.
+ * and applies the stream rules (media before start, another stream's messages, other tracks, a
+ * second start, sequence gaps) and returns an inbound media frame to take; `takeAudio` fills
+ * holes in Twilio's media timestamps with silence (never more call audio than the wall time the
+ * stream has run), decodes base64 and mu-law straight into the `BlockAssembler`'s block (no
+ * per-frame allocation), conceals what cannot be decoded, and measures how far ahead of real time
+ * the client is.
  */
 import { decodeBase64Into } from "../audio/base64.js";
 import { BlockAssembler } from "../audio/blocks.js";
@@ -26,6 +27,13 @@ const FRAME_MS = 20;
 const FRAME_SAMPLES = 160;
 /** The longest hole in Twilio's media timestamps filled with silence; a longer jump is a clock reset. */
 export const MAX_GAP_FILL_MS = 5000;
+/**
+ * Gap filling stops where the call's audio would run ahead of the wall time since its first
+ * frame by more than this, ms: silence is audio the edge invents, so a client's timestamps alone
+ * never make more of it than time that passed (Twilio's jitter and a late first frame fit well
+ * inside a second).
+ */
+export const GAP_FILL_SLACK_MS = 1000;
 /** How far ahead of real time a client may run before it is worth a warning, ms. */
 const AHEAD_WARN_MS = 1000;
 
@@ -38,11 +46,12 @@ export type BadInputKind =
   | "payload_not_160_bytes"
   | "payload_empty"
   | "second_start"
+  | "other_stream_sid"
   | "bad_token";
 
 /** Something worth telling the operator: bad input (counted under `kind`) or a stream warning. */
 export interface IngestNotice {
-  readonly kind: BadInputKind | "media_gap_filled" | "ahead_of_realtime";
+  readonly kind: BadInputKind | "media_gap_filled" | "gap_fill_refused" | "ahead_of_realtime";
   /** What happened and what was done about it, e.g. `media payload is 161 bytes, expected 160; used as is`. */
   readonly message: string;
   readonly fields?: Readonly<Record<string, number>>;
@@ -75,6 +84,11 @@ export interface IngestCounters {
   readonly framesConcealed: number;
   /** Silence put in where Twilio's media timestamps jumped (frames lost before us), ms. */
   readonly gapFilledMs: number;
+  /**
+   * Holes in the media timestamps left unfilled because filling them would have put more audio
+   * in the call than wall time passed since its first frame (plus GAP_FILL_SLACK_MS), ms.
+   */
+  readonly gapFillRefusedMs: number;
   /** Audio put into blocks (decoded, concealed and gap-filled), ms. */
   readonly audioMs: number;
   /** Bad input by kind. */
@@ -114,6 +128,9 @@ export class MediaIngest {
   private framesIn = 0;
   private framesConcealed = 0;
   private gapFilledMs = 0;
+  private gapFillRefusedMs = 0;
+  /** The stream's `streamSid` (from its `start`); "" before it. */
+  private streamSid = "";
   private otherTrackFrames = 0;
   private dtmf = 0;
   private aheadMsMax = 0;
@@ -156,6 +173,11 @@ export class MediaIngest {
       return IGNORED;
     }
     const m = r.message;
+    if (m.event !== "connected" && m.event !== "start" && this.streamSid !== "" && m.streamSid !== this.streamSid) {
+      // one socket carries one stream: another stream's audio must never join this call's
+      this.bad("other_stream_sid", `${m.event} of another stream (streamSid is not this call's); dropped`);
+      return IGNORED;
+    }
     if (m.event !== "connected") this.sequence.observe(m.sequenceNumber);
     switch (m.event) {
       case "media":
@@ -176,6 +198,7 @@ export class MediaIngest {
           return IGNORED;
         }
         this.state = "streaming";
+        this.streamSid = m.streamSid;
         return m;
       case "dtmf":
         this.dtmf++;
@@ -187,13 +210,15 @@ export class MediaIngest {
 
   /**
    * Puts the audio of a media frame `receive` returned into blocks. `nowMs` is the caller's
-   * clock (ms) when the frame arrived, for the ahead-of-real-time measure.
+   * clock (ms) when the frame arrived: it bounds the gap filling and measures how far ahead of
+   * real time the client runs.
    */
   takeAudio(m: MediaMessage, nowMs: number): void {
     if (this.state !== "streaming") return;
+    if (this.firstMediaAtMs < 0) this.firstMediaAtMs = nowMs;
     const asm = this.assembler;
     const timestampMs = m.media.timestamp;
-    this.fillTimestampGap(timestampMs);
+    this.fillTimestampGap(timestampMs, nowMs);
     const n = decodeBase64Into(m.media.payload, this.scratch);
     if (n < 0) {
       this.bad("payload_not_base64", "media payload is not valid base64; 20 ms of silence put in its place");
@@ -215,8 +240,11 @@ export class MediaIngest {
    * The stream's `start` failed the caller's check of its token: counted as `bad_token`, no
    * more audio is taken. Returns the close the socket needs.
    */
-  rejectStart(): IngestClose {
-    this.bad("bad_token", "start has no valid ozen_token parameter; closing");
+  rejectStart(why?: string): IngestClose {
+    this.bad(
+      "bad_token",
+      why ? `start's ozen_token is refused: ${why}; closing` : "start has no valid ozen_token parameter; closing",
+    );
     this.state = "ended";
     return BAD_TOKEN;
   }
@@ -246,6 +274,7 @@ export class MediaIngest {
       framesIn: this.framesIn,
       framesConcealed: this.framesConcealed,
       gapFilledMs: this.gapFilledMs,
+      gapFillRefusedMs: this.gapFillRefusedMs,
       audioMs: this.audioMs,
       bad: { ...this.badCounts },
       sequenceGaps: this.sequence.gaps,
@@ -261,23 +290,36 @@ export class MediaIngest {
    * Twilio stamps each frame with its media time. When frames went missing upstream (Twilio's
    * congestion drops, error 31930) the stamp jumps: the hole is filled with silence so the
    * engine's audio time stays the call's time. Jumps over MAX_GAP_FILL_MS are not filled (a
-   * clock reset, not lost audio), nor are timestamps that went backwards.
+   * clock reset, not lost audio), nor are timestamps that went backwards. Lost frames took their
+   * time to go missing: the fill stops where the call's audio would pass the wall time since its
+   * first frame (`nowMs`) plus GAP_FILL_SLACK_MS, and the rest is counted in `gapFillRefusedMs`.
    */
-  private fillTimestampGap(timestampMs: number): void {
+  private fillTimestampGap(timestampMs: number, nowMs: number): void {
     if (this.expectedTimestampMs < 0) return;
     const gapMs = timestampMs - this.expectedTimestampMs;
     if (gapMs < FRAME_MS || gapMs > MAX_GAP_FILL_MS) return;
-    this.assembler.pushSilence(gapMs * SAMPLES_PER_MS);
-    this.gapFilledMs += gapMs;
+    const roomMs = Math.floor(nowMs - this.firstMediaAtMs + GAP_FILL_SLACK_MS - this.audioMs);
+    const fillMs = Math.max(0, Math.min(gapMs, roomMs));
+    if (fillMs < gapMs) {
+      const refusedMs = gapMs - fillMs;
+      this.gapFillRefusedMs += refusedMs;
+      this.notice({
+        kind: "gap_fill_refused",
+        message: "media timestamps jumped further than the time that passed; the hole was not filled past real time",
+        fields: { gapMs, refusedMs },
+      });
+    }
+    if (fillMs <= 0) return;
+    this.assembler.pushSilence(fillMs * SAMPLES_PER_MS);
+    this.gapFilledMs += fillMs;
     this.notice({
       kind: "media_gap_filled",
       message: "media timestamps jumped: frames were lost before the edge; filled with silence",
-      fields: { gapMs },
+      fields: { gapMs: fillMs },
     });
   }
 
   private measureAhead(nowMs: number): void {
-    if (this.firstMediaAtMs < 0) this.firstMediaAtMs = nowMs;
     const aheadMs = this.audioMs - (nowMs - this.firstMediaAtMs) - FRAME_MS;
     if (aheadMs <= this.aheadMsMax) return;
     const wasBehindWarning = this.aheadMsMax <= AHEAD_WARN_MS;

@@ -13,11 +13,11 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encodeAudioFrame, encodeControl, parseRunnerToEdge, percentile } from "@ozen/shared";
-import { startSpeechServer, wordBlock } from "../../../stt-runner/test/google-grpc.js";
-import { positive } from "../args.js";
+import { startSpeechServer, wordBlock } from "@ozen/stt-runner/testing";
+import { parseCommand, positive } from "../args.js";
+import { BENCH_RUNNER } from "../commands.js";
 import { cpuSeconds, spawnTs } from "./procs.js";
 import { newRelaySecret, relayHeaders } from "../relay-secret.js";
 
@@ -156,10 +156,7 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
 }
 
 export async function benchRunner(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { calls: { type: "string" }, seconds: { type: "string" }, json: { type: "string" } },
-  });
+  const { values } = parseCommand(BENCH_RUNNER, argv);
   const calls = positive("calls", values.calls, 20);
   const seconds = positive("seconds", values.seconds, 10);
   const result: Record<string, unknown> = {};

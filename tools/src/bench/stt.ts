@@ -24,11 +24,11 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
 import { decodeMulaw, percentile, pooledWer, transcriptErrors } from "@ozen/shared";
 import type { WerLanguage, WordErrors } from "@ozen/shared";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
-import { fail, positive } from "../args.js";
+import { startLocalEdge } from "@ozen/edge/local";
+import { fail, parseCommand, positive } from "../args.js";
+import { BENCH_STT } from "../commands.js";
 import { loadAudio8k } from "../audio.js";
 import { newIdentity, placeCall } from "../simulator.js";
 import { benchPython, findModel, listModels, repoRoot, workerPython } from "../whisper-env.js";
@@ -349,21 +349,7 @@ function referenced(errors: readonly WordErrors[]): WordErrors[] {
 // ---------------------------------------------------------------------------------------------
 
 export async function benchStt(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      engine: { type: "string", default: "whisper" },
-      model: { type: "string", default: "tiny.en" },
-      set: { type: "string", multiple: true },
-      json: { type: "string" },
-      files: { type: "string" },
-      "tail-s": { type: "string" },
-      "max-calls": { type: "string" },
-      "anchor-wait-s": { type: "string" },
-      anchor: { type: "string", default: "whisperlive" },
-      language: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(BENCH_STT, argv);
   if (!values.set?.length) fail("--set DIR is required (e.g. --set ../shared/data/en/asterisk-8k)");
   if (values.language && values.language !== "he" && values.language !== "en") fail("--language is he or en");
   if (values.anchor !== "whisperlive" && values.anchor !== "none") fail("--anchor is whisperlive or none");

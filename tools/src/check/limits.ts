@@ -26,7 +26,7 @@ export interface CheckSpec {
   readonly title: string;
   readonly unit: string;
   readonly limit: Limit;
-  /** Where the limit comes from, for `--help`-style listings and the README. */
+  /** Where the limit comes from, for `--help`-style listings and docs/benchmarks.md. */
   readonly source: string;
 }
 

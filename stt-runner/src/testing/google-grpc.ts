@@ -1,5 +1,6 @@
 /**
- * A small Speech service on loopback for tests: grpc-js serving Google's own v1 and v2
+ * A small Speech service on loopback, for the tests and `ozen bench runner` (Google cannot be
+ * reached from them): grpc-js serving Google's own v1 and v2
  * StreamingRecognize definitions, loaded from the protos inside `@google-cloud/speech`. It says
  * "שלום" as an interim once 300 ms of audio arrived and "שלום עולם" as the final when the client
  * half-closes; a model in `unsupportedModels` is refused the way v1 refuses a model without the
