@@ -22,14 +22,14 @@
  */
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encodeAudioFrame, encodeControl, parseRunnerToEdge, percentile } from "@ozen/shared";
 import type { RelayStart } from "@ozen/shared";
 import { RelayServer } from "@ozen/stt-runner";
 import type { Engine, EngineSession } from "@ozen/stt-runner";
 import type { EngineListener } from "../../../stt-runner/src/engines/engine.js";
-import { positive } from "../args.js";
+import { parseCommand, positive } from "../args.js";
+import { BENCH_FAIRNESS } from "../commands.js";
 import { newRelaySecret, relayHeaders } from "../relay-secret.js";
 
 const BLOCK_MS = 100;
@@ -255,16 +255,7 @@ async function phase(o: {
 }
 
 export async function benchFairness(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      seconds: { type: "string" },
-      speed: { type: "string" },
-      capacity: { type: "string" },
-      "buffer-ms": { type: "string" },
-      json: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(BENCH_FAIRNESS, args);
   const seconds = positive("seconds", values.seconds, 20);
   const speed = positive("speed", values.speed, 5);
   const capacity = positive("capacity", values.capacity, 3);
