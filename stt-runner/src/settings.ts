@@ -64,7 +64,8 @@ export const RELAY_AUTH_SETTINGS = {
     description:
       "The edge's `RELAY_BUFFER_MS` (or more): a block's seq may jump at most this much audio past the next " +
       "expected one (beyond: closed 4003), and a call may be fed at most this much audio ahead of real time " +
-      "(beyond: its blocks wait, 2 s at most, then closed 4005); the edge reconnects and replays.",
+      "(beyond: its blocks wait and its socket is read at real time; past 5 s waiting, closed 4005); the edge " +
+      "reconnects and replays.",
     default: 120_000,
     min: 1000,
     max: 600_000,
