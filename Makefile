@@ -50,13 +50,16 @@ demo:
 	@[ -d node_modules ] && [ -x stt-runner/whisper/.venv/bin/python ] || $(MAKE) install
 	$(OZEN) demo
 
-## dev: wrangler dev (edge on workerd, http://127.0.0.1:8787) + the runner (ws://127.0.0.1:8081)
+## dev: wrangler dev (edge on workerd, http://127.0.0.1:8787) + the runner (ws://127.0.0.1:8081).
+## The runner gets RELAY_SECRET from .dev.vars (the edge's, so the relay is authenticated as in
+## production); a .dev.vars without one starts it with --insecure-local (it says so loudly).
 dev:
 	@[ -d node_modules ] || $(MAKE) install
 	@[ -f .dev.vars ] || { cp .dev.vars.example .dev.vars; echo "created .dev.vars from .dev.vars.example"; }
 	WRANGLER_SEND_METRICS=false npx wrangler d1 migrations apply ozen --local
 	WRANGLER_SEND_METRICS=false npx wrangler dev --ip 127.0.0.1 --port 8787 & \
-	  node --import tsx stt-runner/src/main.ts --port 8081 & \
+	  RELAY_SECRET="$$(sed -n 's/^RELAY_SECRET=//p' .dev.vars)" \
+	  node --import tsx stt-runner/src/main.ts --port 8081 $$(grep -q '^RELAY_SECRET=.' .dev.vars || echo --insecure-local) & \
 	  trap 'kill 0' INT TERM EXIT; wait
 
 ## deploy: the runner to Cloud Run (docs/deploy.md): creates or updates the service, waits for the

@@ -28,6 +28,11 @@ export interface EdgeConfig {
   readonly streamMode: StreamMode;
   /** The runner's relay endpoint, `ws(s)://host:port/path`. */
   readonly runnerUrl: string;
+  /**
+   * Signs each relay upgrade for its one call (`X-Ozen-Relay-Credential`); the runner's
+   * RELAY_SECRET. Empty: the upgrade carries none (only a runner with OZEN_RELAY_AUTH=off takes it).
+   */
+  readonly relaySecret: string;
   /** PCM block sent to the runner, 20..250 ms. */
   readonly blockMs: number;
   /** Audio kept until the runner acknowledges it (replayed on reconnect), in ms. */
@@ -101,6 +106,13 @@ export const RELAY_SETTINGS = {
     description: "The runner's relay endpoint, `ws(s)://host:port/path`.",
     required: true,
     schemes: ["ws", "wss", "http", "https"],
+  }),
+  RELAY_SECRET: setting.secret({
+    description:
+      "Shared with the runner (its `RELAY_SECRET`): each relay (re)connect carries a fresh credential for its one " +
+      "call, signed with it (docs/security.md). Unset: none is sent, and only a runner started with " +
+      "`--insecure-local` takes the call (every call logs a warning).",
+    minLength: 16,
   }),
   BLOCK_MS: setting.int({ description: "PCM block sent to the runner, ms.", default: 100, min: 20, max: 250 }),
   RELAY_BUFFER_MS: setting.int({
@@ -186,6 +198,7 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     callTokenTtlMs: twilio.CALL_TOKEN_TTL_S * 1000,
     streamMode: twilio.STREAM_MODE,
     runnerUrl: relay.RUNNER_URL,
+    relaySecret: relay.RELAY_SECRET ?? "",
     blockMs: relay.BLOCK_MS,
     relayBufferMs: relay.RELAY_BUFFER_MS,
     relayBackoffMinMs: relay.RELAY_BACKOFF_MIN_MS,

@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { D1Database } from "@cloudflare/workers-types/experimental";
-import { startTestEdge, TwilioCall, testAudio, waitFor } from "./helpers.js";
+import { RELAY_SECRET, startTestEdge, TwilioCall, testAudio, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 import { UPSERT_CALL, UPSERT_UTTERANCE, callRowValues, utteranceRowValues } from "../src/records/records-sql.js";
 import { api, apiJson, startTalkingRunner } from "./transcribing.js";
@@ -27,7 +27,7 @@ let edge: TestEdge;
 let db: D1Database;
 
 beforeAll(async () => {
-  runner = await startTalkingRunner();
+  runner = await startTalkingRunner(undefined, RELAY_SECRET);
   edge = await startTestEdge({
     RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
     RECORDS_FLUSH_FINALS: "3",

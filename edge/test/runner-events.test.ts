@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { encodeControl } from "@ozen/shared";
 import { RelayServer, nullEngine } from "@ozen/stt-runner";
-import { TwilioCall, startTestEdge, testAudio, waitFor } from "./helpers.js";
+import { RELAY_SECRET, TwilioCall, startTestEdge, testAudio, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 import { Subscriber } from "./transcripts.js";
 
@@ -19,6 +19,7 @@ beforeAll(async () => {
   runner = new RelayServer({
     engine: nullEngine,
     port: 0,
+    relaySecret: RELAY_SECRET,
     log: () => {},
     listenerFor: (start, send) => {
       sends.set(start.callSid, send);

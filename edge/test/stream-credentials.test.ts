@@ -22,6 +22,7 @@ import {
   API_TOKEN,
   AUTH_TOKEN,
   PUBLIC_BASE_URL,
+  RELAY_SECRET,
   TwilioCall,
   bearer,
   startRunner,
@@ -109,7 +110,7 @@ describe("a captured signed upgrade with its token, replayed", () => {
   let local: LocalEdge | undefined;
 
   beforeAll(async () => {
-    runner = await startTalkingRunner();
+    runner = await startTalkingRunner(undefined, RELAY_SECRET);
     dir = await mkdtemp(join(tmpdir(), "ozen-replay-"));
   });
 
@@ -128,6 +129,7 @@ describe("a captured signed upgrade with its token, replayed", () => {
         TWILIO_AUTH_TOKEN: AUTH_TOKEN,
         API_TOKEN,
         RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
+        RELAY_SECRET,
         RECORDS_FLUSH_FINALS: "1",
       },
     });
@@ -184,6 +186,7 @@ describe("the call token on start", () => {
         TWILIO_AUTH_TOKEN: AUTH_TOKEN,
         API_TOKEN,
         RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
+        RELAY_SECRET,
       },
     });
     edge = {

@@ -11,6 +11,8 @@ export * from "./twilio/sid.js";
 export * from "./relay/wire.js";
 export * from "./relay/sender.js";
 export * from "./relay/receiver.js";
+export * from "./relay/credential.js";
+export * from "./relay/pacing.js";
 export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
 export * from "./metrics/wer.js";

@@ -221,9 +221,10 @@ function simulate(makeSender: SenderFactory, scenario: Scenario): Outcome {
       const r = decodeAudioFrame(data);
       if (!r.ok || !runnerCall) return;
       const call = runnerCall;
-      if (call.receiver.audio(r.frame.seq, r.frame.startSample, r.frame.pcm.length) !== "duplicate") {
-        call.session.fed.push(r.frame.seq);
-      }
+      const verdict = call.receiver.audio(r.frame.seq, r.frame.startSample, r.frame.pcm.length, nowMs);
+      // the runner's guard never refuses what an edge playing by the rules sends
+      if (verdict === "out_of_window" || verdict === "too_fast") violations.push(`block ${r.frame.seq}: ${verdict}`);
+      if (verdict === "feed" || verdict === "gap") call.session.fed.push(r.frame.seq);
       from.sendToEdge(nowMs, call.receiver.ack(committedSample(call.session)));
       return;
     }
@@ -239,7 +240,10 @@ function simulate(makeSender: SenderFactory, scenario: Scenario): Outcome {
         const session: EngineSession = { fed: [], committedThrough: m.resumeFromSeq - 1 };
         sessions.push(session);
         runnerCall = {
-          receiver: new RelayReceiver(m, counters, { resumeGraceMs: GRACE_MS }),
+          receiver: new RelayReceiver(m, counters, {
+            resumeGraceMs: GRACE_MS,
+            guard: { relayBufferMs: OPTIONS.maxPendingBlocks * BLOCK_MS, startedAtMs: nowMs },
+          }),
           session,
           socket: from,
         };

@@ -1,6 +1,13 @@
 /** The runner's side of the relay delivery protocol (`RelayReceiver`), with plain values. */
 import { describe, expect, it } from "vitest";
-import { RelayReceiver, admitSocket, newRelayReceiverCounters, parseRunnerToEdge } from "../src/index.js";
+import {
+  CallTombstones,
+  RelayReceiver,
+  admitSocket,
+  admitStart,
+  newRelayReceiverCounters,
+  parseRunnerToEdge,
+} from "../src/index.js";
 import type { RelayReceiverCounters, RelayStart } from "../src/index.js";
 
 /** Samples per block (100 ms at 8 kHz). */
@@ -143,5 +150,136 @@ describe("admitting sockets", () => {
     expect(parsed(refusal.text)).toMatchObject({ type: "goaway" });
     expect(refusal).toMatchObject({ code: 1013, reason: "try again later" });
     expect(counters.callsRefused).toBe(1);
+  });
+});
+
+describe("the guard: seq window and pace", () => {
+  const guarded = (relayBufferMs: number, counters = newRelayReceiverCounters()) => ({
+    r: new RelayReceiver(start(), counters, { resumeGraceMs: 60_000, guard: { relayBufferMs, startedAtMs: 0 } }),
+    counters,
+  });
+
+  it("refuses a seq far past the next expected one: never fed, never acknowledged, later blocks still fed", () => {
+    const { r, counters } = guarded(120_000);
+    r.audio(0, 0, N, 0);
+    expect(r.audio(0xffffffff, 0, N, 100)).toBe("out_of_window");
+    expect(r.expectedSeq).toBe(1);
+    expect(parsed(r.ack(undefined))).toMatchObject({ seq: 0 });
+    // the edge's next blocks are not taken for replays
+    expect(r.audio(1, N, N, 100)).toBe("feed");
+    expect(r.audio(2, 2 * N, N, 200)).toBe("feed");
+    expect(counters).toMatchObject({ blocks: 3, blocksOutOfWindow: 1, duplicateBlocks: 0, gapBlocks: 0 });
+  });
+
+  it("takes a jump of up to the relay buffer in blocks (audio the edge dropped while the runner was away)", () => {
+    const { r } = guarded(120_000);
+    r.audio(0, 0, N, 0);
+    expect(r.audio(1 + 1200, 1201 * N, N, 0)).toBe("gap");
+    expect(r.audio(1203 + 1201, 2404 * N, N, 0)).toBe("out_of_window");
+  });
+
+  it("says when audio comes faster than real time beyond the relay buffer, and when it is due", () => {
+    const { r, counters } = guarded(1000);
+    const verdicts = Array.from({ length: 12 }, (_, seq) => r.audio(seq, seq * N, N, 0));
+    expect(verdicts.filter((v) => v === "feed")).toHaveLength(10);
+    expect(verdicts.slice(10)).toEqual(["too_fast", "too_fast"]);
+    expect(r.expectedSeq).toBe(10); // nothing moved
+    expect(r.paceDueMs(N)).toBe(100);
+    expect(r.audio(10, 10 * N, N, 99)).toBe("too_fast");
+    expect(r.audio(10, 10 * N, N, 100)).toBe("feed");
+    expect(r.paceDueMs(N)).toBe(200);
+    expect(counters).toMatchObject({ blocks: 11 });
+  });
+});
+
+describe("audio frames", () => {
+  it("a frame is the start's rate and at most a block long", () => {
+    const { r } = receiver();
+    expect(r.frameProblem(N, 8000)).toBeUndefined();
+    expect(r.frameProblem(N / 2, 8000)).toBeUndefined(); // the last block of a call may be shorter
+    expect(r.frameProblem(N + 1, 8000)).toMatch(/801 samples, expected 1\.\.800/);
+    expect(r.frameProblem(0, 8000)).toMatch(/0 samples/);
+    expect(r.frameProblem(N, 16000)).toMatch(/16000 Hz/);
+  });
+});
+
+describe("admitting starts", () => {
+  it("one start per socket, for the credential's call, with a block size and rate the runner takes", () => {
+    const counters = newRelayReceiverCounters();
+    expect(admitStart(start(), "CA1", false, counters)).toBeUndefined();
+    expect(admitStart(start(), undefined, false, counters)).toBeUndefined(); // auth off: any call
+    const second = admitStart(start(), "CA1", true, counters)!;
+    expect(second).toMatchObject({ code: 4002 });
+    expect(parsed(second.text)).toMatchObject({ type: "error", code: "second_start" });
+    expect(admitStart(start(), "CAother", false, counters)).toMatchObject({ code: 4001 });
+    expect(admitStart({ ...start(), blockMs: 0 }, "CA1", false, counters)).toMatchObject({ code: 4006 });
+    expect(admitStart({ ...start(), sampleRateHz: 7 }, "CA1", false, counters)).toMatchObject({ code: 4006 });
+    expect(counters.startsRefused).toBe(4);
+  });
+});
+
+describe("events while no socket is attached", () => {
+  it("keeps them and hands them to the next socket first, then the ack", () => {
+    const { r, counters } = receiver();
+    r.audio(0, 0, N);
+    r.detached(1000);
+    r.keepUndelivered("final-1", "final");
+    r.keepUndelivered("partial-2", "partial");
+    const out = r.reattach(undefined);
+    expect(out.slice(0, 2)).toEqual(["final-1", "partial-2"]);
+    expect(parsed(out[2])).toMatchObject({ type: "ack", seq: 0 });
+    expect(r.eventsLost).toEqual({ events: 0, finals: 0 });
+    expect(counters.eventsHandedOver).toBe(2);
+  });
+
+  it("bounded: past the limit partials go first, and what is dropped is counted as lost", () => {
+    const { r, counters } = (() => {
+      const counters = newRelayReceiverCounters();
+      return { r: new RelayReceiver(start(), counters, { resumeGraceMs: 1, maxUndeliveredEvents: 3 }), counters };
+    })();
+    r.detached(0);
+    r.keepUndelivered("f1", "final");
+    r.keepUndelivered("p1", "partial");
+    r.keepUndelivered("f2", "final");
+    r.keepUndelivered("f3", "final"); // p1 goes
+    r.keepUndelivered("f4", "final"); // no partial left: f1 goes
+    expect(r.eventsLost).toEqual({ events: 5, finals: 4 });
+    expect(r.reattach(undefined)).toEqual(["f2", "f3", "f4"]);
+    expect(counters).toMatchObject({ eventsUndelivered: 2, eventsHandedOver: 3 });
+  });
+
+  it("a call that ends with events kept has lost them (forget)", () => {
+    const { r, counters } = receiver();
+    r.detached(0);
+    r.keepUndelivered("f1", "final");
+    r.keepUndelivered("e", "other");
+    r.end();
+    expect(r.forget()).toEqual({ events: 2, finals: 1 });
+    expect(counters.eventsUndelivered).toBe(2);
+  });
+});
+
+describe("tombstones", () => {
+  it("tell a later start of a call given up how many events were lost, once, for a while", () => {
+    const t = new CallTombstones(2, 1000);
+    t.remember("CA1", { events: 3, finals: 2 }, 0);
+    t.remember("CA2", { events: 0, finals: 0 }, 0); // nothing lost: nothing kept
+    expect(t.size).toBe(1);
+    expect(parsed(t.take("CA1", 500))).toMatchObject({
+      type: "error",
+      code: "events_lost",
+      lost: { events: 3, finals: 2 },
+    });
+    expect(t.take("CA1", 600)).toBeUndefined();
+    t.remember("CA3", { events: 1, finals: 0 }, 0);
+    expect(t.take("CA3", 1001)).toBeUndefined(); // expired
+  });
+
+  it("are bounded: the oldest is forgotten first", () => {
+    const t = new CallTombstones(2, 60_000);
+    for (const sid of ["CA1", "CA2", "CA3"]) t.remember(sid, { events: 1, finals: 1 }, 0);
+    expect(t.size).toBe(2);
+    expect(t.take("CA1", 1)).toBeUndefined();
+    expect(t.take("CA3", 1)).toBeDefined();
   });
 });

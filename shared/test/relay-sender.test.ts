@@ -89,6 +89,47 @@ describe("resume point and replay", () => {
     expect(seqs(s.opened(10)!.blocks)).toEqual([2, 3, 4]);
   });
 
+  it("counts as dropped only blocks that fell out unsent; sent ones pushed out before commit are evicted", () => {
+    const s = sender({ maxPendingBlocks: 3 });
+    s.connect();
+    s.opened(0);
+    // the runner has every block (sent on an open link) but commits none: nothing is lost audio
+    for (let seq = 0; seq < 5; seq++) s.push(seq, frame(), 1 + seq);
+    expect(s.stats).toMatchObject({ blocksSent: 5, blocksDropped: 0, blocksEvicted: 2 });
+    expect(s.unacknowledgedBlocks).toBe(3);
+    // the link goes down: blocks kept while it is away were never sent, and those that fall out are lost
+    s.socketLost(10);
+    for (let seq = 5; seq < 9; seq++) s.push(seq, frame(), 20);
+    expect(s.stats).toMatchObject({ blocksDropped: 1, blocksEvicted: 5 });
+    expect(s.unacknowledgedBlocks).toBe(0);
+    expect(s.pendingBlocks).toBe(3);
+  });
+
+  it("the unacknowledged gauge is the blocks sent and not yet committed", () => {
+    const s = sender();
+    s.connect();
+    s.push(0, frame(), 0); // kept while dialling: not sent
+    expect(s.unacknowledgedBlocks).toBe(0);
+    s.opened(5);
+    expect(s.unacknowledgedBlocks).toBe(1);
+    s.push(1, frame(), 10);
+    s.push(2, frame(), 10);
+    expect(s.unacknowledgedBlocks).toBe(3);
+    s.ack(2, 1, 20);
+    expect(s.unacknowledgedBlocks).toBe(1);
+    s.ack(2, 2, 30);
+    expect(s.unacknowledgedBlocks).toBe(0);
+  });
+
+  it("a link that goes on from a persisted seq starts there and stops at the seq before it", () => {
+    const s = sender({ firstSeq: 42 });
+    s.connect();
+    s.stop("edge_restarted", 1000, 0);
+    const opening = s.opened(10)!;
+    expect(control(opening.start)).toMatchObject({ resumeFromSeq: 42 });
+    expect(control(opening.stop)).toMatchObject({ type: "stop", lastSeq: 41 });
+  });
+
   it("counts a block as sent when it is pushed on an open link, not while dialling", () => {
     const s = sender();
     s.connect();

@@ -38,7 +38,7 @@ export function metricName(key: string): string {
   return PREFIX + key.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
 }
 
-const isLevel = (name: string): boolean => /active|draining|_up$|_open$/.test(name);
+const isLevel = (name: string): boolean => /active|draining|_up$|_open$|open_sockets/.test(name);
 
 interface CallTrack {
   engine: string;
@@ -57,6 +57,7 @@ export class Metrics {
   private readonly streamRestarts: Counter<"role" | "reason">;
   /** The counters read at each scrape, by key. */
   private readonly read = new Map<string, Gauge | Counter>();
+  private readonly labelled = new Map<string, Counter<string>>();
   private readonly lastFeedMs = new WeakMap<object, number>();
   private readonly calls = new Map<string, CallTrack>();
 
@@ -171,8 +172,19 @@ export class Metrics {
     return this.registry.contentType;
   }
 
-  /** The exposition text, with `counters` (camelCase keys, engine stats prefixed `engine`) read now. */
-  async render(counters: Record<string, number>): Promise<string> {
+  /**
+   * The exposition text, with `counters` (camelCase keys, engine stats prefixed `engine`) read now,
+   * and `labelled` counters one metric each with a series per label value (e.g. refusals by reason).
+   */
+  async render(
+    counters: Record<string, number>,
+    labelled: Record<string, { label: string; values: Record<string, number> }> = {},
+  ): Promise<string> {
+    for (const [key, { label, values }] of Object.entries(labelled)) {
+      const metric = this.labelledMetric(key, label);
+      metric.reset();
+      for (const [value, n] of Object.entries(values)) metric.inc({ [label]: value }, Math.max(0, n));
+    }
     this.streamRestarts.reset();
     for (const [key, value] of Object.entries(counters)) {
       if (!Number.isFinite(value)) continue;
@@ -184,6 +196,21 @@ export class Metrics {
       }
     }
     return this.registry.metrics();
+  }
+
+  /** The labelled counter for `key`, made at its first scrape. */
+  private labelledMetric(key: string, label: string): Counter<string> {
+    let m = this.labelled.get(key);
+    if (!m) {
+      m = new Counter({
+        name: metricName(key),
+        help: `The runner's ${key} by ${label} (read at each scrape).`,
+        labelNames: [label],
+        registers: [this.registry],
+      });
+      this.labelled.set(key, m);
+    }
+    return m;
   }
 
   /** The metric for a counter key, made at its first scrape; `set` puts the value read now. */

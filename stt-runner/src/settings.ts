@@ -39,6 +39,39 @@ export const SERVER_SETTINGS = {
   }),
 } as const;
 
+/** Who may use the runner: the relay's credential check and the bearer token of its stats. */
+export const RELAY_AUTH_SETTINGS = {
+  RELAY_SECRET: setting.secret({
+    description:
+      "The relay's shared secret with the edge (the edge's `RELAY_SECRET`): every relay upgrade must carry a " +
+      "credential signed with it for the one call it starts (docs/security.md). The runner refuses to start " +
+      "without it unless `OZEN_RELAY_AUTH=off`.",
+    minLength: 16,
+    defaultText: "(required unless `OZEN_RELAY_AUTH=off`)",
+  }),
+  OZEN_RELAY_AUTH: setting.bool({
+    description:
+      "`off` (or `--insecure-local`) takes relay sockets with no credential, for any call: local development " +
+      "only, logged loudly at start. Ignored when `RELAY_SECRET` is set.",
+    default: true,
+  }),
+  RUNNER_METRICS_TOKEN: setting.secret({
+    description:
+      "Bearer token for `/stats` and `/metrics` (`/healthz` and `/readyz` stay open); unset: they answer 401 to everyone.",
+    minLength: 16,
+  }),
+  RELAY_BUFFER_MS: setting.int({
+    description:
+      "The edge's `RELAY_BUFFER_MS` (or more): a block's seq may jump at most this much audio past the next " +
+      "expected one (beyond: closed 4003), and a call may be fed at most this much audio ahead of real time " +
+      "(beyond: its blocks wait and its socket is read at real time; past 5 s waiting, closed 4005); the edge " +
+      "reconnects and replays.",
+    default: 120_000,
+    min: 1000,
+    max: 600_000,
+  }),
+} as const;
+
 /** What runs beside Google: the whisper worker as failover and final pass. */
 export const BESIDE_GOOGLE_SETTINGS = {
   OZEN_FALLBACK: setting.choice({
@@ -59,11 +92,17 @@ export const BESIDE_GOOGLE_SETTINGS = {
 } as const;
 
 export type ServerSettings = SettingsOf<typeof SERVER_SETTINGS>;
+export type RelayAuthSettings = SettingsOf<typeof RELAY_AUTH_SETTINGS>;
 export type BesideGoogleSettings = SettingsOf<typeof BESIDE_GOOGLE_SETTINGS>;
 
 /** The runner's listening and engine settings; throws `SettingError`. */
 export function loadServerSettings(env: SettingsEnv): ServerSettings {
   return readSettings(SERVER_SETTINGS, env);
+}
+
+/** The relay's credential check and the stats' token; throws `SettingError`. */
+export function loadRelayAuthSettings(env: SettingsEnv): RelayAuthSettings {
+  return readSettings(RELAY_AUTH_SETTINGS, env);
 }
 
 /** Whether the whisper worker runs beside Google, and as what; throws `SettingError`. */
@@ -79,6 +118,13 @@ export const RUNNER_SETTINGS: SettingsDeployable = {
     "start; a wrong value stops the runner with a message naming it.",
   areas: [
     { title: "Server and engine", settings: SERVER_SETTINGS },
+    {
+      title: "Relay authentication and limits",
+      intro:
+        "Who may speak for a call, and how much one call may send (docs/security.md). `--insecure-local` on the " +
+        "command line is `OZEN_RELAY_AUTH=off`.",
+      settings: RELAY_AUTH_SETTINGS,
+    },
     { title: "Google engine", settings: GOOGLE_SETTINGS },
     {
       title: "Google credentials",

@@ -231,7 +231,12 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
       ["--import", "tsx", path.join(repo, "stt-runner/src/main.ts"), "--port", "0", "--engine", "whisper"],
       {
         cwd: repo,
-        env: { ...process.env, WHISPER_MODEL: "/no/such/model", WHISPER_LANGUAGE: "en" },
+        env: {
+          ...process.env,
+          WHISPER_MODEL: "/no/such/model",
+          WHISPER_LANGUAGE: "en",
+          RELAY_SECRET: "whisper-engine-relay-secret",
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );

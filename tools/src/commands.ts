@@ -188,6 +188,20 @@ export const BENCH_FANOUT = {
   },
 } as const satisfies CommandUsage;
 
+export const BENCH_FAIRNESS = {
+  name: "bench fairness",
+  summary:
+    "A real-time call's latency alone, beside another real-time call, and beside a call fed faster than real " +
+    "time with and without the runner's pacing, on a stand-in engine of fixed shared capacity.",
+  options: {
+    seconds: { type: "string", value: "S", help: "seconds per phase (20)" },
+    speed: { type: "string", value: "X", help: "the fast call's pace, times real time (5)" },
+    capacity: { type: "string", value: "C", help: "seconds of audio the shared engine transcribes per second (3)" },
+    "buffer-ms": { type: "string", value: "MS", help: "the runner's RELAY_BUFFER_MS, the pace's slack (2000)" },
+    json,
+  },
+} as const satisfies CommandUsage;
+
 export const BENCH_STT = {
   name: "bench stt",
   summary:
@@ -255,6 +269,7 @@ export const BENCHMARKS = {
   runner: BENCH_RUNNER,
   records: BENCH_RECORDS,
   fanout: BENCH_FANOUT,
+  fairness: BENCH_FAIRNESS,
   stt: BENCH_STT,
   vad: BENCH_VAD,
 } as const;

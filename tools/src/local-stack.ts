@@ -2,7 +2,9 @@
  * The local stack on this machine, for `ozen demo`, the benchmarks and the GO check's tests: the
  * edge on real workerd (Miniflare, `@ozen/edge/local`) with a runner beside it, either the runner
  * process (`stt-runner/src/main.ts`, as deployed, with the engine named) or a `RelayServer` in this
- * process with an engine object (a stand-in, or one whose sockets a benchmark reads).
+ * process with an engine object (a stand-in, or one whose sockets a benchmark reads). Both sides get
+ * the same relay secret, a fresh random one per stack, so the relay is authenticated as in
+ * production (the runner is never started with --insecure-local here).
  */
 import { createServer } from "node:net";
 import path from "node:path";
@@ -13,6 +15,7 @@ import type { LocalEdge } from "@ozen/edge/local";
 import { spawnTs } from "./bench/procs.js";
 import type { NodeChild } from "./bench/procs.js";
 import { repoRoot } from "./whisper-env.js";
+import { newRelaySecret } from "./relay-secret.js";
 
 /** The runner as a process: `stt-runner/src/main.ts --engine NAME`, configured by `env`. */
 export interface RunnerProcessChoice {
@@ -53,6 +56,8 @@ export interface LocalStack {
   readonly apiToken: string;
   readonly edge: LocalEdge;
   readonly runnerPort: number;
+  /** The relay's secret the edge signs with and the runner checks (random per stack). */
+  readonly relaySecret: string;
   /** The runner process, when the runner runs as one. */
   readonly runnerProcess?: NodeChild;
   /** The runner's server, when it runs in this process. */
@@ -75,13 +80,13 @@ export function freePort(): Promise<number> {
 
 async function startRunner(
   choice: RunnerProcessChoice | RunnerInProcessChoice,
+  relaySecret: string,
 ): Promise<{ port: number; runnerProcess?: NodeChild; relay?: RelayServer; close(): Promise<void> }> {
   if ("process" in choice) {
-    const child = spawnTs(
-      path.join(repoRoot, "stt-runner/src/main.ts"),
-      ["--port", "0", "--engine", choice.process],
-      choice.env,
-    );
+    const child = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", "0", "--engine", choice.process], {
+      ...choice.env,
+      RELAY_SECRET: relaySecret,
+    });
     const port = Number((await child.waitFor(/"port":(\d+)/))[1]);
     return {
       port,
@@ -99,7 +104,13 @@ async function startRunner(
       ? (start, send, clock) =>
           new TranscriptForwarder({ start, engine: engine.name, profile: engine.profile, send, clock })
       : undefined);
-  const relay = new RelayServer({ engine, port: 0, log: () => {}, ...(listenerFor ? { listenerFor } : {}) });
+  const relay = new RelayServer({
+    engine,
+    port: 0,
+    relaySecret,
+    log: () => {},
+    ...(listenerFor ? { listenerFor } : {}),
+  });
   const port = await relay.listen();
   return { port, relay, close: () => relay.close() };
 }
@@ -108,7 +119,8 @@ async function startRunner(
 export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack> {
   const authToken = o.authToken ?? "local-auth-token";
   const apiToken = o.apiToken ?? "local-api-token";
-  const runner = await startRunner(o.runner);
+  const relaySecret = newRelaySecret();
+  const runner = await startRunner(o.runner, relaySecret);
   try {
     const port = o.port ?? (await freePort());
     const url = `http://127.0.0.1:${port}`;
@@ -119,6 +131,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       vars: {
         PUBLIC_BASE_URL: publicUrl,
         RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
+        RELAY_SECRET: relaySecret,
         TWILIO_AUTH_TOKEN: authToken,
         API_TOKEN: apiToken,
         ...o.vars,
@@ -131,6 +144,7 @@ export async function startLocalStack(o: LocalStackOptions): Promise<LocalStack>
       apiToken,
       edge,
       runnerPort: runner.port,
+      relaySecret,
       ...(runner.runnerProcess ? { runnerProcess: runner.runnerProcess } : {}),
       ...(runner.relay ? { relay: runner.relay } : {}),
       close: async () => {

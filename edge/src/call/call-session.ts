@@ -23,7 +23,8 @@ import { DEFAULT_ACCOUNT } from "../events/subscription-config.js";
 import { TwilioOutbound } from "./outbound.js";
 import { RelayFrameSink } from "./relay-frames.js";
 import type { SealedBlock } from "./relay-frames.js";
-import { RELAY_SAMPLE_RATE_HZ, runnerLink } from "./runner-link.js";
+import { RELAY_SAMPLE_RATE_HZ, relayStartOf, runnerLink } from "./runner-link.js";
+import { StreamingWatch, closeOutCall } from "./close-out.js";
 import type { RelayLink } from "./relay-link.js";
 import { CallStatsRecorder } from "./stats-recorder.js";
 import { CallLog } from "./call-log.js";
@@ -68,6 +69,8 @@ export class CallSession implements DurableObject {
   private readonly voice: CallVoice;
   /** Which subscriber socket controls the voice, and its messages (`control.ts`). */
   private readonly control: ControlDesk;
+  /** The streaming marker and its alarm: a restart under the call closes it out (`close-out.ts`). */
+  private readonly watch: StreamingWatch;
   private twilio: WebSocket | undefined;
   /** The `start`'s token check and admission, once `start` came: resolves true when admitted. */
   private admitting: Promise<boolean> | undefined;
@@ -81,6 +84,7 @@ export class CallSession implements DurableObject {
     this.config = configFor(env);
     this.ledger = new CallLedger(ctx.storage, env.DB, this.config.delivery, (...line) => this.log.line(...line));
     this.admission = new StreamAdmission(ctx.storage.sql);
+    this.watch = new StreamingWatch(ctx.storage);
     this.frames = new RelayFrameSink(() => this.stats.callSid);
     this.ingest = new MediaIngest({
       blockSamples: (this.config.blockMs * RELAY_SAMPLE_RATE_HZ) / 1000,
@@ -194,8 +198,23 @@ export class CallSession implements DurableObject {
     });
   }
 
-  /** The object's one alarm: D1 write and webhook retries (`ledger.ts`, `alarms.ts`). */
+  /**
+   * The object's one alarm (`alarms.ts`): the streaming watch (a fresh object whose storage says
+   * the call was streaming closes it out, `close-out.ts`), then D1 writes and webhook retries.
+   */
   async alarm(): Promise<void> {
+    const marker = await this.watch.alarm(Date.now(), this.holdsCall);
+    if (marker) {
+      await closeOutCall(marker, {
+        config: this.config,
+        events: this.events,
+        ledger: this.ledger,
+        stats: this.stats,
+        watch: this.watch,
+        streamEnded: (nowMs) => this.admission.ended(nowMs),
+        log: (...line) => this.log.line(...line),
+      });
+    }
     await this.ledger.alarm();
     this.report.now(Date.now());
   }
@@ -272,6 +291,7 @@ export class CallSession implements DurableObject {
   private relayBlock(seq: number, frame: ArrayBuffer): void {
     this.stats.blocksMade++;
     this.relay?.send(seq, frame);
+    this.watch.progress(seq + 1, Date.now());
     if (this.config.ingestAck === "block") this.outbound.ackBlock(this.ingest.lastMediaSequence);
   }
 
@@ -294,7 +314,8 @@ export class CallSession implements DurableObject {
     if (!greetingUrl) this.outbound.playGreeting(t0);
     const { [CALL_TOKEN_PARAMETER]: token, ...params } = customParameters;
     // audio is taken from now on and held in the link until the token is checked
-    const relay = (this.relay = runnerLink(this.config, this.stats.callSid, m, params, {
+    const relayStart = relayStartOf(this.config, this.stats.callSid, m, params);
+    const relay = (this.relay = runnerLink(this.config, relayStart, {
       onControl: (c) => this.onRunnerControl(c),
       onBlockDropped: (seq) =>
         this.log.once("relay_full", "error", "relay buffer full while the runner is away: oldest audio dropped", {
@@ -314,6 +335,7 @@ export class CallSession implements DurableObject {
       streamSid: m.streamSid,
       startedAtMs: t0,
     });
+    this.watch.begin(relayStart, t0);
     relay.connect();
     this.stats.persist(Date.now());
   }
@@ -419,6 +441,7 @@ export class CallSession implements DurableObject {
     this.voice.end();
     this.events.callEnded(stats.callSid, endReason);
     this.ledger.finish(endReason, Date.now());
+    this.watch.end();
     closeQuietly(this.twilio, 1000, "call ended");
     // the last report: the call is over, and what its records still wait on
     await this.ledger.settled(2000);

@@ -4,8 +4,18 @@
  * keeps blocks until the runner commits them, resumes and replays on every (re)connect, backs
  * off, and ends the call with a stop handshake. This class owns the socket, the one timer and
  * the clock. Never throws into the caller: failures are counted and retried.
+ *
+ * Each dial carries a fresh relay credential for the call (`X-Ozen-Relay-Credential`, signed
+ * with RELAY_SECRET: shared/src/relay/credential.ts), so the runner takes the socket for this
+ * call and no other; a runner that refuses it answers the upgrade 401 (retried with backoff).
  */
-import { RelaySender, encodeControl, parseRunnerToEdge } from "@ozen/shared";
+import {
+  RELAY_CREDENTIAL_HEADER,
+  RelaySender,
+  encodeControl,
+  parseRunnerToEdge,
+  signRelayCredential,
+} from "@ozen/shared";
 import type { MsHistogram, PendingBlock, RelayStart, RunnerToEdge } from "@ozen/shared";
 import type { LatencyWindow } from "@ozen/shared";
 import type { RelayLinkStats } from "./stats.js";
@@ -14,13 +24,22 @@ export type { PendingBlock } from "@ozen/shared";
 
 export interface RelayLinkOptions {
   readonly url: string;
+  /** RELAY_SECRET: each dial signs a credential for the call with it; empty: none is sent. */
+  readonly relaySecret: string;
   readonly start: Omit<RelayStart, "v" | "type" | "resumeFromSeq">;
+  /** The seq blocks go on from (default 0; the close-out after an edge restart goes on from what it persisted). */
+  readonly firstSeq?: number;
+  /**
+   * Close the link once the stop went out and every block is committed (default true). The
+   * close-out holds it open instead: it waits for what the runner still has to say.
+   */
+  readonly closeWhenFinished?: boolean;
   readonly maxPendingBlocks: number;
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
   /** Control messages other than ack/ping/pong (clear, goaway, error, and typed events). */
   readonly onControl: (m: RunnerToEdge) => void;
-  /** A block fell out of the pending buffer before the runner acknowledged it (lost audio). */
+  /** A block fell out of the full pending buffer before it was ever sent (lost audio). */
   readonly onBlockDropped: (seq: number) => void;
   readonly log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   /** Ends a send's pause for a block frame we no longer need (pool recycling). */
@@ -46,7 +65,13 @@ export class RelayLink {
       maxPendingBlocks: o.maxPendingBlocks,
       backoffMinMs: o.backoffMinMs,
       backoffMaxMs: o.backoffMaxMs,
+      ...(o.firstSeq !== undefined ? { firstSeq: o.firstSeq } : {}),
     });
+  }
+
+  /** Blocks sent to the runner and not yet committed (a gauge). */
+  get unacknowledgedBlocks(): number {
+    return this.sender.unacknowledgedBlocks;
   }
 
   get connected(): boolean {
@@ -78,7 +103,7 @@ export class RelayLink {
   /** Queues block `seq` (kept until acked) and sends it now if the socket is open. */
   send(seq: number, frame: ArrayBuffer): void {
     const lost = this.sender.push(seq, frame, Date.now());
-    if (lost) this.o.onBlockDropped(lost.seq);
+    if (lost && lost.sentAtMs === 0) this.o.onBlockDropped(lost.seq);
     if (this.sender.open) this.ws?.send(frame);
   }
 
@@ -123,11 +148,29 @@ export class RelayLink {
     try {
       const url = this.o.url.replace(/^ws/, "http");
       // the call's sid on the upgrade: for the runner's logs and load balancer, before any frame
+      // the front end's identity (RUNNER_AUTH) first; the relay's own headers are not overridden
       const extra = await this.o.upgradeHeaders?.();
-      const resp = await fetch(url, {
-        headers: { ...extra, Upgrade: "websocket", "X-Ozen-Call": this.o.start.callSid },
-      });
+      const headers: Record<string, string> = {
+        ...extra,
+        Upgrade: "websocket",
+        "X-Ozen-Call": this.o.start.callSid,
+      };
+      // a fresh credential per dial: it opens this call only, once, for about a minute
+      if (this.o.relaySecret) {
+        headers[RELAY_CREDENTIAL_HEADER] = await signRelayCredential(
+          this.o.relaySecret,
+          this.o.start.callSid,
+          Date.now(),
+        );
+      }
+      const resp = await fetch(url, { headers });
       ws = resp.webSocket;
+      if (!ws && resp.status === 401) {
+        throw new Error(
+          `runner refused the relay credential (HTTP 401: ${(await resp.text()).trim().slice(0, 160)}); ` +
+            "RELAY_SECRET must be the same on the edge and the runner",
+        );
+      }
       if (!ws) throw new Error(`runner answered HTTP ${resp.status}, not a WebSocket upgrade`);
     } catch (e) {
       const now = Date.now();
@@ -234,7 +277,7 @@ export class RelayLink {
   }
 
   private closeIfFinished(): void {
-    if (this.sender.finished) this.close();
+    if (this.sender.finished && this.o.closeWhenFinished !== false) this.close();
   }
 }
 

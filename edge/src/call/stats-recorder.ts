@@ -104,6 +104,7 @@ export class CallStatsRecorder {
       relay: {
         ...(relay?.stats ?? newRelayLinkStats()),
         pendingBlocks: relay?.pendingBlocks ?? 0,
+        unacknowledged: relay?.unacknowledgedBlocks ?? 0,
         lostAtEnd: this.relayLostAtEnd,
       },
       relayRttMs: relay?.rtt.summary() ?? { count: 0, p50: null, p99: null, max: null, mean: null },

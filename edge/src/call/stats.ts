@@ -66,7 +66,11 @@ export interface CallStats {
    * buffering. A runner that is away holds blocks longer (`relay.pendingBlocks`, replays).
    */
   blockHeldMs: LatencySummary;
-  relay: RelayLinkStats & { pendingBlocks: number; lostAtEnd: number };
+  /**
+   * The relay link's counters, and gauges: `pendingBlocks` kept for replay, `unacknowledged` of
+   * those sent and not yet committed by the runner, `lostAtEnd` never committed when the call ended.
+   */
+  relay: RelayLinkStats & { pendingBlocks: number; unacknowledged: number; lostAtEnd: number };
   relayRttMs: LatencySummary;
   relayRttMsHistogram: MsHistogram;
   /** Transcript events from the runner, by type. */

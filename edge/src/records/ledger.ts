@@ -284,7 +284,7 @@ export class CallLedger {
    * meanwhile, that alarm resumes it from storage).
    */
   async alarm(): Promise<void> {
-    const due = this.alarms.takeDue(Date.now());
+    const due = this.alarms.takeDue(Date.now(), ["d1", "webhook"]);
     const work: [string, Promise<void>][] = [];
     if (due.includes("d1")) {
       this.d1RetryAtMs = 0;
@@ -322,6 +322,11 @@ export class CallLedger {
       new Promise<void>((resolve) => (timer = setTimeout(resolve, maxMs))),
     ]);
     if (timer !== undefined) clearTimeout(timer);
+  }
+
+  /** Adds to one of the record's counters (saved with the record's next change). */
+  count(name: string, by = 1): void {
+    this.store.count(name, by);
   }
 
   view(): LedgerView {

@@ -16,14 +16,22 @@
  *   after each final the engine gives (the commit point moved), as before this core existed;
  * - a detached call (its socket gone) waits `resumeGraceMs` for the edge, then ends; a draining
  *   runner tells the call's edge to go elsewhere (`goaway`, close 1012) and sets no grace;
- * - when the call ends, everything the engine will say is said: all audio is committed.
- *
- * Where later checks go: a start is taken in the constructor (a new call) or `resume` (a call
- * the runner holds), where a credential bound to one call is checked; `audio` is where a seq too
- * far ahead of the commit point is refused; `detached`/`expired` bound a session's life.
+ * - when the call ends, everything the engine will say is said: all audio is committed;
+ * - one socket carries one call (`admitStart`): the call its credential was signed for, one
+ *   `start`; a second start, or a start for another call, closes the socket (RELAY_CLOSE);
+ * - with `guard` set (the runner always sets it): a block whose seq jumps further ahead of the
+ *   next expected seq than the edge's relay buffer holds is refused (`out_of_window`: never fed,
+ *   never acknowledged, the expected seq stays; the adapter answers with an error and closes the
+ *   socket, and the edge replays from what was committed); audio beyond the call's pace
+ *   (`too_fast`, `pacing.ts`) changes nothing either: the adapter holds it until `paceDueMs`, a
+ *   bounded while, then refuses like an out-of-window block;
+ * - events the call's engine produces while no socket is attached are kept (bounded) and handed
+ *   to the next socket of the call first (`reattach`); what a call that ends detached still holds
+ *   is lost, and `CallTombstones` remembers how much for the edge's close-out.
  */
-import { encodeControl } from "./wire.js";
-import type { RelayStart } from "./wire.js";
+import { AudioPacer } from "./pacing.js";
+import { RELAY_CLOSE, encodeControl } from "./wire.js";
+import type { RelayCloseCode, RelayEventsLost, RelayStart } from "./wire.js";
 
 /** The runner's relay counters, as its `/stats` and `/metrics` show them (all calls summed). */
 export interface RelayReceiverCounters {
@@ -45,6 +53,20 @@ export interface RelayReceiverCounters {
   audioSamples: number;
   /** Edge messages that could not be used (counted by the adapter that parses them). */
   protocolErrors: number;
+  /** Starts refused: a second start on a socket, a start for another call than the credential's, a bad start. */
+  startsRefused: number;
+  /** Calls a newer socket of theirs took over from a live one (the old socket is closed). */
+  callsTakenOver: number;
+  /** Blocks refused: their seq jumped past the relay buffer's worth ahead of the next expected one. */
+  blocksOutOfWindow: number;
+  /** Blocks that waited for their pace: the call was fed faster than real time beyond the relay buffer's worth. */
+  blocksPaced: number;
+  /** Blocks refused: the call kept coming faster than real time while its blocks waited (their socket closed). */
+  blocksTooFast: number;
+  /** Events kept while their call had no socket, then handed to its next socket. */
+  eventsHandedOver: number;
+  /** Events of calls that ended with no socket to take them (or that overflowed the keep): lost. */
+  eventsUndelivered: number;
 }
 
 export function newRelayReceiverCounters(): RelayReceiverCounters {
@@ -58,6 +80,13 @@ export function newRelayReceiverCounters(): RelayReceiverCounters {
     gapBlocks: 0,
     audioSamples: 0,
     protocolErrors: 0,
+    startsRefused: 0,
+    callsTakenOver: 0,
+    blocksOutOfWindow: 0,
+    blocksPaced: 0,
+    blocksTooFast: 0,
+    eventsHandedOver: 0,
+    eventsUndelivered: 0,
   };
 }
 
@@ -94,16 +123,83 @@ export function admitSocket(draining: boolean, counters: RelayReceiverCounters):
   return REFUSED_DRAINING;
 }
 
+/** The last word to a socket the runner closes for `code` (an `error`, then the close). */
+export function relayClosing(code: RelayCloseCode, message: string): RelayClosing {
+  const c = RELAY_CLOSE[code];
+  return { text: encodeControl({ type: "error", code, message }), code: c.code, reason: c.reason };
+}
+
+/** Block sizes and rates a start may name. */
+const BLOCK_MS_RANGE = [10, 1000] as const;
+const SAMPLE_RATES_HZ: readonly number[] = [8000, 16000];
+
+/**
+ * Whether a socket may take `start`: undefined when it may, else how to close it (counted in
+ * `startsRefused`). `credentialCallSid`: the call the socket's credential opens (undefined when
+ * relay authentication is off: any call); `carriesCall`: the socket took a start already.
+ */
+export function admitStart(
+  start: RelayStart,
+  credentialCallSid: string | undefined,
+  carriesCall: boolean,
+  counters: RelayReceiverCounters,
+): RelayClosing | undefined {
+  let closing: RelayClosing | undefined;
+  if (carriesCall) {
+    closing = relayClosing("second_start", "this socket carries a call already: one call per socket");
+  } else if (credentialCallSid !== undefined && start.callSid !== credentialCallSid) {
+    closing = relayClosing("call_mismatch", "start.callSid is not the call this socket's credential was signed for");
+  } else if (
+    !Number.isInteger(start.blockMs) ||
+    start.blockMs < BLOCK_MS_RANGE[0] ||
+    start.blockMs > BLOCK_MS_RANGE[1] ||
+    !SAMPLE_RATES_HZ.includes(start.sampleRateHz) ||
+    !Number.isInteger(start.resumeFromSeq) ||
+    start.resumeFromSeq < 0 ||
+    start.resumeFromSeq > 0xffffffff
+  ) {
+    closing = relayClosing(
+      "bad_start",
+      `start names blockMs ${start.blockMs} (expected ${BLOCK_MS_RANGE[0]}..${BLOCK_MS_RANGE[1]}), sampleRateHz ` +
+        `${start.sampleRateHz} (expected ${SAMPLE_RATES_HZ.join(" or ")}), resumeFromSeq ${start.resumeFromSeq}`,
+    );
+  }
+  if (closing) counters.startsRefused++;
+  return closing;
+}
+
 /**
  * What became of an audio block: `feed` it to the engine, `gap`: feed it, blocks before it
- * never came (counted); `duplicate`: the engine has it already (a replay), do not feed it.
+ * never came (counted); `duplicate`: the engine has it already (a replay), do not feed it;
+ * `out_of_window`: refused; `too_fast`: not yet (not fed, not acknowledged, nothing moves: see
+ * `guard` and `paceDueMs`).
  */
-export type AudioVerdict = "feed" | "gap" | "duplicate";
+export type AudioVerdict = "feed" | "gap" | "duplicate" | "out_of_window" | "too_fast";
+
+/** The runner's bounds on what one call's edge may send (see `RelayReceiverOptions.guard`). */
+export interface RelayGuard {
+  /**
+   * The edge's relay buffer, ms (its RELAY_BUFFER_MS, or more): a seq may jump at most this much
+   * audio past the next expected one, and a call may be fed this much audio ahead of real time.
+   */
+  readonly relayBufferMs: number;
+  /** Wall time the runner took the call, ms: the pacing's start. */
+  readonly startedAtMs: number;
+}
 
 export interface RelayReceiverOptions {
   /** How long a call whose socket went away waits for the edge, ms. */
   readonly resumeGraceMs: number;
+  /** Bounds on seqs and pace; without it neither is bounded (the delivery rules alone). */
+  readonly guard?: RelayGuard;
+  /** Events kept at most for a call with no socket (default 2000); past it the oldest partials go first. */
+  readonly maxUndeliveredEvents?: number;
 }
+
+/** What kind of event a kept text is: partials and meaningful events are dropped first, finals counted. */
+export type UndeliveredKind = "partial" | "final" | "other";
+
+const DEFAULT_MAX_UNDELIVERED = 2000;
 
 /** One call's delivery state at the runner, across the sockets the edge opens for it. */
 export class RelayReceiver {
@@ -121,6 +217,14 @@ export class RelayReceiver {
   private graceEndsAtMs: number | undefined;
   private draining = false;
   private ended = false;
+  private attached = true;
+  private readonly pacer: AudioPacer | undefined;
+  private readonly windowBlocks: number;
+  private readonly sampleRateHz: number;
+  private readonly blockSamples: number;
+  /** Event texts produced while no socket was attached, oldest first, with their kinds. */
+  private readonly undelivered: { text: string; kind: UndeliveredKind }[] = [];
+  private readonly dropped: { events: number; finals: number } = { events: 0, finals: 0 };
 
   /** A new call: `start` opens it, from `start.resumeFromSeq` (0, or later when the edge resumes it here). */
   constructor(
@@ -131,6 +235,11 @@ export class RelayReceiver {
     this.callSid = start.callSid;
     this.expected = start.resumeFromSeq;
     this.committed = start.resumeFromSeq - 1;
+    this.sampleRateHz = start.sampleRateHz;
+    this.blockSamples = Math.round((start.blockMs * start.sampleRateHz) / 1000);
+    const guard = o.guard;
+    this.pacer = guard ? new AudioPacer(guard.startedAtMs, guard.relayBufferMs) : undefined;
+    this.windowBlocks = guard ? Math.ceil(guard.relayBufferMs / Math.max(1, start.blockMs)) : Infinity;
     if (start.resumeFromSeq > 0) counters.callsResumed++;
     counters.callsStarted++;
   }
@@ -158,19 +267,93 @@ export class RelayReceiver {
    */
   resume(committedSample: number | undefined): string | undefined {
     this.graceEndsAtMs = undefined;
+    this.attached = true;
     this.counters.callsResumed++;
     return this.expected > 0 ? this.ack(committedSample) : undefined;
   }
 
   /**
-   * Audio block `seq` arrived: `samples` samples from `startSample` (call audio time, in samples).
-   * Counts it and, when it is new, records it as uncommitted up to `startSample + samples`.
+   * The edge is back on a new socket: what to send it, in order: the events kept while the call
+   * had no socket (they happened first), then the ack (`resume`). `committedSample` as for `ack`.
    */
-  audio(seq: number, startSample: number, samples: number): AudioVerdict {
+  reattach(committedSample: number | undefined): string[] {
+    const out = this.undelivered.map((u) => u.text);
+    this.counters.eventsHandedOver += out.length;
+    this.undelivered.length = 0;
+    const ack = this.resume(committedSample);
+    if (ack !== undefined) out.push(ack);
+    return out;
+  }
+
+  /**
+   * What is wrong with an audio frame of `samples` at `sampleRateHz` for this call, or undefined:
+   * a block is the start's rate and at most its `blockMs` long (the last may be shorter).
+   */
+  frameProblem(samples: number, sampleRateHz: number): string | undefined {
+    if (sampleRateHz !== this.sampleRateHz)
+      return `audio frame at ${sampleRateHz} Hz, the call's start says ${this.sampleRateHz}`;
+    if (samples === 0 || samples > this.blockSamples) {
+      return `audio frame has ${samples} samples, expected 1..${this.blockSamples} (blockMs of audio)`;
+    }
+    return undefined;
+  }
+
+  /**
+   * With `guard`: the wall time, ms, from which a block of `samples` that came `too_fast` may be
+   * fed (the adapter holds it until then); undefined without a guard.
+   */
+  paceDueMs(samples: number): number | undefined {
+    return this.pacer?.dueMs((samples * 1000) / this.sampleRateHz);
+  }
+
+  /** Whether a socket is attached (false from `detached` until `resume`). */
+  get isAttached(): boolean {
+    return this.attached;
+  }
+
+  /**
+   * An event (its relay text) the call produced while no socket was attached: kept for the next
+   * socket, up to `maxUndeliveredEvents`; past it the oldest partial (or, when none, the oldest
+   * event) is dropped and counted as lost.
+   */
+  keepUndelivered(text: string, kind: UndeliveredKind): void {
+    const max = this.o.maxUndeliveredEvents ?? DEFAULT_MAX_UNDELIVERED;
+    if (this.undelivered.length >= max) {
+      let i = this.undelivered.findIndex((u) => u.kind === "partial");
+      if (i < 0) i = 0;
+      const [lost] = this.undelivered.splice(i, 1);
+      this.dropped.events++;
+      if (lost!.kind === "final") this.dropped.finals++;
+      this.counters.eventsUndelivered++;
+    }
+    this.undelivered.push({ text, kind });
+  }
+
+  /**
+   * The events of this call no edge got: those still kept plus those dropped from the keep.
+   * Counted in `eventsUndelivered` when the call ends (`end`).
+   */
+  get eventsLost(): RelayEventsLost {
+    let finals = this.dropped.finals;
+    for (const u of this.undelivered) if (u.kind === "final") finals++;
+    return { events: this.dropped.events + this.undelivered.length, finals };
+  }
+
+  /**
+   * Audio block `seq` arrived at `nowMs` (wall ms; used with `guard`): `samples` samples from
+   * `startSample` (call audio time, in samples). Counts it and, when it is new, records it as
+   * uncommitted up to `startSample + samples`. A refused block changes nothing but its counter.
+   */
+  audio(seq: number, startSample: number, samples: number, nowMs = 0): AudioVerdict {
     if (seq < this.expected) {
       this.counters.duplicateBlocks++;
       return "duplicate";
     }
+    if (seq - this.expected > this.windowBlocks) {
+      this.counters.blocksOutOfWindow++;
+      return "out_of_window";
+    }
+    if (this.pacer && !this.pacer.admit((samples * 1000) / this.sampleRateHz, nowMs)) return "too_fast";
     const skipped = seq - this.expected;
     if (skipped > 0) this.counters.gapBlocks += skipped;
     this.expected = seq + 1;
@@ -204,6 +387,7 @@ export class RelayReceiver {
    * `resumeGraceMs`), or undefined while draining (the runner is going, no grace).
    */
   detached(nowMs: number): number | undefined {
+    this.attached = false;
     if (this.draining || this.ended) return undefined;
     this.graceEndsAtMs = nowMs + this.o.resumeGraceMs;
     return this.graceEndsAtMs;
@@ -233,6 +417,17 @@ export class RelayReceiver {
   }
 
   /**
+   * The call is gone from the runner (its engine said its last): the events no edge got are
+   * counted as lost and returned (for a tombstone); the keep is emptied.
+   */
+  forget(): RelayEventsLost {
+    const lost = this.eventsLost;
+    this.counters.eventsUndelivered += this.undelivered.length;
+    this.undelivered.length = 0;
+    return lost;
+  }
+
+  /**
    * The engine session is over: everything it will say is said, so all audio fed is committed.
    * Returns the last ack.
    */
@@ -254,5 +449,50 @@ export class RelayReceiver {
       this.tail -= this.head;
       this.head = 0;
     }
+  }
+}
+
+/**
+ * Calls the runner gave up on with events no edge received: a small bounded memory (oldest
+ * forgotten first), each kept `keepMs`, so that a later start for the call (the edge's
+ * close-out after a restart) is told how many were lost (`error` code `events_lost`). Pure.
+ */
+export class CallTombstones {
+  private readonly byCall = new Map<string, { lost: RelayEventsLost; untilMs: number }>();
+
+  constructor(
+    readonly maxCalls = 10_000,
+    readonly keepMs = 10 * 60_000,
+  ) {}
+
+  get size(): number {
+    return this.byCall.size;
+  }
+
+  /** Remembers at `nowMs` that `callSid` lost `lost` (nothing when nothing was lost). */
+  remember(callSid: string, lost: RelayEventsLost, nowMs: number): void {
+    if (lost.events === 0) return;
+    this.byCall.delete(callSid);
+    if (this.byCall.size >= this.maxCalls) this.byCall.delete(this.byCall.keys().next().value!);
+    this.byCall.set(callSid, { lost, untilMs: nowMs + this.keepMs });
+  }
+
+  /**
+   * The `events_lost` error text for a start of `callSid` at `nowMs`, once (the tombstone is
+   * consumed), or undefined when the runner remembers no loss for it.
+   */
+  take(callSid: string, nowMs: number): string | undefined {
+    const t = this.byCall.get(callSid);
+    if (!t) return undefined;
+    this.byCall.delete(callSid);
+    if (t.untilMs < nowMs) return undefined;
+    return encodeControl({
+      type: "error",
+      code: "events_lost",
+      message:
+        `the runner gave up on this call before its edge came back: ${t.lost.events} transcript events ` +
+        `(${t.lost.finals} finals) were never delivered`,
+      lost: t.lost,
+    });
   }
 }

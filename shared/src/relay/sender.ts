@@ -6,7 +6,8 @@
  * The protocol, edge side:
  * - every block pushed is kept until the runner commits it (`ack.committedSeq`): its words are
  *   in finals, or the engine keeps nothing of it. Blocks past `maxPendingBlocks` drop the oldest
- *   (lost audio, counted);
+ *   (counted: `blocksDropped` when it was never sent, lost audio; `blocksEvicted` when the runner
+ *   had it but a replay no longer can);
  * - on every (re)connect the link sends `start` with `resumeFromSeq` = the oldest block kept (the
  *   next seq when none is), replays every kept block in order, then `stop` when the call is over;
  *   the runner de-duplicates by seq, so nothing it has is fed twice and nothing kept is lost;
@@ -46,8 +47,13 @@ export interface RelaySenderCounters {
   blocksReplayed: number;
   /** Blocks the runner committed: released for reuse. */
   blocksAcked: number;
-  /** Blocks that fell out of the pending buffer before the runner committed them: lost audio. */
+  /** Blocks that fell out of the full pending buffer before they were ever sent: lost audio. */
   blocksDropped: number;
+  /**
+   * Blocks that fell out of the full pending buffer after they were sent, before the runner
+   * committed them: the runner has them, but a reconnect can no longer replay them.
+   */
+  blocksEvicted: number;
   /** Runner messages that could not be used (binary, unparseable, unexpected). */
   protocolErrors: number;
 }
@@ -61,6 +67,7 @@ export function newRelaySenderCounters(): RelaySenderCounters {
     blocksReplayed: 0,
     blocksAcked: 0,
     blocksDropped: 0,
+    blocksEvicted: 0,
     protocolErrors: 0,
   };
 }
@@ -74,6 +81,11 @@ export interface RelaySenderOptions {
   readonly backoffMinMs: number;
   /** Largest redial delay, ms. */
   readonly backoffMaxMs: number;
+  /**
+   * The seq the call's blocks go on from (default 0): a link opened again for a call whose
+   * earlier blocks went with an earlier object (the close-out after an edge restart).
+   */
+  readonly firstSeq?: number;
 }
 
 /**
@@ -110,13 +122,17 @@ export class RelaySender {
   private stopDeadlineMs: number | undefined;
   private stopText: string | undefined;
   private stopSent = false;
-  private nextSeq = 0;
-  private lastAcked = -1;
-  private lastCommitted = -1;
+  private nextSeq: number;
+  private lastAcked: number;
+  private lastCommitted: number;
+  /** Kept blocks never sent yet (pushed while no socket was open). */
+  private unsent = 0;
 
   constructor(private readonly o: RelaySenderOptions) {
     this.pending = new DropOldestQueue(o.maxPendingBlocks);
     this.backoffMs = o.backoffMinMs;
+    this.nextSeq = o.firstSeq ?? 0;
+    this.lastAcked = this.lastCommitted = this.nextSeq - 1;
   }
 
   get state(): RelayLinkState {
@@ -131,6 +147,11 @@ export class RelaySender {
   /** Blocks kept, not yet committed by the runner. */
   get pendingBlocks(): number {
     return this.pending.length;
+  }
+
+  /** Blocks sent and not yet committed by the runner (a gauge). */
+  get unacknowledgedBlocks(): number {
+    return this.pending.length - this.unsent;
   }
 
   /** The stop went out and the runner committed every block: close the link (1000). */
@@ -180,6 +201,7 @@ export class RelaySender {
       block.sentAtMs = nowMs;
       this.stats.blocksSent++;
     }
+    this.unsent = 0;
     if (this.stopText !== undefined) this.stopSent = true;
     return { start, blocks, stop: this.stopText };
   }
@@ -199,16 +221,26 @@ export class RelaySender {
   /**
    * Keeps block `seq` (its `frame` as sent on the wire) until the runner commits it. When the
    * link is `open` afterwards, the caller sends `frame` now (it is counted as sent at `nowMs`).
-   * Returns the block that fell out of the full buffer (lost audio), if any.
+   * Returns the block that fell out of the full buffer, if any: never sent (`sentAtMs` 0: lost
+   * audio, `blocksDropped`) or sent and not committed (`blocksEvicted`).
    */
   push(seq: number, frame: ArrayBuffer, nowMs: number): PendingBlock | undefined {
     const block: PendingBlock = { seq, frame, sentAtMs: 0 };
     this.nextSeq = seq + 1;
     const lost = this.pending.push(block);
-    if (lost) this.stats.blocksDropped++;
+    if (lost) {
+      if (lost.sentAtMs === 0) {
+        this.stats.blocksDropped++;
+        this.unsent--;
+      } else {
+        this.stats.blocksEvicted++;
+      }
+    }
     if (this.linkState === "open") {
       block.sentAtMs = nowMs;
       this.stats.blocksSent++;
+    } else {
+      this.unsent++;
     }
     return lost;
   }
@@ -237,6 +269,7 @@ export class RelaySender {
     let released = 0;
     for (let b = this.pending.peek(); b !== undefined && b.seq <= committed; b = this.pending.peek()) {
       this.pending.shift();
+      if (b.sentAtMs === 0) this.unsent--;
       this.stats.blocksAcked++;
       released++;
       onReleased?.(b);

@@ -203,13 +203,49 @@ export interface RelayEvent {
   readonly event: TranscriptEvent;
 }
 
-/** Either way: the peer could not use something; `code` is stable, `message` for people. */
+/**
+ * Either way: the peer could not use something; `code` is stable, `message` for people.
+ * `lost` comes with code `events_lost` (runner -> edge, first on a socket that starts a call the
+ * runner gave up on): the transcript events it produced for the call that no edge received.
+ */
 export interface RelayError {
   readonly v: 1;
   readonly type: "error";
   readonly code: string;
   readonly message: string;
+  readonly lost?: RelayEventsLost;
 }
+
+/** Events the runner produced for a call and could not deliver (its edge never came back in time). */
+export interface RelayEventsLost {
+  /** Transcript events of every type. */
+  readonly events: number;
+  /** Of those, finals. */
+  readonly finals: number;
+}
+
+/**
+ * Close codes of the relay socket beyond the standard ones (1000 done, 1012 goaway on drain,
+ * 1013 refused while draining). The runner sends an `error` with the same `code` first. All are
+ * the runner refusing something on a socket it had accepted (a credential that does not open it
+ * is refused before that, with HTTP 401 on the upgrade).
+ */
+export const RELAY_CLOSE = {
+  /** `start.callSid` is not the call the socket's credential was signed for. */
+  call_mismatch: { code: 4001, reason: "start is for another call than the credential's" },
+  /** A second `start` on a socket: one socket carries one call. */
+  second_start: { code: 4002, reason: "one call per socket" },
+  /** A block's seq is further ahead of the next expected seq than the relay buffer allows. */
+  seq_out_of_window: { code: 4003, reason: "block seq out of window" },
+  /** The call's edge came back on a newer socket: this one is done. */
+  replaced: { code: 4004, reason: "replaced by a newer socket" },
+  /** The call's audio came faster than real time beyond the relay buffer's worth. */
+  too_fast: { code: 4005, reason: "audio faster than real time" },
+  /** `start` names a block size or sample rate the runner does not take. */
+  bad_start: { code: 4006, reason: "bad start" },
+} as const;
+
+export type RelayCloseCode = keyof typeof RELAY_CLOSE;
 
 export type EdgeToRunner = RelayStart | RelayStop | RelayPing | RelayPong | RelayError;
 export type RunnerToEdge = RelayAck | RelayClear | RelayGoAway | RelayEvent | RelayPing | RelayPong | RelayError;
@@ -279,6 +315,16 @@ function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseRes
   }
   for (const [key, t] of SHAPES[type]!) {
     if (!field(o, key, t)) return { ok: false, message: `relay ${type}.${key} is missing or not a ${t}` };
+  }
+  if (type === "error" && o["lost"] !== undefined) {
+    const lost = o["lost"] as Obj | null;
+    if (
+      typeof lost !== "object" ||
+      lost === null ||
+      !field(lost, "events", "number") ||
+      !field(lost, "finals", "number")
+    )
+      return { ok: false, message: "relay error.lost is not { events, finals }" };
   }
   if (type === "event") {
     const r = parseTranscriptEvent(o["event"]);

@@ -23,6 +23,8 @@ const commonProtos = path.join(gaxMain.slice(0, gaxMain.lastIndexOf(`${path.sep}
 export interface Seen {
   api: "v1" | "v2";
   requests: any[];
+  /** The client half-closed or cancelled the stream: it is over. */
+  ended: boolean;
 }
 
 /** A StreamingRecognize that says "שלום" as an interim after 300 ms of audio and finals it on half-close. */
@@ -54,7 +56,8 @@ export interface SpeechBehaviour {
 
 function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviour) {
   return (call: grpc.ServerDuplexStream<any, any>) => {
-    const s: Seen = { api, requests: [] };
+    const s: Seen = { api, requests: [], ended: false };
+    call.on("cancelled", () => (s.ended = true));
     seen.push(s);
     let bytes = 0;
     let interimSent = false;
@@ -140,6 +143,7 @@ function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviou
       }
     });
     call.on("end", () => {
+      s.ended = true;
       const b = behaviour();
       if (b.wordPerBlock || b.silent || b.finalOnHalfClose === false) {
         call.end();

@@ -19,6 +19,7 @@ import { startSpeechServer, wordBlock } from "@ozen/stt-runner/testing";
 import { parseCommand, positive } from "../args.js";
 import { BENCH_RUNNER } from "../commands.js";
 import { cpuSeconds, spawnTs } from "./procs.js";
+import { newRelaySecret, relayHeaders } from "../relay-secret.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -40,7 +41,9 @@ interface Run {
 async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: number): Promise<Run> {
   const speech = await startSpeechServer();
   speech.behaviour.wordPerBlock = true;
+  const relaySecret = newRelaySecret();
   const runner = spawnTs(path.join(repo, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "google"], {
+    RELAY_SECRET: relaySecret,
     GOOGLE_ENDPOINT: `127.0.0.1:${speech.port}`,
     GOOGLE_INSECURE: "true",
     GOOGLE_ENCODING: encoding,
@@ -60,7 +63,10 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
     Array.from({ length: calls }, async (_, c) => {
       await new Promise((r) => setTimeout(r, (c * 100) / calls));
       const callSid = `CAbench${c}`;
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/relay`, { perMessageDeflate: false });
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/relay`, {
+        perMessageDeflate: false,
+        headers: await relayHeaders(relaySecret, callSid),
+      });
       await new Promise((r) => ws.once("open", r));
       const sentAt = new Float64Array(blocks);
       const seen = new Uint8Array(blocks);

@@ -38,6 +38,7 @@ import type { NodeChild } from "./procs.js";
 import { measureCall, round, setLatencies, turnsFromSpeech } from "./stt-measure.js";
 import type { CallMeasures, CallTrace, Observation, SetFigures, Turn } from "./stt-measure.js";
 import { loadSet } from "./stt-sets.js";
+import { newRelaySecret } from "../relay-secret.js";
 import type { EvalSet } from "./stt-sets.js";
 import { startWhisperLive, streamToWhisperLive } from "./whisperlive.js";
 import type { WhisperLiveServer } from "./whisperlive.js";
@@ -252,8 +253,12 @@ interface Runner {
   stop(): Promise<void>;
 }
 
+/** The relay's secret of this run's local stack, on both sides. */
+const RELAY_SECRET = newRelaySecret();
+
 async function startRunner(engine: string, port: number, model: ModelInfo, language: WerLanguage): Promise<Runner> {
   const proc = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", String(port), "--engine", engine], {
+    RELAY_SECRET,
     WHISPER_MODEL: model.path,
     WHISPER_LANGUAGE: language,
     HF_HUB_OFFLINE: "1",
@@ -419,6 +424,7 @@ export async function benchStt(argv: string[]): Promise<void> {
     vars: {
       PUBLIC_BASE_URL: edgeUrl,
       RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      RELAY_SECRET,
       TWILIO_AUTH_TOKEN: AUTH,
       API_TOKEN: API,
       INGEST_ACK: "off",
