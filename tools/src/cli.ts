@@ -73,6 +73,7 @@ const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   "bench runner": async (argv) => (await import("./bench/runner.js")).benchRunner(argv),
   "bench records": async (argv) => (await import("./bench/records.js")).benchRecords(argv),
   "bench fanout": async (argv) => (await import("./bench/fanout.js")).benchFanout(argv),
+  "bench soak": async (argv) => (await import("./bench/soak.js")).benchSoak(argv),
   "bench stt": async (argv) => {
     await (await import("./bench/stt.js")).benchStt(argv);
     // every process and server it started is closed; a client socket left in keep-alive must not hold the exit
