@@ -78,6 +78,7 @@ const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   "bench fanout": async (argv) => (await import("./bench/fanout.js")).benchFanout(argv),
   "bench vad": async (argv) => (await import("./bench/vad.js")).benchVad(argv),
   "bench fairness": async (argv) => (await import("./bench/fairness.js")).benchFairness(argv),
+  "bench soak": async (argv) => (await import("./bench/soak.js")).benchSoak(argv),
   "bench stt": async (argv) => {
     await (await import("./bench/stt.js")).benchStt(argv);
     // every process and server it started is closed; a client socket left in keep-alive must not hold the exit

@@ -202,6 +202,26 @@ export const BENCH_FAIRNESS = {
   },
 } as const satisfies CommandUsage;
 
+export const BENCH_SOAK = {
+  name: "bench soak",
+  summary:
+    "Memory under load: R rounds of N real-time calls through the edge on workerd with the null runner; " +
+    "RSS of workerd and the runner per round, against a minimal Worker with --baseline.",
+  options: {
+    calls: { type: "string", value: "N", help: "concurrent calls per round (20)" },
+    seconds: { type: "string", value: "S", help: "seconds per call (60)" },
+    rounds: { type: "string", value: "R", help: "rounds (4)" },
+    "settle-s": { type: "string", value: "S", help: "idle seconds after each round before its RSS is read (15)" },
+    audio: {
+      type: "string",
+      value: "FILE",
+      help: "speech to play (en/asterisk-8k/demo-thanks.wav from ../shared/data, else the project's tools/speech/directory.wav)",
+    },
+    baseline: { type: "boolean", help: "the same rounds, interleaved, against a minimal Worker on its own workerd" },
+    json,
+  },
+} as const satisfies CommandUsage;
+
 export const BENCH_STT = {
   name: "bench stt",
   summary:
@@ -270,6 +290,7 @@ export const BENCHMARKS = {
   records: BENCH_RECORDS,
   fanout: BENCH_FANOUT,
   fairness: BENCH_FAIRNESS,
+  soak: BENCH_SOAK,
   stt: BENCH_STT,
   vad: BENCH_VAD,
 } as const;

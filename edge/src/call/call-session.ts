@@ -77,7 +77,7 @@ export class CallSession implements DurableObject {
   private relay: RelayLink | undefined;
 
   constructor(
-    ctx: DurableObjectState,
+    private readonly ctx: DurableObjectState,
     env: Env,
     private readonly options: CallSessionOptions = {},
   ) {
@@ -183,12 +183,10 @@ export class CallSession implements DurableObject {
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    server.accept();
+    // the runtime calls webSocketMessage/Close/Error below (see there why not accept() and listeners)
+    this.ctx.acceptWebSocket(server);
     this.twilio = server;
     this.stats.callSid = callSid;
-    server.addEventListener("message", (ev) => this.onTwilioMessage(ev.data));
-    server.addEventListener("close", (ev) => void this.end(`twilio closed the socket (${ev.code})`, true));
-    server.addEventListener("error", () => void this.end("twilio socket error", true));
     if (!this.config.verifySignatures)
       this.log.once("insecure", "warn", "TWILIO_SIGNATURE=off: this call is not authenticated");
     return new Response(null, {
@@ -196,6 +194,28 @@ export class CallSession implements DurableObject {
       webSocket: client,
       headers: { "Sec-WebSocket-Protocol": "audio.twilio.com" },
     });
+  }
+
+  // The Twilio socket is accepted with `ctx.acceptWebSocket` (the hibernation API), so workerd
+  // calls these methods per message. With `accept()` and listeners it dispatches a MessageEvent per
+  // message instead, whose native memory comes back only with a major GC, which the object's small
+  // JS heap rarely triggers: at 50 messages a second per call, workerd's RSS grew ~1 KB a message,
+  // round after round, until something forced a collection (`ozen bench soak`,
+  // docs/benchmarks-soak.md). The object does not hibernate during a call: Twilio's media keeps
+  // it busy, and the relay link's socket keeps it in memory.
+
+  /** A message on the Twilio socket. */
+  webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    if (ws === this.twilio) this.onTwilioMessage(message);
+  }
+
+  /** Twilio closed its socket (with `stop` before it, or without). */
+  webSocketClose(ws: WebSocket, code: number): void {
+    if (ws === this.twilio) void this.end(`twilio closed the socket (${code})`, true);
+  }
+
+  webSocketError(ws: WebSocket): void {
+    if (ws === this.twilio) void this.end("twilio socket error", true);
   }
 
   /**

@@ -28,6 +28,19 @@ export class NaiveCallSession implements DurableObject {
     return this.session.alarm();
   }
 
+  // the call's Twilio socket reaches its object through these (CallSession accepts it so)
+  webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    this.session.webSocketMessage(ws, message);
+  }
+
+  webSocketClose(ws: WebSocket, code: number): void {
+    this.session.webSocketClose(ws, code);
+  }
+
+  webSocketError(ws: WebSocket): void {
+    this.session.webSocketError(ws);
+  }
+
   private relayFrame(m: MediaMessage, out: FrameOut): void {
     const bin = atob(m.media.payload);
     const bytes = new Uint8Array(bin.length);

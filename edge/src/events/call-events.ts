@@ -92,10 +92,12 @@ export class CallEventStream {
   private readonly held: HeldEvent[] = [];
   private n = 0;
   private ended = false;
+  /** Closes the subscribers still reading DRAIN_AFTER_END_MS after the end (`closeStragglersLater`). */
+  private stragglersTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly stats = { invalid: 0, delivered: {} as Record<string, number> };
 
   constructor(private readonly o: CallEventStreamOptions) {
-    this.fanout = new Fanout(o.limits);
+    this.fanout = new Fanout(o.limits, () => this.forgetStragglers());
     this.hub = new HubForwarder(o.hub, (error) => o.log("warn", "hub", "account hub unreachable", { error }));
   }
 
@@ -140,9 +142,29 @@ export class CallEventStream {
     if (e.type === "call.ended") {
       this.ended = true;
       this.fanout.closeWhenDrained(1000, "call ended");
-      // one that stopped reading would keep the object (and its socket) alive for nothing
-      setTimeout(() => this.fanout.closeStragglers(), DRAIN_AFTER_END_MS);
+      this.closeStragglersLater();
     }
+  }
+
+  /**
+   * A subscriber still reading when the call ended gets DRAIN_AFTER_END_MS, then 4008: one that
+   * stopped reading would keep the object (and its socket) alive for nothing. The timer runs only
+   * while such a subscriber is there, because a pending timer keeps the Durable Object in memory
+   * too: workerd evicts an object about 10 s after its last activity, and an unconditional timer
+   * kept every ended call's object 30 s longer, overlapping the next calls' (`ozen bench soak`).
+   */
+  private closeStragglersLater(): void {
+    if (this.stragglersTimer !== undefined || this.fanout.size === 0) return;
+    this.stragglersTimer = setTimeout(() => {
+      this.stragglersTimer = undefined;
+      this.fanout.closeStragglers();
+    }, DRAIN_AFTER_END_MS);
+  }
+
+  /** The last subscriber went away: nobody is left to wait for. */
+  private forgetStragglers(): void {
+    if (this.stragglersTimer !== undefined) clearTimeout(this.stragglersTimer);
+    this.stragglersTimer = undefined;
   }
 
   /** An event the edge itself says (the agent's voice, DTMF): numbered and delivered like the runner's. */
@@ -167,7 +189,10 @@ export class CallEventStream {
     (server as unknown as { binaryType: string }).binaryType = "arraybuffer";
     const s = subscribeSocket(this.fanout, server, hooks);
     if (after !== undefined) s.replay(this.held.filter((d) => d.n > after));
-    if (this.ended) s.closeWhenDrained(1000, "call ended");
+    if (this.ended) {
+      s.closeWhenDrained(1000, "call ended");
+      this.closeStragglersLater();
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 

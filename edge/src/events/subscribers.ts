@@ -293,7 +293,11 @@ export class Fanout {
   private readonly gone: SubscriberCounters[] = [];
   private nextId = 1;
 
-  constructor(private readonly limits: FlowLimits) {}
+  constructor(
+    private readonly limits: FlowLimits,
+    /** Called when the last subscriber went away. */
+    private readonly onEmpty?: () => void,
+  ) {}
 
   get size(): number {
     return this.subscribers.size;
@@ -306,6 +310,7 @@ export class Fanout {
       this.totals.active = this.subscribers.size;
       this.gone.push(gone.counters);
       if (this.gone.length > KEEP_GONE) this.gone.shift();
+      if (this.subscribers.size === 0) this.onEmpty?.();
     });
     this.subscribers.add(s);
     this.totals.subscribed++;

@@ -259,23 +259,35 @@ export type RelayParseResult<T> = { ok: true; message: T } | { ok: false; messag
 
 type Obj = Record<string, unknown>;
 
-function field<T extends "string" | "number" | "object">(m: Obj, key: string, type: T): boolean {
-  const v = m[key];
-  if (type === "number") return typeof v === "number" && Number.isFinite(v);
-  if (type === "object") return typeof v === "object" && v !== null;
-  return typeof v === "string";
-}
+const isString = (v: unknown): v is string => typeof v === "string";
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
-const SHAPES: Record<string, ReadonlyArray<readonly [string, "string" | "number" | "object"]>> = {
+/** Each kind of field: its check, and what a rejection says when a field is not one. */
+const FIELDS = {
+  string: [isString, "missing or not a string"],
+  number: [isNumber, "missing or not a number"],
+  object: [(v) => typeof v === "object" && v !== null, "missing or not an object"],
+  strings: [(v) => Array.isArray(v) && v.every(isString), "missing or not a list of strings"],
+  stringMap: [
+    (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every(isString),
+    "missing or not an object of strings",
+  ],
+  pcm16le: [(v) => v === "pcm16le", 'missing or not "pcm16le"'],
+  optionalNumber: [(v) => v === undefined || isNumber(v), "not a number"],
+} satisfies Record<string, readonly [(v: unknown) => boolean, string]>;
+
+type FieldType = keyof typeof FIELDS;
+
+const SHAPES: Record<string, ReadonlyArray<readonly [string, FieldType]>> = {
   start: [
     ["callSid", "string"],
     ["streamSid", "string"],
     ["accountSid", "string"],
     ["sampleRateHz", "number"],
-    ["encoding", "string"],
+    ["encoding", "pcm16le"],
     ["blockMs", "number"],
-    ["tracks", "object"],
-    ["customParameters", "object"],
+    ["tracks", "strings"],
+    ["customParameters", "stringMap"],
     ["resumeFromSeq", "number"],
   ],
   stop: [
@@ -284,7 +296,10 @@ const SHAPES: Record<string, ReadonlyArray<readonly [string, "string" | "number"
   ],
   ping: [["id", "number"]],
   pong: [["id", "number"]],
-  ack: [["seq", "number"]],
+  ack: [
+    ["seq", "number"],
+    ["committedSeq", "optionalNumber"],
+  ],
   clear: [],
   goaway: [["reason", "string"]],
   event: [["event", "object"]],
@@ -314,7 +329,8 @@ function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseRes
     return { ok: false, message: `relay message type ${JSON.stringify(type)} is not expected here` };
   }
   for (const [key, t] of SHAPES[type]!) {
-    if (!field(o, key, t)) return { ok: false, message: `relay ${type}.${key} is missing or not a ${t}` };
+    const [ok, says] = FIELDS[t];
+    if (!ok(o[key])) return { ok: false, message: `relay ${type}.${key} is ${says}` };
   }
   if (type === "error" && o["lost"] !== undefined) {
     const lost = o["lost"] as Obj | null;
