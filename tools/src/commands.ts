@@ -33,6 +33,11 @@ export const CALL = {
       value: "FILE",
       help: "write what the caller heard (Twilio's buffer played in real time) to FILE as a WAV (one call)",
     },
+    "call-sid": {
+      type: "string",
+      value: "CA...",
+      help: "the call's CallSid, so an agent can subscribe before it starts (one call; a new one)",
+    },
   },
 } as const satisfies CommandUsage;
 
@@ -249,6 +254,27 @@ export const BENCH_VAD = {
   },
 } as const satisfies CommandUsage;
 
+export const STACK = {
+  name: "stack",
+  summary:
+    "The local stack (the edge on workerd, a runner process) until Ctrl-C: prints a JSON line with its URL and " +
+    "tokens, for trying an agent (docs/agent-control.md, Try it) and the client libraries' tests.",
+  options: {
+    engine: { type: "string", value: "null|whisper", help: "the runner's engine (null: takes audio, says nothing)" },
+    model: { type: "string", value: "M", help: "whisper model (tiny.en for English, the largest multilingual for he)" },
+    language: { type: "string", value: "he|en", help: "whisper's language (en)" },
+    set: {
+      type: "string",
+      multiple: true,
+      value: "NAME=VALUE",
+      help: "an edge setting (docs/settings.md), e.g. BARGE_IN=speech, WEBHOOK_URL=...; repeatable",
+    },
+    port: { type: "string", value: "N", help: "the edge's port (a free one)" },
+    "api-token": { type: "string", value: "T", help: "the edge's API_TOKEN (local-api-token)" },
+    "until-stdin-closes": { type: "boolean", help: "also stop when stdin closes (a test harness's child)" },
+  },
+} as const satisfies CommandUsage;
+
 /** The benchmarks, as `ozen bench NAME`. */
 export const BENCHMARKS = {
   ingest: BENCH_INGEST,
@@ -266,6 +292,7 @@ export const COMMANDS: readonly CommandUsage[] = [
   CHECK,
   MODELS,
   MODELS_FETCH,
+  STACK,
   ...Object.values(BENCHMARKS),
 ];
 
