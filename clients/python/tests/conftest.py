@@ -36,11 +36,15 @@ class Stack:
     proc: subprocess.Popen[str]
 
 
-def start_stack(*settings: str, engine: str = "null", model: str | None = None) -> Stack:
+def start_stack(
+    *settings: str, engine: str = "null", model: str | None = None, port: int | None = None
+) -> Stack:
     """``ozen stack`` with ``NAME=VALUE`` edge settings; stops when the test run's stdin closes."""
     args = [*OZEN, "stack", "--engine", engine, "--until-stdin-closes"]
     if model:
         args += ["--model", model]
+    if port:
+        args += ["--port", str(port)]
     for s in settings:
         args += ["--set", s]
     proc = subprocess.Popen(
