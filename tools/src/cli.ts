@@ -88,6 +88,11 @@ const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   "bench records": async (argv) => (await import("./bench/records.js")).benchRecords(argv),
   "bench fanout": async (argv) => (await import("./bench/fanout.js")).benchFanout(argv),
   "bench vad": async (argv) => (await import("./bench/vad.js")).benchVad(argv),
+  "bench turn": async (argv) => {
+    await (await import("./bench/turn.js")).benchTurn(argv);
+    // the stacks are closed; a keep-alive socket of fetch must not hold the exit
+    process.exit(process.exitCode ?? 0);
+  },
   "bench stt": async (argv) => {
     await (await import("./bench/stt.js")).benchStt(argv);
     // every process and server it started is closed; a client socket left in keep-alive must not hold the exit

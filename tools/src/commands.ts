@@ -275,6 +275,27 @@ export const STACK = {
   },
 } as const satisfies CommandUsage;
 
+export const BENCH_TURN = {
+  name: "bench turn",
+  summary:
+    "Turns of a conversation through edge, runner (whisper) and an agent on @ozen/client: turn gap split into " +
+    "the engine's TTFS and ozen's share, barge-in latency per policy, frames after a clear, the play path.",
+  options: {
+    set: {
+      type: "string",
+      multiple: true,
+      value: "DIR",
+      help: "the caller's utterances: WAVs with transcripts (../shared/data/en/asterisk-8k, else tools/speech)",
+    },
+    model: { type: "string", value: "M", help: "whisper model (tiny.en; the largest multilingual one for he)" },
+    language: { type: "string", value: "he|en", help: "the utterances' language (en); he: he/saspeech by default" },
+    files: { type: "string", value: "N", help: "turns: at most N utterances of the set, 6 s of speech at most (20)" },
+    "barge-ins": { type: "string", value: "N", help: "rounds of talking over the agent per policy (10)" },
+    "play-samples": { type: "string", value: "N", help: "short utterances timed on an idle line (100)" },
+    json,
+  },
+} as const satisfies CommandUsage;
+
 /** The benchmarks, as `ozen bench NAME`. */
 export const BENCHMARKS = {
   ingest: BENCH_INGEST,
@@ -283,6 +304,7 @@ export const BENCHMARKS = {
   fanout: BENCH_FANOUT,
   stt: BENCH_STT,
   vad: BENCH_VAD,
+  turn: BENCH_TURN,
 } as const;
 
 /** The commands in the order `ozen --help` lists them. */
