@@ -102,32 +102,38 @@ class Agent:
 
     async def serve(self, call_sid: str) -> None:
         speaking: asyncio.Task[None] | None = None
+        current = ""
         turn = 0
+
+        def stop_speaking() -> None:
+            # stop producing speech (here: the TTS stream) so nothing more is sent
+            if speaking is not None:
+                speaking.cancel()
+
         try:
             async with self.client.call(call_sid) as call:
                 async for event in call:
                     if isinstance(event, Final) and event.text.strip():
-                        # the caller said something: answer it (a newer turn replaces an older one)
-                        if speaking is not None:
-                            speaking.cancel()
+                        # the caller said something: answer it; an answer still playing (with
+                        # BARGE_IN=off nothing cut it) is cleared first
+                        if speaking is not None and not speaking.done():
+                            stop_speaking()
+                            await call.clear()
                         turn += 1
-                        speaking = asyncio.create_task(self.answer(call, event, f"answer-{turn}"))
+                        current = f"answer-{turn}"
+                        speaking = asyncio.create_task(self.answer(call, event, current))
                     elif isinstance(event, BargeIn):
-                        # the caller spoke over the agent; the edge has cut the audio already:
-                        # stop producing speech (here: the TTS stream) so nothing more is sent
+                        # the caller spoke over the agent; the edge has cut the audio already
                         self.stats["barge_ins"] += 1
-                        if speaking is not None:
-                            speaking.cancel()
-                    elif isinstance(event, PlaybackCleared) and event.reason != "barge_in":
-                        if speaking is not None:
-                            speaking.cancel()
+                        stop_speaking()
+                    elif isinstance(event, PlaybackCleared) and event.play_id == current:
+                        stop_speaking()
                     elif isinstance(event, CallEnded):
                         break
         except OzenError as e:
             log.warning("call %s: %s", call_sid, e)
         finally:
-            if speaking is not None:
-                speaking.cancel()
+            stop_speaking()
 
     async def answer(self, call: CallStream, final: Final, play_id: str) -> None:
         """Speaks one answer. A real agent asks its LLM about ``final.text`` and streams its TTS."""
