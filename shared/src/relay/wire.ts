@@ -334,12 +334,7 @@ function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseRes
   }
   if (type === "error" && o["lost"] !== undefined) {
     const lost = o["lost"] as Obj | null;
-    if (
-      typeof lost !== "object" ||
-      lost === null ||
-      !field(lost, "events", "number") ||
-      !field(lost, "finals", "number")
-    )
+    if (typeof lost !== "object" || lost === null || !isNumber(lost["events"]) || !isNumber(lost["finals"]))
       return { ok: false, message: "relay error.lost is not { events, finals }" };
   }
   if (type === "event") {
