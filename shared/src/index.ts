@@ -13,6 +13,8 @@ export * from "./relay/sender.js";
 export * from "./relay/receiver.js";
 export * from "./relay/credential.js";
 export * from "./relay/pacing.js";
+export * from "./relay/admission.js";
+export * from "./relay/affinity.js";
 export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
 export * from "./metrics/wer.js";

@@ -55,6 +55,8 @@ export interface RelayReceiverCounters {
   protocolErrors: number;
   /** Starts refused: a second start on a socket, a start for another call than the credential's, a bad start. */
   startsRefused: number;
+  /** Starts of new calls refused because the runner held `OZEN_MAX_CALLS` calls (closed 4007). */
+  startsAtCapacity: number;
   /** Calls a newer socket of theirs took over from a live one (the old socket is closed). */
   callsTakenOver: number;
   /** Blocks refused: their seq jumped past the relay buffer's worth ahead of the next expected one. */
@@ -81,6 +83,7 @@ export function newRelayReceiverCounters(): RelayReceiverCounters {
     audioSamples: 0,
     protocolErrors: 0,
     startsRefused: 0,
+    startsAtCapacity: 0,
     callsTakenOver: 0,
     blocksOutOfWindow: 0,
     blocksPaced: 0,

@@ -243,6 +243,11 @@ export const RELAY_CLOSE = {
   too_fast: { code: 4005, reason: "audio faster than real time" },
   /** `start` names a block size or sample rate the runner does not take. */
   bad_start: { code: 4006, reason: "bad start" },
+  /**
+   * `start` of a call the runner does not hold while it holds `OZEN_MAX_CALLS` calls already: the
+   * edge redials through the front end with backoff, keeping the call's audio for replay.
+   */
+  at_capacity: { code: 4007, reason: "runner is at capacity" },
 } as const;
 
 export type RelayCloseCode = keyof typeof RELAY_CLOSE;

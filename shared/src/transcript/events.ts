@@ -156,7 +156,14 @@ export interface CallEndedEvent extends EventBase {
   readonly reason: string;
 }
 
-/** The call moved to another engine mid-call (failover, or back). */
+/**
+ * The call moved to another engine mid-call (failover, or back), or to none. `to: "none"`
+ * (`NO_ENGINE`): nothing transcribes the call now; `reason` says why: the engine failed
+ * (`<code>: <message>`), or `capacity` (`SWITCH_REASON_CAPACITY`, from the edge): no runner
+ * instance had room for the call within RELAY_CAPACITY_NOTICE_MS; its audio is kept and the edge
+ * keeps trying. `from: "none"` with reason `admitted` (`SWITCH_REASON_ADMITTED`): a runner took
+ * such a call after all; its audio since the last final is transcribed (`resumeFromMs`).
+ */
 export interface EngineSwitchedEvent extends EventBase {
   readonly type: "engine.switched";
   readonly from: string;
@@ -164,6 +171,38 @@ export interface EngineSwitchedEvent extends EventBase {
   readonly reason: string;
   /** Call audio time from which the new engine transcribes, ms, when known. */
   readonly resumeFromMs?: number;
+}
+
+/** `engine.switched` `to` (or `from`): no engine transcribes the call. */
+export const NO_ENGINE = "none";
+/** `engine.switched` reason: no runner instance had room for the call (to `none`). */
+export const SWITCH_REASON_CAPACITY = "capacity";
+/** `engine.switched` reason: a runner took a call that waited for room (from `none`). */
+export const SWITCH_REASON_ADMITTED = "admitted";
+
+/**
+ * The edge's `engine.switched` for a call waiting for runner capacity at `wallMs`: to `none`
+ * (`waiting`, from the engine the call last had, `none` when it never had one), or from `none`
+ * to `engine` once a runner took it (`admitted`).
+ */
+export function capacitySwitchedEvent(
+  callSid: string,
+  notice: { readonly kind: "waiting" | "admitted" },
+  engine: string,
+  wallMs: number,
+  resumeFromMs?: number,
+): EngineSwitchedEvent {
+  const waiting = notice.kind === "waiting";
+  return {
+    v: 1,
+    type: "engine.switched",
+    callSid,
+    wallMs,
+    from: waiting ? engine : NO_ENGINE,
+    to: waiting ? NO_ENGINE : engine,
+    reason: waiting ? SWITCH_REASON_CAPACITY : SWITCH_REASON_ADMITTED,
+    ...(resumeFromMs === undefined ? {} : { resumeFromMs }),
+  };
 }
 
 /**
