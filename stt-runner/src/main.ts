@@ -14,8 +14,9 @@
  * starts with OZEN_FALLBACK=auto, always with =whisper, never with =none), `whisper` (the worker alone: no cloud), `auto` (the default: google when
  * Google credentials are found, else whisper), `null` (takes audio, says nothing).
  */
+import { availableParallelism } from "node:os";
 import { parseArgs } from "node:util";
-import { SettingError, readSettings } from "@ozen/shared";
+import { SettingError, defaultMaxCalls, readSettings } from "@ozen/shared";
 import { nullEngine } from "./engines/null.js";
 import { GOOGLE_SETTINGS, loadGoogleConfig } from "./engines/google/config.js";
 import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
@@ -159,8 +160,17 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`port ${JSON.stri
 const made = await makeEngine(values.engine);
 const engine = withSpeechActivity(made.engine);
 const languageOf = made.languageOf;
+// how many calls this instance holds: OZEN_MAX_CALLS, else what the engine holds in real time on these cores
+const maxCalls =
+  serverSettings.OZEN_MAX_CALLS ??
+  defaultMaxCalls({
+    engine: made.engine.name,
+    whisperModel: made.engine instanceof WhisperEngine ? made.engine.config.model : undefined,
+    cpus: availableParallelism(),
+  });
 const server = new RelayServer({
   engine,
+  maxCalls,
   port,
   host: values.host,
   log,
@@ -179,7 +189,7 @@ const server = new RelayServer({
     }),
 });
 const bound = await server.listen();
-lifecycle("stt-runner listening", { port: bound, engine: engine.name });
+lifecycle("stt-runner listening", { port: bound, engine: engine.name, maxCalls });
 // Cloud Run sends SIGTERM and allows 10 s: move every call to another instance, then exit
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.once(sig, () => {

@@ -17,6 +17,10 @@
  * stops taking calls, tells every edge to move (`goaway`), and drops its engine sessions: the
  * edges replay what was not committed to the instance the platform routes them to.
  *
+ * Admission by capacity: the runner holds at most `maxCalls` calls (OZEN_MAX_CALLS); the start of
+ * a new call beyond it is closed 4007 (`admitCall`, counted in `startsAtCapacity`) and `/readyz`
+ * answers 503 while full. Only starts that passed the credential count.
+ *
  * `/healthz` and `/readyz` are open; `/stats` and `/metrics` need `Authorization: Bearer
  * RUNNER_METRICS_TOKEN` (without one configured they answer 401 to everyone).
  */
@@ -31,8 +35,10 @@ import {
   RELAY_CREDENTIAL_HEADER,
   RELAY_CREDENTIAL_REFUSALS,
   RelayNonceCache,
+  admitCall,
   admitSocket,
   admitStart,
+  hasRoom,
   decodeAudioFrame,
   encodeControl,
   equalSecrets,
@@ -77,6 +83,11 @@ export interface RelayServerOptions {
   readonly metricsToken?: string;
   /** How long a call whose socket dropped waits for the edge to come back, ms. */
   readonly resumeGraceMs?: number;
+  /**
+   * Calls held at most (OZEN_MAX_CALLS): a new call's start beyond it is closed 4007 and `/readyz`
+   * answers 503 while full. Unlimited when unset.
+   */
+  readonly maxCalls?: number;
   /** The edge's relay buffer, ms (RELAY_BUFFER_MS): bounds a call's seq jumps and its pace. */
   readonly relayBufferMs?: number;
   /** Audio of one call that may wait for its pace before its socket is closed, ms (default `PACE_HOLD_MS`). */
@@ -171,6 +182,16 @@ export class RelayServer {
     return this.calls.size;
   }
 
+  /** Calls this runner holds at most (OZEN_MAX_CALLS; Infinity when unset). */
+  get maxCalls(): number {
+    return this.o.maxCalls ?? Infinity;
+  }
+
+  /** Whether the runner holds as many calls as it may: new calls are refused (4007). */
+  get full(): boolean {
+    return !hasRoom(this.calls.size, this.maxCalls);
+  }
+
   /** Whether the runner holds `callSid`, and with a socket (`attached`) or waiting for its edge (`detached`). */
   callState(callSid: string): "attached" | "detached" | undefined {
     const call = this.calls.get(callSid);
@@ -207,11 +228,12 @@ export class RelayServer {
       case "/healthz":
         res.writeHead(200, { "Content-Type": "text/plain" }).end("ok\n");
         return;
-      case "/readyz":
-        res
-          .writeHead(this.draining ? 503 : 200, { "Content-Type": "text/plain" })
-          .end(this.draining ? "draining\n" : "ready\n");
+      case "/readyz": {
+        // full: the front end (a health-checking balancer) sends new calls elsewhere
+        const why = this.draining ? "draining" : this.full ? "full" : undefined;
+        res.writeHead(why ? 503 : 200, { "Content-Type": "text/plain" }).end(`${why ?? "ready"}\n`);
         return;
+      }
       case "/metrics":
         if (!this.metricsAllowed(req, res)) return;
         void this.metrics
@@ -240,6 +262,7 @@ export class RelayServer {
             relayAuth: this.o.relaySecret ? "on" : "off",
             relayAuthRefused: this.relayAuthRefused,
             activeCalls: this.calls.size,
+            maxCalls: Number.isFinite(this.maxCalls) ? this.maxCalls : null,
             openSockets: this.wss.clients.size,
             engine: { name: this.o.engine.name, profile: this.o.engine.profile ?? null, ...this.o.engine.stats?.() },
           }),
@@ -374,6 +397,12 @@ export class RelayServer {
     if (existing) {
       state.call = existing;
       existing.resume(ws);
+      return;
+    }
+    // a new call: only now, past the credential and admitStart, does it count against capacity
+    const full = admitCall(this.calls.size, this.maxCalls, this.counters);
+    if (full) {
+      this.closeSocket(ws, state, full);
       return;
     }
     const lost = this.tombstones.take(start.callSid, Date.now());

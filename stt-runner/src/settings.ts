@@ -32,6 +32,17 @@ export const SERVER_SETTINGS = {
     values: ENGINES,
     default: "auto",
   }),
+  OZEN_MAX_CALLS: setting.int({
+    description:
+      "Calls one runner holds at most (each is one engine session, a detached one within its grace too); a new " +
+      "call beyond it is refused (relay close 4007) and `/readyz` answers 503 while full. Cloud Run's concurrency " +
+      "is the same number (infra/cloudrun/service.ts). Default from the engine and the instance's cores " +
+      "(`defaultMaxCalls`, measured in docs/benchmarks.md): whisper `tiny`/`tiny.en` one call per core, other " +
+      "whisper models one per two cores (at least 1), Google 50.",
+    min: 1,
+    max: 10_000,
+    defaultText: "whisper: cores (tiny, tiny.en) or cores / 2 (others), at least 1; google: `50`",
+  }),
   OZEN_LOG_LEVEL: setting.choice({
     description: "`info` adds info lines (never transcript text).",
     values: ["warn", "info"],

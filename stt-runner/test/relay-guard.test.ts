@@ -496,3 +496,73 @@ describe("starting without RELAY_SECRET", () => {
     expect(secure.out).not.toMatch(/AUTHENTICATION IS OFF/);
   }, 60_000);
 });
+
+describe("admission by capacity (OZEN_MAX_CALLS)", () => {
+  const readyz = async (port: number) => {
+    const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return `${r.status} ${(await r.text()).trim()}`;
+  };
+
+  it("counts only authenticated starts: strangers cannot fill the runner", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine, { maxCalls: 2 });
+    const now = Date.now();
+    const wrong = await signRelayCredential("another-secret-0123456789", "CA9", now);
+    for (let i = 0; i < 10; i++) {
+      expect(await upgradeStatus(port, {})).toBe(401);
+      expect(await upgradeStatus(port, withCredential(wrong))).toBe(401);
+    }
+    // a credential-holding socket that never starts a call holds no engine session either
+    const idle = await connect(port, "CA8");
+    expect(server.activeCalls).toBe(0);
+    expect(engine.sessions).toHaveLength(0);
+    expect(await readyz(port)).toBe("200 ready");
+    // the real calls still get in
+    const a = await connect(port, "CA1");
+    a.send(encodeControl(startOf("CA1")));
+    const b = await connect(port, "CA2");
+    b.send(encodeControl(startOf("CA2")));
+    await waitFor("two calls held", () => server.activeCalls === 2);
+    expect(server.counters.startsAtCapacity).toBe(0);
+    idle.ws.close();
+  });
+
+  it("refuses a new call beyond capacity with 4007, reports not-ready while full, resumes held calls, admits when one ends", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine, { maxCalls: 2 });
+    const a = await connect(port, "CA1");
+    a.send(encodeControl(startOf("CA1")));
+    a.send(block("CA1", 0));
+    const b = await connect(port, "CA2");
+    b.send(encodeControl(startOf("CA2")));
+    await waitFor("two calls held", () => server.activeCalls === 2);
+    expect(await readyz(port)).toBe("503 full");
+
+    const c = await connect(port, "CA3");
+    c.send(encodeControl(startOf("CA3")));
+    expect(await closeCode(c)).toBe(4007);
+    const refusal = c.messages.find((m) => m.type === "error");
+    expect(refusal).toMatchObject({ type: "error", code: "at_capacity" });
+    expect(engine.sessions.map((s) => s.start.callSid)).toEqual(["CA1", "CA2"]);
+    expect(server.counters.startsAtCapacity).toBe(1);
+
+    // the edge of a held call comes back on a new socket while the runner is full: resumed, not refused
+    const a2 = await connect(port, "CA1");
+    a2.send(encodeControl(startOf("CA1", 0)));
+    a2.send(block("CA1", 0));
+    a2.send(block("CA1", 1));
+    expect(await closeCode(a)).toBe(4004);
+    await waitFor("the resumed call acknowledged", () => acks(a2).some((m) => m.seq === 1));
+    expect(engine.sessions).toHaveLength(2);
+    expect(server.counters.startsAtCapacity).toBe(1);
+
+    // a call ends: room again, and the refused call is taken on its next try
+    a2.send(encodeControl({ type: "stop", reason: "caller_hung_up", lastSeq: 1 }));
+    await waitFor("the call ended", () => server.activeCalls === 1);
+    expect(await readyz(port)).toBe("200 ready");
+    const c2 = await connect(port, "CA3");
+    c2.send(encodeControl(startOf("CA3")));
+    await waitFor("the third call held", () => server.callState("CA3") === "attached");
+    expect(await readyz(port)).toBe("503 full");
+  });
+});
