@@ -6,14 +6,20 @@
  * - minInstanceCount >= 1 and cpuIdle false: always warm, CPU always allocated (a runner holds
  *   live gRPC streams between requests; a cold start costs seconds of a caller's speech).
  * - timeout 3600 s: a WebSocket relay is one request that lasts the whole call.
- * - sessionAffinity: an edge that reconnects after a blip lands on the instance that holds its
- *   call's engine session (the relay still replays when it does not).
- * - concurrency: calls per instance; each call is one WebSocket request.
+ * - sessionAffinity: the front end sets an affinity cookie on the relay upgrade; the edge keeps it
+ *   for the call and sends it on reconnects (RELAY_AFFINITY), so a reconnect after a blip lands on
+ *   the instance that holds the call's engine session (best effort: the relay replays when not).
+ * - concurrency: calls per instance (each call is one WebSocket request), and the same number is
+ *   the runner's own OZEN_MAX_CALLS: past it the runner refuses a new call (4007) and the edge
+ *   redials, so Cloud Run's limit and the runner's agree. Default: `defaultMaxCalls` for the
+ *   engine and the CPU limit (Google 50; whisper on CPU one call per two vCPU for `base`).
  * - ingress all, invoker IAM on: the edge runs on Cloudflare, not in a VPC, so the service is
  *   reachable from the internet, and Cloud Run's front end lets through only requests with a
  *   Google ID token of an invoker (`runnerInvokerPolicy`: the edge's service account, never
  *   `allUsers`); the edge sends one on every relay upgrade (RUNNER_AUTH=google-id-token).
  */
+
+import { defaultMaxCalls } from "@ozen/shared";
 
 export interface RunnerServiceSettings {
   readonly project: string;
@@ -40,7 +46,9 @@ export function runnerService(s: RunnerServiceSettings) {
   const maxInstances = s.maxInstances ?? 10;
   if (maxInstances < minInstances)
     throw new RangeError(`maxInstances ${maxInstances} is below minInstances ${minInstances}`);
-  const env = { OZEN_ENGINE: "google", ...s.env };
+  const engineEnv = { OZEN_ENGINE: "google", ...s.env };
+  const calls = callsPerInstance(s, engineEnv);
+  const env = { ...engineEnv, OZEN_MAX_CALLS: String(calls) };
   return {
     parent: `projects/${s.project}/locations/${s.region}`,
     serviceId: s.serviceId,
@@ -50,7 +58,7 @@ export function runnerService(s: RunnerServiceSettings) {
       invokerIamDisabled: false,
       template: {
         scaling: { minInstanceCount: minInstances, maxInstanceCount: maxInstances },
-        maxInstanceRequestConcurrency: s.callsPerInstance ?? 50,
+        maxInstanceRequestConcurrency: calls,
         timeout: { seconds: CALL_TIMEOUT_S },
         sessionAffinity: true,
         executionEnvironment: "EXECUTION_ENVIRONMENT_GEN2" as const,
@@ -73,6 +81,27 @@ export function runnerService(s: RunnerServiceSettings) {
       },
     },
   };
+}
+
+/**
+ * The calls one instance takes: `callsPerInstance`, else the environment's OZEN_MAX_CALLS, else
+ * what the engine holds on the CPU limit (`defaultMaxCalls`). Cloud Run's concurrency and the
+ * runner's OZEN_MAX_CALLS are both set to it.
+ */
+function callsPerInstance(s: RunnerServiceSettings, env: Readonly<Record<string, string>>): number {
+  const fromEnv = env["OZEN_MAX_CALLS"];
+  const calls =
+    s.callsPerInstance ??
+    (fromEnv !== undefined
+      ? Number(fromEnv)
+      : defaultMaxCalls({
+          engine: env["OZEN_ENGINE"]!,
+          whisperModel: env["WHISPER_MODEL"] ?? "base",
+          cpus: Number(s.cpu ?? "2"),
+        }));
+  if (!Number.isInteger(calls) || calls < 1)
+    throw new RangeError(`calls per instance is ${calls}, expected a whole number >= 1`);
+  return calls;
 }
 
 /**

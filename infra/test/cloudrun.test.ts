@@ -28,6 +28,21 @@ describe("Cloud Run service for the runner", () => {
     expect(t.maxInstanceRequestConcurrency).toBe(50);
   });
 
+  it("gives Cloud Run's concurrency and the runner's OZEN_MAX_CALLS the same number", () => {
+    const calls = (s: Parameters<typeof runnerService>[0]) => {
+      const t = runnerService(s).service.template;
+      const env = t.containers[0]!.env.find((e) => e.name === "OZEN_MAX_CALLS")?.value;
+      return [t.maxInstanceRequestConcurrency, Number(env)];
+    };
+    expect(calls(base)).toEqual([50, 50]);
+    expect(calls({ ...base, callsPerInstance: 7 })).toEqual([7, 7]);
+    expect(calls({ ...base, env: { OZEN_MAX_CALLS: "12" } })).toEqual([12, 12]);
+    // whisper on CPU: one call per two vCPU for base, one per vCPU for tiny.en
+    expect(calls({ ...base, cpu: "4", env: { OZEN_ENGINE: "whisper" } })).toEqual([2, 2]);
+    expect(calls({ ...base, cpu: "2", env: { OZEN_ENGINE: "whisper", WHISPER_MODEL: "tiny.en" } })).toEqual([2, 2]);
+    expect(() => runnerService({ ...base, callsPerInstance: 0 })).toThrow(/calls per instance/);
+  });
+
   it("probes readiness and health on the runner's endpoints", () => {
     const c = runnerService(base).service.template.containers[0]!;
     expect(c.startupProbe.httpGet.path).toBe("/readyz");
@@ -51,6 +66,7 @@ describe("Cloud Run service for the runner", () => {
     expect(req.service.template.containers[0].env).toEqual([
       { name: "OZEN_ENGINE", value: "google" },
       { name: "GOOGLE_API", value: "v2" },
+      { name: "OZEN_MAX_CALLS", value: "50" },
     ]);
   });
 });
@@ -119,8 +135,14 @@ describe("Cloud Run service for the runner on a GPU", () => {
     const { resources: cpuResources, env: cpuEnv, ...cpuContainer } = cpuContainers[0]!;
     expect(container).toEqual(cpuContainer);
     expect(resources).toEqual({ ...cpuResources, limits: { ...cpuResources.limits, "nvidia.com/gpu": "1" } });
-    expect(env).toEqual([{ name: "OZEN_ENGINE", value: "whisper" }]);
-    expect(cpuEnv).toEqual([{ name: "OZEN_ENGINE", value: "google" }]);
+    expect(env).toEqual([
+      { name: "OZEN_ENGINE", value: "whisper" },
+      { name: "OZEN_MAX_CALLS", value: "4" },
+    ]);
+    expect(cpuEnv).toEqual([
+      { name: "OZEN_ENGINE", value: "google" },
+      { name: "OZEN_MAX_CALLS", value: "4" },
+    ]);
   });
 
   it("uses only field names the Admin API v2 knows (both services through @google-cloud/run's protos)", () => {
