@@ -39,6 +39,10 @@ export interface EdgeConfig {
   readonly relayBufferMs: number;
   readonly relayBackoffMinMs: number;
   readonly relayBackoffMaxMs: number;
+  /** How long a call may wait for a runner with room before the agent is told, ms. */
+  readonly relayCapacityNoticeMs: number;
+  /** Keep and resend the front end's affinity cookies on a call's relay reconnects. */
+  readonly relayAffinity: boolean;
   /** What the relay upgrade carries for the runner's platform (`runner-auth.ts`). */
   readonly runnerAuth: RunnerAuthConfig;
   /** `asset`: the bundled greeting plays on `start` (bidirectional streams only); `agent`: the agent speaks first; `none`: silence. */
@@ -134,6 +138,22 @@ export const RELAY_SETTINGS = {
     min: { setting: "RELAY_BACKOFF_MIN_MS" },
     max: 300_000,
   }),
+  RELAY_CAPACITY_NOTICE_MS: setting.int({
+    description:
+      "A call no runner instance has room for (relay close 4007, or the front end's 429/503) keeps its audio and " +
+      "redials with backoff; past this long unadmitted, ms, the agent gets `engine.switched` to `none` (reason " +
+      "`capacity`), and `engine.switched` from `none` (reason `admitted`) once a runner takes it.",
+    default: 3000,
+    min: 0,
+    max: 600_000,
+  }),
+  RELAY_AFFINITY: setting.bool({
+    description:
+      "Keep the cookies the runner's front end sets on a call's relay upgrade (Cloud Run session affinity, a " +
+      "balancer's sticky cookie) and send them on the call's reconnects, so a reconnect lands on the instance " +
+      "that holds the call's engine session.",
+    default: true,
+  }),
 } as const;
 
 /** What only benchmarks and the simulator turn on. */
@@ -203,6 +223,8 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     relayBufferMs: relay.RELAY_BUFFER_MS,
     relayBackoffMinMs: relay.RELAY_BACKOFF_MIN_MS,
     relayBackoffMaxMs: relay.RELAY_BACKOFF_MAX_MS,
+    relayCapacityNoticeMs: relay.RELAY_CAPACITY_NOTICE_MS,
+    relayAffinity: relay.RELAY_AFFINITY,
     runnerAuth: loadRunnerAuth(env, relay.RUNNER_URL),
     greeting: twilio.GREETING,
     apiToken: subscriptions.apiToken,

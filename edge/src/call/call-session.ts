@@ -9,7 +9,7 @@
  * will be sent (no per-frame allocation) and hands full blocks to the relay link. Nothing on
  * that road awaits the network.
  */
-import { MediaIngest } from "@ozen/shared";
+import { MediaIngest, NO_ENGINE, capacitySwitchedEvent } from "@ozen/shared";
 import type { MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, checkCallToken } from "./call-token.js";
 import { callObjectRoute } from "./call-object-route.js";
@@ -75,6 +75,8 @@ export class CallSession implements DurableObject {
   /** The `start`'s token check and admission, once `start` came: resolves true when admitted. */
   private admitting: Promise<boolean> | undefined;
   private relay: RelayLink | undefined;
+  /** The engine the runner last named for the call (`call.started`, `engine.switched`). */
+  private engine = NO_ENGINE;
 
   constructor(
     private readonly ctx: DurableObjectState,
@@ -343,6 +345,12 @@ export class CallSession implements DurableObject {
         }),
       onAcked: (b) => this.frames.recycle(b.frame),
       onInvalidEvent: (error) => this.events.invalidEvent(error),
+      // no runner had room for the call within RELAY_CAPACITY_NOTICE_MS, or one took it after that
+      onRunnerWait: (notice) =>
+        this.events.fromEdge(
+          this.stats.callSid,
+          capacitySwitchedEvent(this.stats.callSid, notice, this.engine, Date.now()),
+        ),
       log: (...line) => this.log.line(...line),
     }));
     this.stats.state = "streaming";
@@ -403,6 +411,8 @@ export class CallSession implements DurableObject {
         this.bargeIn("runner");
         break;
       case "event":
+        if (m.event.type === "call.started") this.engine = m.event.engine;
+        else if (m.event.type === "engine.switched") this.engine = m.event.to;
         // counted, then into the call's event stream
         this.stats.countEvent(m.event.type);
         this.events.fromRunner(this.stats.callSid, m.event);

@@ -8,15 +8,23 @@
  * Each dial carries a fresh relay credential for the call (`X-Ozen-Relay-Credential`, signed
  * with RELAY_SECRET: shared/src/relay/credential.ts), so the runner takes the socket for this
  * call and no other; a runner that refuses it answers the upgrade 401 (retried with backoff).
+ *
+ * Affinity (`affinity`): the cookies the front end sets on an upgrade's response are kept for the
+ * call and sent on its reconnects (`AffinityJar`), so a reconnect lands on the instance holding
+ * the call's session. Capacity: a runner with no room closes 4007 (the front end may answer the
+ * upgrade 429/503 itself); the link redials with backoff, keeping the audio, and `RunnerWait`
+ * says when to tell the agent no runner takes the call, and when one did (`onRunnerWait`).
  */
 import {
+  AffinityJar,
   RELAY_CREDENTIAL_HEADER,
   RelaySender,
+  RunnerWait,
   encodeControl,
   parseRunnerToEdge,
   signRelayCredential,
 } from "@ozen/shared";
-import type { MsHistogram, PendingBlock, RelayStart, RunnerToEdge } from "@ozen/shared";
+import type { MsHistogram, PendingBlock, RelayStart, RunnerToEdge, RunnerWaitNotice } from "@ozen/shared";
 import type { LatencyWindow } from "@ozen/shared";
 import type { RelayLinkStats } from "./stats.js";
 
@@ -48,6 +56,12 @@ export interface RelayLinkOptions {
   readonly onInvalidEvent?: (error: string) => void;
   /** Headers the upgrade adds (credentials); a rejection fails the dial, which is retried with backoff. */
   readonly upgradeHeaders?: () => Promise<Record<string, string>>;
+  /** Keep the front end's cookies from the upgrade's response and send them on reconnects. */
+  readonly affinity?: boolean;
+  /** How long the call may go unadmitted for capacity before `onRunnerWait` says so, ms (default 3000). */
+  readonly capacityNoticeMs?: number;
+  /** No runner took the call within `capacityNoticeMs`, or one took it after that. */
+  readonly onRunnerWait?: (notice: RunnerWaitNotice) => void;
 }
 
 export class RelayLink {
@@ -58,6 +72,12 @@ export class RelayLink {
   private timerDueMs: number | undefined;
   /** Resolves `stop` with the blocks never committed (on close). */
   private finished: ((lostBlocks: number) => void) | undefined;
+  /** The front end's affinity cookies for this call. */
+  readonly affinity = new AffinityJar();
+  /** Waiting for a runner with room (capacity refusals). */
+  readonly wait: RunnerWait;
+  /** The current socket has been acknowledged on: a runner took the call on it. */
+  private admittedOnSocket = false;
 
   constructor(private readonly o: RelayLinkOptions) {
     this.sender = new RelaySender({
@@ -67,6 +87,7 @@ export class RelayLink {
       backoffMaxMs: o.backoffMaxMs,
       ...(o.firstSeq !== undefined ? { firstSeq: o.firstSeq } : {}),
     });
+    this.wait = new RunnerWait({ noticeAfterMs: o.capacityNoticeMs ?? 3000 });
   }
 
   /** Blocks sent to the runner and not yet committed (a gauge). */
@@ -155,6 +176,9 @@ export class RelayLink {
         Upgrade: "websocket",
         "X-Ozen-Call": this.o.start.callSid,
       };
+      // the instance the front end chose for this call last time, so a reconnect lands there again
+      const cookie = this.o.affinity ? this.affinity.header() : undefined;
+      if (cookie !== undefined) headers["Cookie"] = cookie;
       // a fresh credential per dial: it opens this call only, once, for about a minute
       if (this.o.relaySecret) {
         headers[RELAY_CREDENTIAL_HEADER] = await signRelayCredential(
@@ -164,7 +188,13 @@ export class RelayLink {
         );
       }
       const resp = await fetch(url, { headers });
+      if (this.o.affinity) this.affinity.take(setCookieLines(resp.headers), Date.now());
       ws = resp.webSocket;
+      if (!ws && (resp.status === 429 || resp.status === 503)) {
+        // the front end has no instance with room (or none ready): a capacity wait, like a 4007
+        this.wait.refused(Date.now());
+        throw new Error(`runner front end answered HTTP ${resp.status}: no instance has room for the call`);
+      }
       if (!ws && resp.status === 401) {
         throw new Error(
           `runner refused the relay credential (HTTP 401: ${(await resp.text()).trim().slice(0, 160)}); ` +
@@ -191,6 +221,7 @@ export class RelayLink {
       return;
     }
     this.ws = ws;
+    this.admittedOnSocket = false;
     ws.addEventListener("message", (ev) => this.onMessage(ev.data));
     ws.addEventListener("close", () => this.onDown(ws));
     ws.addEventListener("error", () => this.onDown(ws));
@@ -213,9 +244,12 @@ export class RelayLink {
     this.schedule();
   }
 
-  /** Keeps the one timer on the sender's next due time. */
+  /** Keeps the one timer on the next due time: the sender's, or the capacity notice's. */
   private schedule(): void {
-    const dueMs = this.sender.nextDueMs;
+    const senderDueMs = this.sender.nextDueMs;
+    const waitDueMs = this.sender.state === "closed" ? undefined : this.wait.nextDueMs;
+    const dueMs =
+      senderDueMs === undefined ? waitDueMs : waitDueMs === undefined ? senderDueMs : Math.min(senderDueMs, waitDueMs);
     if (dueMs === this.timerDueMs) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -227,6 +261,14 @@ export class RelayLink {
   private onDue(): void {
     this.timer = undefined;
     this.timerDueMs = undefined;
+    const notice = this.wait.tick(Date.now());
+    if (notice) {
+      this.o.log("warn", "no runner has room for the call; its audio is kept and the link keeps trying", {
+        refusals: this.wait.refusals,
+        pendingBlocks: this.sender.pendingBlocks,
+      });
+      this.o.onRunnerWait?.(notice);
+    }
     switch (this.sender.tick(Date.now())) {
       case "dial":
         void this.dial();
@@ -262,9 +304,22 @@ export class RelayLink {
     }
     const m = r.message;
     switch (m.type) {
-      case "ack":
+      case "ack": {
+        if (!this.admittedOnSocket) {
+          // the first ack on a socket: a runner took the call (a capacity wait, if any, is over)
+          this.admittedOnSocket = true;
+          const notice = this.wait.admitted(Date.now());
+          if (notice) this.o.onRunnerWait?.(notice);
+          this.schedule();
+        }
         this.sender.ack(m.seq, m.committedSeq, Date.now(), this.o.onAcked);
         this.closeIfFinished();
+        break;
+      }
+      case "error":
+        if (m.code === "at_capacity") this.wait.refused(Date.now());
+        this.o.onControl(m);
+        this.schedule();
         break;
       case "ping":
         this.ws?.send(encodeControl({ type: "pong", id: m.id }));
@@ -301,4 +356,13 @@ function answerCloseFrame(ws: WebSocket): void {
       // already closed (error, or workerd answered it)
     }
   }, 0);
+}
+
+/** The Set-Cookie lines of a response (one per cookie; `get` would join them with commas). */
+function setCookieLines(headers: Headers): string[] {
+  const h = headers as Headers & { getSetCookie?: () => string[]; getAll?: (name: string) => string[] };
+  if (typeof h.getSetCookie === "function") return h.getSetCookie();
+  if (typeof h.getAll === "function") return h.getAll("set-cookie");
+  const one = headers.get("set-cookie");
+  return one === null ? [] : [one];
 }

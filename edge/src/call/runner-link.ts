@@ -18,7 +18,7 @@ export type RelayStartBody = Omit<RelayStart, "v" | "type" | "resumeFromSeq">;
 /** What the call does with what the link reports. */
 export type RunnerLinkHooks = Pick<
   RelayLinkOptions,
-  "onControl" | "onBlockDropped" | "onAcked" | "onInvalidEvent" | "log"
+  "onControl" | "onBlockDropped" | "onAcked" | "onInvalidEvent" | "onRunnerWait" | "log"
 >;
 
 /**
@@ -61,6 +61,8 @@ export function runnerLink(
     backoffMinMs: config.relayBackoffMinMs,
     backoffMaxMs: config.relayBackoffMaxMs,
     upgradeHeaders: runnerUpgradeHeaders(config.runnerAuth),
+    affinity: config.relayAffinity,
+    capacityNoticeMs: config.relayCapacityNoticeMs,
     ...o,
     ...hooks,
   });
