@@ -6,60 +6,12 @@
  */
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
-import type { RelayStart } from "@ozen/shared";
 import { RelayServer, TranscriptForwarder } from "@ozen/stt-runner";
-import type { Engine, EngineSession } from "@ozen/stt-runner";
-import type { EngineListener } from "../../stt-runner/src/engines/engine.js";
+import type { Engine } from "@ozen/stt-runner";
 import { API_TOKEN, RELAY_SECRET } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 
-/** The word the engine says for the block starting at `blockIndex` (100 ms blocks). */
-export function wordOf(blockIndex: number): string {
-  return `מילה${blockIndex}`;
-}
-
-/**
- * Says one word per block it hears (`wordOf(startSample / blockSamples)`), an interim after each
- * block and a final every `blocksPerUtterance` blocks of call audio; commits audio at finals, so a
- * new runner is replayed everything after the last final.
- */
-export class WordEngine implements Engine {
-  readonly name = "words";
-  readonly finals: { callSid: string; text: string }[] = [];
-
-  constructor(private readonly blocksPerUtterance = 5) {}
-
-  open(start: RelayStart, listener: EngineListener): EngineSession {
-    const blockSamples = (start.sampleRateHz * start.blockMs) / 1000;
-    const msOf = (sample: number) => (sample * 1000) / start.sampleRateHz;
-    let words: string[] = [];
-    let uttStart = -1;
-    let committed = start.resumeFromSeq * blockSamples;
-    let heardTo = committed;
-    const finish = () => {
-      if (words.length === 0) return;
-      const text = words.join(" ");
-      this.finals.push({ callSid: start.callSid, text });
-      committed = heardTo;
-      words = [];
-      listener.final({ text, audioStartMs: msOf(uttStart), audioEndMs: msOf(heardTo) });
-    };
-    return {
-      feed: (pcm, startSample) => {
-        const index = Math.floor(startSample / blockSamples);
-        if (words.length === 0) uttStart = startSample;
-        words.push(wordOf(index));
-        heardTo = startSample + pcm.length;
-        if ((index + 1) % this.blocksPerUtterance === 0) finish();
-        else listener.interim({ segments: [{ text: words.join(" ") }], audioEndMs: msOf(heardTo) });
-      },
-      get committedSample() {
-        return committed;
-      },
-      end: async () => finish(),
-    };
-  }
-}
+export { WordEngine, wordOf } from "./word-engine.js";
 
 /** A real runner whose engine results go through the transcript policy to the edge. */
 export async function startTranscribingRunner(
