@@ -200,14 +200,16 @@ export class RelayServer {
   }
 
   /**
-   * SIGTERM: stop taking calls, ask every edge to move (it reconnects and the platform routes
-   * it to a live instance), then close. Resolves when every socket is gone or after `graceMs`.
+   * SIGTERM: stop taking calls, ask every edge to move (`goaway`: it reconnects, the platform
+   * routes it to a live instance, and it closes this socket once the call is taken there), then
+   * close. Resolves when every socket is gone, or after `graceMs` (what is left is closed 1012).
    */
   async drain(graceMs = 10_000): Promise<void> {
     this.draining = true;
     for (const call of this.calls.values()) call.drain();
     const deadline = Date.now() + graceMs;
-    while (this.wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (this.wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const ws of this.wss.clients) ws.close(1012, "service restart");
     await this.close();
   }
 

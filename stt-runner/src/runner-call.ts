@@ -262,11 +262,14 @@ export class RunnerCall {
     if (dueMs !== undefined) this.armExpiry(dueMs);
   }
 
-  /** The runner drains: tell the edge to go elsewhere and close its socket. */
+  /**
+   * The runner drains: tell the edge to go elsewhere. The edge redials through the front end and
+   * closes this socket once the call is taken elsewhere (make before break), so the instance goes
+   * only after its calls moved; the server closes what is left at the end of its drain (1012).
+   */
   drain(): void {
     const goaway = this.delivery.drain();
     this.ws?.send(goaway.text);
-    this.ws?.close(goaway.code, goaway.reason);
   }
 
   /** Ends the call: the engine says its last, all audio is committed and acknowledged. */

@@ -78,6 +78,13 @@ export class RelayLink {
   readonly wait: RunnerWait;
   /** The current socket has been acknowledged on: a runner took the call on it. */
   private admittedOnSocket = false;
+  /**
+   * The socket of a runner that said `goaway` (it drains): no longer used, its messages ignored
+   * (the call's audio since the last commit is replayed to the next runner), but held open until
+   * a runner acknowledges the call on a new socket, so the draining instance exits only after
+   * its calls moved.
+   */
+  private leaving: WebSocket | undefined;
 
   constructor(private readonly o: RelayLinkOptions) {
     this.sender = new RelaySender({
@@ -159,6 +166,7 @@ export class RelayLink {
       // already closed
     }
     this.ws = undefined;
+    this.closeLeaving();
     const finished = this.finished;
     this.finished = undefined;
     finished?.(this.sender.pendingBlocks);
@@ -222,7 +230,7 @@ export class RelayLink {
     }
     this.ws = ws;
     this.admittedOnSocket = false;
-    ws.addEventListener("message", (ev) => this.onMessage(ev.data));
+    ws.addEventListener("message", (ev) => this.onMessage(ws, ev.data));
     ws.addEventListener("close", () => this.onDown(ws));
     ws.addEventListener("error", () => this.onDown(ws));
     ws.send(opening.start);
@@ -235,6 +243,11 @@ export class RelayLink {
   }
 
   private onDown(ws: WebSocket): void {
+    if (ws === this.leaving) {
+      this.leaving = undefined;
+      answerCloseFrame(ws);
+      return;
+    }
     if (this.ws !== ws) return;
     this.ws = undefined;
     answerCloseFrame(ws);
@@ -286,7 +299,38 @@ export class RelayLink {
     this.schedule();
   }
 
-  private onMessage(data: unknown): void {
+  /**
+   * The runner on `ws` drains (`goaway`): the link redials through the front end (which routes
+   * to a live instance) and replays what is not committed; `ws` is held open, unused, until a
+   * runner acknowledges the call on the new socket (make before break).
+   */
+  private leave(ws: WebSocket): void {
+    if (this.ws !== ws) return;
+    this.ws = undefined;
+    if (this.leaving === undefined) {
+      this.leaving = ws;
+    } else {
+      // a second draining socket (a redial that reached the draining instance, refused 1013): the
+      // first one is held; this one is answered and let go
+      answerCloseFrame(ws);
+    }
+    if (this.sender.socketLost(Date.now()) === undefined) this.closeLeaving();
+    this.schedule();
+  }
+
+  private closeLeaving(): void {
+    const ws = this.leaving;
+    this.leaving = undefined;
+    try {
+      ws?.close(1000, "moved to another instance");
+    } catch {
+      // already closed
+    }
+  }
+
+  private onMessage(ws: WebSocket, data: unknown): void {
+    // a draining runner's socket, held until the call moved: what it says is said again by the next
+    if (ws !== this.ws) return;
     if (typeof data !== "string") {
       this.sender.rejected();
       this.o.log("warn", "runner sent a binary frame; ignored");
@@ -310,12 +354,17 @@ export class RelayLink {
           this.admittedOnSocket = true;
           const notice = this.wait.admitted(Date.now());
           if (notice) this.o.onRunnerWait?.(notice);
+          this.closeLeaving(); // the call moved: the draining runner may let it go
           this.schedule();
         }
         this.sender.ack(m.seq, m.committedSeq, Date.now(), this.o.onAcked);
         this.closeIfFinished();
         break;
       }
+      case "goaway":
+        this.leave(ws);
+        this.o.onControl(m);
+        break;
       case "error":
         if (m.code === "at_capacity") this.wait.refused(Date.now());
         this.o.onControl(m);
