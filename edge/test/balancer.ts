@@ -131,12 +131,13 @@ function haproxyConfig(o: BalancerOptions, port: number, socket: string, runners
     `  stats socket ${socket} mode 600 level admin\n` +
     "defaults\n" +
     "  mode http\n" +
-    "  timeout connect 1s\n" +
+    // a refused connection (a killed instance) is retried at once on another: no 1 s turn-around
+    "  timeout connect 200ms\n" +
     "  timeout client 60s\n" +
     "  timeout server 60s\n" +
     "  timeout tunnel 1h\n" +
-    "  option redispatch\n" +
-    "  retries 2\n" +
+    "  option redispatch 1\n" +
+    "  retries 3\n" +
     "frontend relay\n" +
     `  bind 127.0.0.1:${port}\n` +
     "  default_backend runners\n" +
