@@ -140,6 +140,48 @@ describe("a call across sockets", () => {
     r.end();
     expect(r.detached(0)).toBeUndefined();
   });
+
+  it("parks the engine of a detached call at its engine grace, ends the call at its grace", () => {
+    const counters = newRelayReceiverCounters();
+    const r = new RelayReceiver(start(), counters, { resumeGraceMs: 60_000, engineGraceMs: 800 });
+    r.audio(0, 0, N);
+    r.audio(1, N, N);
+    expect(parsed(r.ack(N))).toMatchObject({ seq: 1, committedSeq: 0 });
+    expect(r.detached(1000)).toBe(1800);
+    expect(r.due(1799)).toBeUndefined();
+    expect(r.due(1800)).toBe("park");
+    r.parked(); // the session said its last: everything fed is committed
+    expect(r.isParked).toBe(true);
+    expect(r.committedSeq).toBe(1);
+    expect(r.nextDueMs).toBe(61_000);
+    expect(r.due(60_999)).toBeUndefined();
+    expect(r.due(61_000)).toBe("end");
+    // the edge comes back: told everything fed is committed; the replay is recognised by seq
+    const back = r.reattach(undefined);
+    expect(parsed(back.at(-1))).toMatchObject({ type: "ack", seq: 1, committedSeq: 1 });
+    r.reopened();
+    expect(r.isParked).toBe(false);
+    expect(r.audio(1, N, N)).toBe("duplicate");
+    expect(r.audio(2, 2 * N, N)).toBe("feed");
+    expect(r.nextDueMs).toBeUndefined();
+  });
+
+  it("a resume within the engine grace keeps the engine; no engine grace past the call's grace", () => {
+    const r = new RelayReceiver(start(), newRelayReceiverCounters(), { resumeGraceMs: 60_000, engineGraceMs: 800 });
+    r.detached(0);
+    r.resume(undefined);
+    expect(r.nextDueMs).toBeUndefined();
+    expect(r.due(1_000_000)).toBeUndefined();
+    const short = new RelayReceiver(start(), newRelayReceiverCounters(), { resumeGraceMs: 300, engineGraceMs: 800 });
+    expect(short.detached(0)).toBe(300);
+    expect(short.due(300)).toBe("end");
+    const draining = new RelayReceiver(start(), newRelayReceiverCounters(), {
+      resumeGraceMs: 60_000,
+      engineGraceMs: 800,
+    });
+    draining.drain();
+    expect(draining.detached(0)).toBeUndefined();
+  });
 });
 
 describe("admitting sockets", () => {

@@ -62,6 +62,13 @@ import type { ListenerFactory, Log, RunnerCallDeps } from "./runner-call.js";
 
 export type { Log } from "./runner-call.js";
 
+/**
+ * A detached call's engine session, ms: long enough for an edge's reconnect after a blip (its
+ * first redials come 100, 200, 400 ms after the drop) to land back on it with affinity, short
+ * enough that a call that went elsewhere is let go within about a second.
+ */
+export const DEFAULT_ENGINE_GRACE_MS = 800;
+
 /** The edge's default RELAY_BUFFER_MS: the seq window and the pace's slack unless told otherwise. */
 export const DEFAULT_RELAY_BUFFER_MS = 120_000;
 
@@ -81,8 +88,15 @@ export interface RelayServerOptions {
   readonly insecureLocal?: boolean;
   /** Bearer token for `/stats` and `/metrics` (RUNNER_METRICS_TOKEN); without it they answer 401. */
   readonly metricsToken?: string;
-  /** How long a call whose socket dropped waits for the edge to come back, ms. */
+  /** How long a call whose socket dropped waits for the edge to come back, ms (default 60 s). */
   readonly resumeGraceMs?: number;
+  /**
+   * How long such a call keeps its engine session, ms (default `DEFAULT_ENGINE_GRACE_MS`): then
+   * the session says its last and closes, its words kept for the rest of `resumeGraceMs`, and a
+   * new session opens if the edge comes back. An edge that reconnected to another instance
+   * cannot tell this one: this bounds how long its session lives here.
+   */
+  readonly engineGraceMs?: number;
   /**
    * Calls held at most (OZEN_MAX_CALLS): a new call's start beyond it is closed 4007 and `/readyz`
    * answers 503 while full. Unlimited when unset.
@@ -157,6 +171,7 @@ export class RelayServer {
       log: this.log,
       logLimited: (callSid, kind, msg, fields) => this.logLimited(callSid, kind, msg, fields),
       resumeGraceMs: o.resumeGraceMs ?? 60_000,
+      engineGraceMs: o.engineGraceMs ?? DEFAULT_ENGINE_GRACE_MS,
       relayBufferMs: o.relayBufferMs ?? DEFAULT_RELAY_BUFFER_MS,
       paceHoldMs: o.paceHoldMs ?? PACE_HOLD_MS,
       onEnded: (call, lost) => this.onCallEnded(call, lost),
@@ -189,7 +204,14 @@ export class RelayServer {
 
   /** Whether the runner holds as many calls as it may: new calls are refused (4007). */
   get full(): boolean {
-    return !hasRoom(this.calls.size, this.maxCalls);
+    return !hasRoom(this.engineSessions, this.maxCalls);
+  }
+
+  /** Calls holding an engine session: what capacity counts (a parked call holds none). */
+  get engineSessions(): number {
+    let n = 0;
+    for (const call of this.calls.values()) if (call.holdsEngine) n++;
+    return n;
   }
 
   /** Whether the runner holds `callSid`, and with a socket (`attached`) or waiting for its edge (`detached`). */
@@ -402,7 +424,7 @@ export class RelayServer {
       return;
     }
     // a new call: only now, past the credential and admitStart, does it count against capacity
-    const full = admitCall(this.calls.size, this.maxCalls, this.counters);
+    const full = admitCall(this.engineSessions, this.maxCalls, this.counters);
     if (full) {
       this.closeSocket(ws, state, full);
       return;

@@ -51,6 +51,8 @@ export interface RunnerCallDeps {
   readonly logLimited: LimitedLog;
   /** How long the call waits for the edge after its socket went away, ms. */
   readonly resumeGraceMs: number;
+  /** How long a detached call keeps its engine session, ms (then it is parked: `RelayReceiver`). */
+  readonly engineGraceMs: number;
   /** The edge's relay buffer, ms: the seq window and the pace's slack (`RelayGuard`). */
   readonly relayBufferMs: number;
   /** Audio that may wait for its pace, ms (`PACE_HOLD_MS`). */
@@ -75,8 +77,12 @@ export const PACE_HOLD_MS = 5000;
 export class RunnerCall {
   readonly start: RelayStart;
   private readonly delivery: RelayReceiver;
-  private readonly session: EngineSession;
+  private session: EngineSession;
+  /** `open`: the session takes audio; `parking`: it is saying its last (detached past the engine grace); `parked`: none. */
+  private engineState: "open" | "parking" | "parked" = "open";
+  private parking: Promise<void> | undefined;
   private readonly listener: CallListener;
+  private readonly engineListener: EngineListener;
   private readonly clock = new ArrivalClock();
   /** The socket the edge reaches the call on now; undefined while it is away. */
   private ws: WebSocket | undefined;
@@ -99,12 +105,13 @@ export class RunnerCall {
     this.ws = ws;
     this.delivery = new RelayReceiver(start, deps.counters, {
       resumeGraceMs: deps.resumeGraceMs,
+      engineGraceMs: deps.engineGraceMs,
       guard: { relayBufferMs: deps.relayBufferMs, startedAtMs: Date.now() },
     });
     const listener =
       deps.listenerFor?.(start, (text, kind) => this.sendEvent(text, kind ?? "other"), this.clock) ?? NOOP_LISTENER;
     this.listener = listener;
-    this.session = deps.engine.open(start, {
+    this.engineListener = {
       interim: (r) => listener.interim(r),
       final: (r) => {
         listener.final(r);
@@ -114,7 +121,45 @@ export class RunnerCall {
       failed: (f) => listener.failed(f),
       switched: (x) => listener.switched?.(x),
       speech: (a) => listener.speech?.(a),
-    });
+    };
+    this.session = deps.engine.open(start, this.engineListener);
+  }
+
+  /** Whether the call holds an engine session (a parked call does not: it counts against no capacity). */
+  get holdsEngine(): boolean {
+    return this.engineState !== "parked";
+  }
+
+  /**
+   * Detached past the engine grace: the session says its last (its words are kept for the edge
+   * with the call's other events) and is closed; the call waits out the rest of its grace with
+   * no engine. When the edge came back meanwhile, a new session opens at once.
+   */
+  private park(): void {
+    if (this.engineState !== "open" || this.ending) return;
+    this.engineState = "parking";
+    this.parking = (async () => {
+      try {
+        await this.session.end();
+      } catch (e) {
+        this.deps.log("error", "engine session failed to end", { callSid: this.start.callSid, error: String(e) });
+      }
+      this.engineState = "parked";
+      this.delivery.parked();
+      this.deps.log("info", "detached call parked: engine session closed", { callSid: this.start.callSid });
+      if (this.ws && !this.ending) this.reopen();
+    })();
+  }
+
+  /** The edge is back for a parked call: a new session takes the audio from the next expected block. */
+  private reopen(): void {
+    if (this.engineState !== "parked" || this.ending) return;
+    const from = this.delivery.expectedSeq;
+    this.session = this.deps.engine.open({ ...this.start, resumeFromSeq: from }, this.engineListener);
+    this.engineState = "open";
+    this.delivery.reopened();
+    this.send(this.delivery.ack(this.session.committedSample));
+    if (this.held.length > 0) this.armHold();
   }
 
   get socket(): WebSocket | undefined {
@@ -140,7 +185,13 @@ export class RunnerCall {
       old.close(RELAY_CLOSE.replaced.code, RELAY_CLOSE.replaced.reason);
     }
     this.ws = ws;
-    for (const text of this.delivery.reattach(this.session.committedSample)) this.send(text);
+    for (const text of this.delivery.reattach(this.committedSample)) this.send(text);
+    this.reopen(); // parked: a new session (parking: once the old one has said its last)
+  }
+
+  /** The engine's committed sample; a parked call's audio is all committed. */
+  private get committedSample(): number | undefined {
+    return this.engineState === "open" ? this.session.committedSample : undefined;
   }
 
   /**
@@ -151,13 +202,15 @@ export class RunnerCall {
    */
   audio(frame: AudioFrame, nowMs: number): RelayClosing | undefined {
     if (this.ending) return undefined; // stopped: the engine is saying its last, it takes no audio
-    if (this.held.length > 0) return this.hold(frame); // in order: behind those waiting
+    // in order: behind those waiting; a parking call's new session takes them once it is open
+    if (this.held.length > 0 || this.engineState !== "open") return this.hold(frame);
     const r = this.take(frame, nowMs);
     return r === "too_fast" ? this.hold(frame) : r;
   }
 
   /** Feeds (or not) one frame now; "too_fast": it is ahead of its pace (nothing changed). */
   private take(frame: AudioFrame, nowMs: number): RelayClosing | "too_fast" | undefined {
+    if (this.engineState !== "open") return "too_fast"; // held until the new session opens
     const { seq, pcm, startSample } = frame;
     const expected = this.delivery.expectedSeq;
     const verdict = this.delivery.audio(seq, startSample, pcm.length, nowMs);
@@ -212,7 +265,7 @@ export class RunnerCall {
   /** Wakes the call when the first held frame is due. */
   private armHold(): void {
     const head = this.held[0];
-    if (!head || this.holdTimer) return;
+    if (!head || this.holdTimer || this.engineState !== "open") return;
     const dueMs = this.delivery.paceDueMs(head.pcm.length) ?? Date.now();
     this.holdTimer = setTimeout(() => this.releaseHeld(), Math.max(0, dueMs - Date.now()));
   }
@@ -279,10 +332,13 @@ export class RunnerCall {
     this.clearExpiry();
     this.dropHeld();
     this.deps.log("info", "call ended", { callSid: this.start.callSid, reason });
-    try {
-      await this.session.end();
-    } catch (e) {
-      this.deps.log("error", "engine session failed to end", { callSid: this.start.callSid, error: String(e) });
+    if (this.parking) await this.parking;
+    if (this.engineState === "open") {
+      try {
+        await this.session.end();
+      } catch (e) {
+        this.deps.log("error", "engine session failed to end", { callSid: this.start.callSid, error: String(e) });
+      }
     }
     // everything the engine will say is said: all audio is committed
     this.send(this.delivery.finalAck());
@@ -296,7 +352,7 @@ export class RunnerCall {
     this.clearExpiry();
     this.dropHeld();
     this.listener.close?.();
-    void this.session.end();
+    if (this.engineState === "open") void this.session.end();
   }
 
   /** Wakes the call at `dueMs` (wall ms) to end it if the edge has not come back. */
@@ -306,8 +362,13 @@ export class RunnerCall {
       () => {
         this.expiry = undefined;
         const now = Date.now();
-        if (this.delivery.expired(now)) void this.end("edge did not come back");
-        else if (this.delivery.nextDueMs !== undefined) this.armExpiry(this.delivery.nextDueMs); // fired early
+        const due = this.delivery.due(now);
+        if (due === "end") {
+          void this.end("edge did not come back");
+          return;
+        }
+        if (due === "park") this.park();
+        if (this.delivery.nextDueMs !== undefined) this.armExpiry(this.delivery.nextDueMs); // the grace, or fired early
       },
       Math.max(0, dueMs - Date.now()),
     );
@@ -315,7 +376,7 @@ export class RunnerCall {
 
   /** Acknowledges arrival and commit (the engine's committed sample) to the edge. */
   private ack(): void {
-    this.send(this.delivery.ack(this.session.committedSample));
+    this.send(this.delivery.ack(this.committedSample));
   }
 
   /** A transcript event to the edge now, or kept for the call's next socket while it has none. */

@@ -566,3 +566,30 @@ describe("admission by capacity (OZEN_MAX_CALLS)", () => {
     expect(await readyz(port)).toBe("503 full");
   });
 });
+
+describe("a detached call's engine grace", () => {
+  it("closes the engine session at the engine grace, keeps the call, and opens a new session from the next block when the edge comes back", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine, { engineGraceMs: 100, resumeGraceMs: 60_000, maxCalls: 1 });
+    const a = await connect(port, "CA1");
+    a.send(encodeControl(startOf("CA1")));
+    for (let seq = 0; seq < 5; seq++) a.send(block("CA1", seq));
+    await waitFor("5 blocks fed", () => engine.sessions[0]?.fedSamples.length === 5);
+    a.ws.terminate(); // a blip: no close frame
+    await waitFor("the session closed at the engine grace", () => engine.sessions[0]!.ended);
+    expect(server.callState("CA1")).toBe("detached");
+    expect(server.engineSessions).toBe(0); // a parked call takes no place
+    expect(server.full).toBe(false);
+    // the edge comes back and replays what it kept: only the new block is fed, to a new session
+    const b = await connect(port, "CA1");
+    b.send(encodeControl(startOf("CA1", 0)));
+    for (let seq = 0; seq < 6; seq++) b.send(block("CA1", seq));
+    await waitFor("the new block acknowledged", () => acks(b).some((m) => m.seq === 5));
+    expect(engine.sessions).toHaveLength(2);
+    expect(engine.sessions[1]!.start.resumeFromSeq).toBe(5);
+    expect(engine.sessions[1]!.fedSamples).toEqual([5 * 800]);
+    // told at once that everything the first session heard is committed
+    expect(acks(b)[0]).toMatchObject({ seq: 4, committedSeq: 4 });
+    expect(server.engineSessions).toBe(1);
+  });
+});

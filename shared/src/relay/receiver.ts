@@ -14,7 +14,9 @@
  *   block up to it arrived) and commit (`committedSeq`);
  * - acks: one per audio frame (duplicates too: the edge times its round trip on them) and one
  *   after each final the engine gives (the commit point moved), as before this core existed;
- * - a detached call (its socket gone) waits `resumeGraceMs` for the edge, then ends; a draining
+ * - a detached call (its socket gone) waits `resumeGraceMs` for the edge, then ends; its engine
+ *   session only `engineGraceMs` (then it is parked: ended, its words kept, a new session opened
+ *   when the edge comes back), since an edge that went to another instance cannot say so; a draining
  *   runner tells the call's edge to go elsewhere (`goaway`, close 1012) and sets no grace;
  * - when the call ends, everything the engine will say is said: all audio is committed;
  * - one socket carries one call (`admitStart`): the call its credential was signed for, one
@@ -193,6 +195,13 @@ export interface RelayGuard {
 export interface RelayReceiverOptions {
   /** How long a call whose socket went away waits for the edge, ms. */
   readonly resumeGraceMs: number;
+  /**
+   * How long a detached call keeps its engine session, ms (default `resumeGraceMs`): past it the
+   * session is ended (`due` says `park`), its last words kept with the call's other events for the
+   * rest of the grace, and a new session opened if the edge comes back. A call whose edge went to
+   * another instance (it cannot tell this one) holds an engine, and a place, this long at most.
+   */
+  readonly engineGraceMs?: number;
   /** Bounds on seqs and pace; without it neither is bounded (the delivery rules alone). */
   readonly guard?: RelayGuard;
   /** Events kept at most for a call with no socket (default 2000); past it the oldest partials go first. */
@@ -218,6 +227,9 @@ export class RelayReceiver {
   private head = 0;
   private tail = 0;
   private graceEndsAtMs: number | undefined;
+  /** Wall time the detached call's engine session is to be ended (parked), ms. */
+  private parkAtMs: number | undefined;
+  private engineParked = false;
   private draining = false;
   private ended = false;
   private attached = true;
@@ -257,9 +269,45 @@ export class RelayReceiver {
     return this.committed;
   }
 
-  /** Wall time the detached call's grace ends, ms; undefined while attached, or detached by a drain. */
+  /**
+   * Wall time something is due for the detached call (`due`), ms: its engine parked, or its grace
+   * over; undefined while attached, or detached by a drain.
+   */
   get nextDueMs(): number | undefined {
-    return this.graceEndsAtMs;
+    if (this.parkAtMs !== undefined && this.graceEndsAtMs !== undefined)
+      return Math.min(this.parkAtMs, this.graceEndsAtMs);
+    return this.parkAtMs ?? this.graceEndsAtMs;
+  }
+
+  /** Whether the call's engine session was ended while it was detached (`parked`), none opened since. */
+  get isParked(): boolean {
+    return this.engineParked;
+  }
+
+  /**
+   * What is due at `nowMs` for a detached call: `park` (end its engine session, keep the call),
+   * `end` (its grace is over), or nothing.
+   */
+  due(nowMs: number): "park" | "end" | undefined {
+    if (this.graceEndsAtMs !== undefined && nowMs >= this.graceEndsAtMs) return "end";
+    if (this.parkAtMs !== undefined && nowMs >= this.parkAtMs) return "park";
+    return undefined;
+  }
+
+  /**
+   * The detached call's engine session ended (it said its last): every block fed is committed,
+   * the session's words are kept for the edge (`keepUndelivered`). `reopened` follows when the
+   * edge comes back and a new session takes the audio from `expectedSeq`.
+   */
+  parked(): void {
+    this.parkAtMs = undefined;
+    this.engineParked = true;
+    this.finalAck();
+  }
+
+  /** A new engine session took the parked call, from `expectedSeq`. */
+  reopened(): void {
+    this.engineParked = false;
   }
 
   /**
@@ -270,6 +318,7 @@ export class RelayReceiver {
    */
   resume(committedSample: number | undefined): string | undefined {
     this.graceEndsAtMs = undefined;
+    this.parkAtMs = undefined;
     this.attached = true;
     this.counters.callsResumed++;
     return this.expected > 0 ? this.ack(committedSample) : undefined;
@@ -393,12 +442,14 @@ export class RelayReceiver {
     this.attached = false;
     if (this.draining || this.ended) return undefined;
     this.graceEndsAtMs = nowMs + this.o.resumeGraceMs;
-    return this.graceEndsAtMs;
+    const engineGraceMs = this.o.engineGraceMs ?? this.o.resumeGraceMs;
+    if (!this.engineParked && engineGraceMs < this.o.resumeGraceMs) this.parkAtMs = nowMs + engineGraceMs;
+    return this.nextDueMs;
   }
 
   /** True when the call is detached and its grace is over at `nowMs`: end it. */
   expired(nowMs: number): boolean {
-    return this.graceEndsAtMs !== undefined && nowMs >= this.graceEndsAtMs;
+    return this.due(nowMs) === "end";
   }
 
   /**
@@ -415,6 +466,7 @@ export class RelayReceiver {
     if (this.ended) return false;
     this.ended = true;
     this.graceEndsAtMs = undefined;
+    this.parkAtMs = undefined;
     this.counters.callsEnded++;
     return true;
   }
