@@ -85,6 +85,8 @@ export class RelayLink {
    * its calls moved.
    */
   private leaving: WebSocket | undefined;
+  /** Sockets of runners that said `goaway`: what they say after it is not used. */
+  private readonly left = new WeakSet<WebSocket>();
 
   constructor(private readonly o: RelayLinkOptions) {
     this.sender = new RelaySender({
@@ -309,6 +311,7 @@ export class RelayLink {
   private leave(ws: WebSocket): void {
     if (this.ws !== ws) return;
     this.ws = undefined;
+    this.left.add(ws);
     if (this.leaving === undefined) {
       this.leaving = ws;
     } else {
@@ -331,8 +334,9 @@ export class RelayLink {
   }
 
   private onMessage(ws: WebSocket, data: unknown): void {
-    // a draining runner's socket, held until the call moved: what it says is said again by the next
-    if (ws !== this.ws) return;
+    // a draining runner's socket, held until the call moved: what it says is said again by the
+    // next (a socket the link closed itself still delivers what was in flight: the call's end)
+    if (this.left.has(ws)) return;
     if (typeof data !== "string") {
       this.sender.rejected();
       this.o.log("warn", "runner sent a binary frame; ignored");
