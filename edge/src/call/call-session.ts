@@ -201,7 +201,7 @@ export class CallSession implements DurableObject {
   // message instead, whose native memory comes back only with a major GC, which the object's small
   // JS heap rarely triggers: at 50 messages a second per call, workerd's RSS grew ~1 KB a message,
   // round after round, until something forced a collection (`ozen bench soak`,
-  // docs/benchmarks-soak.md). The object does not hibernate during a call: Twilio's media keeps
+  // docs/benchmarks.md). The object does not hibernate during a call: Twilio's media keeps
   // it busy, and the relay link's socket keeps it in memory.
 
   /** A message on the Twilio socket. */
