@@ -9,6 +9,7 @@ from typing import Any
 
 import jiwer
 import numpy as np
+import pytest
 
 from .conftest import (
     ASTERISK,
@@ -198,3 +199,31 @@ def test_invalid_settings_exit_2_with_the_reason() -> None:
         timeout=60,
     )
     assert run.returncode == 2 and "--pool is 0, expected >= 1" in run.stderr
+
+
+def test_auto_device_is_the_cpu_with_int8_where_ctranslate2_sees_no_gpu() -> None:
+    model_or_skip("tiny.en")
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a GPU: auto picks CUDA here")
+    w = Worker("--model", "tiny.en", "--device", "auto", "--compute-type", "auto")
+    try:
+        ready = w.wait_for(lambda m: m["type"] in ("ready", "fatal"), 120)
+        assert ready["type"] == "ready"
+        assert (ready["device"], ready["compute_type"]) == ("cpu", "int8")
+    finally:
+        assert w.close(60) == 0
+
+
+def test_device_cuda_without_a_gpu_is_a_fatal_with_the_reason() -> None:
+    model_or_skip("tiny.en")
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    w = Worker("--model", "tiny.en", "--device", "cuda")
+    msg = w.next(60)
+    assert msg["type"] == "fatal" and msg["code"] == "device_unavailable"
+    assert "CTranslate2 sees no CUDA device" in msg["message"]
+    assert w.proc.wait(30) == 2
