@@ -5,8 +5,9 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { SettingError, readSettings, setting, splitList } from "@ozen/shared";
-import type { SettingsEnv } from "@ozen/shared";
+import { SettingError, mergePhrases, readSettings, setting } from "@ozen/shared";
+import type { RelayStart, SettingsEnv } from "@ozen/shared";
+import { callOwnPhraseList } from "../../call-phrases.js";
 import { PHRASES_SETTING } from "../google/config.js";
 
 export interface WhisperConfig {
@@ -210,7 +211,7 @@ export function callLanguage(config: WhisperConfig, customParameters: Readonly<R
   return primary && /^[a-z]{2,3}$/.test(primary) ? (primary === "iw" ? "he" : primary) : config.language;
 }
 
-/** Phrase hints of one call: the configured ones plus the call's `ozen_phrases`. */
-export function callHints(config: WhisperConfig, customParameters: Readonly<Record<string, string>>): string[] {
-  return [...new Set([...config.hints, ...splitList(customParameters["ozen_phrases"])])].slice(0, 200);
+/** Phrase hints of one call: the configured ones, then the call's own (`call-phrases.ts`), each once. */
+export function callHints(config: WhisperConfig, start: Pick<RelayStart, "phrases" | "customParameters">): string[] {
+  return mergePhrases([config.hints, callOwnPhraseList(start)], 200);
 }

@@ -97,7 +97,7 @@ export class WhisperEngine implements Engine {
       key,
       listener,
       language: callLanguage(this.config, call.customParameters),
-      hints: callHints(this.config, call.customParameters),
+      hints: callHints(this.config, call),
       replayMaxS: this.config.replayMaxS,
       endTimeoutMs: this.config.endTimeoutMs,
       engineName: this.name,
