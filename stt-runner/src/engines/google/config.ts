@@ -46,7 +46,8 @@ export const DEFAULT_MODELS: Record<GoogleApi, readonly string[]> = {
 
 /** Phrase hints: Google's, and the whisper worker's unless `WHISPER_HINTS` is set. */
 export const PHRASES_SETTING = setting.list({
-  description: 'Phrase hints, comma-separated; a call adds its own with `<Parameter name="ozen_phrases">`.',
+  description:
+    "Phrase hints for every call, comma-separated; a call adds its account's, its number's and its own `ozen_phrases` (docs/api.md).",
   separator: "comma-or-bar",
   default: [],
 });

@@ -81,7 +81,8 @@ export const WHISPER_SETTINGS = {
     expected: "a code like he or en",
   }),
   WHISPER_HINTS: setting.list({
-    description: "Phrase hints (hotwords), comma-separated; a call adds its `ozen_phrases`. Empty: none.",
+    description:
+      "Phrase hints (hotwords) for every call, comma-separated; a call adds its own (docs/api.md). Empty: none.",
     separator: "comma-or-bar",
     emptyIsValue: true,
     defaultText: "`GOOGLE_PHRASES`",
