@@ -141,7 +141,7 @@ export interface RelayStart {
   readonly encoding: "pcm16le";
   readonly blockMs: number;
   readonly tracks: readonly string[];
-  /** The call's `<Parameter>`s minus the edge's own (`ozen_token`, and `ozen_phrases` once read into `phrases`). */
+  /** The call's `<Parameter>`s minus the edge's own token (`ozen_phrases` stays; `phrases` has them checked). */
   readonly customParameters: Readonly<Record<string, string>>;
   /**
    * The call's phrase hints (`relay/phrases.ts`): the edge's configured ones for its account and
