@@ -106,6 +106,9 @@ describe("greeting and barge-in", () => {
   it("POST /calls/{sid}/clear sends Twilio a clear for the stream", async () => {
     const call = await TwilioCall.start(edge);
     await call.play(testAudio(5), { speed: Infinity });
+    // the object takes the socket's messages in order, but a request may overtake them: until its
+    // `start` is taken the call has no stream to clear (409, the next test)
+    await waitFor("the stream taken", async () => (await edge.callStats(call.callSid)).state === "streaming");
     const res = await fetch(`${edge.url}/calls/${call.callSid}/clear`, { method: "POST", headers: bearer });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ cleared: true });

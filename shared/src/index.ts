@@ -15,6 +15,7 @@ export * from "./relay/credential.js";
 export * from "./relay/pacing.js";
 export * from "./relay/admission.js";
 export * from "./relay/affinity.js";
+export * from "./relay/phrases.js";
 export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
 export * from "./metrics/wer.js";

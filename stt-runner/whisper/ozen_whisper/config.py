@@ -6,6 +6,8 @@ import argparse
 import os
 from dataclasses import dataclass
 
+from .device import DEVICES
+
 
 @dataclass(frozen=True)
 class VadConfig:
@@ -44,8 +46,10 @@ class StreamConfig:
 class ServeConfig:
     model: str
     pool: int = 1
-    device: str = "cpu"
-    compute_type: str = "int8"
+    device: str = "auto"
+    """auto | cpu | cuda (device.choose_device resolves auto)."""
+    compute_type: str = "auto"
+    """auto (float16 on a GPU, int8 on the CPU) or a CTranslate2 compute type."""
     cpu_threads: int = 0
     """CTranslate2 threads per decode (0 = cores / pool)."""
     window_margin_ms: int = 1000
@@ -66,8 +70,17 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     v = VadConfig()
     p.add_argument("--model", required=True, help="model name (`models` lists them) or CT2 dir")
     p.add_argument("--pool", type=int, default=1, help="decode threads sharing the model")
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.add_argument("--compute-type", default="int8", help="int8 (CPU) | float16 (GPU) | ...")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="auto (CUDA when CTranslate2 sees a GPU) | cpu | cuda",
+    )
+    p.add_argument(
+        "--compute-type",
+        default="auto",
+        help="auto (float16 on a GPU, int8 on the CPU) | int8 | int8_float16 | float16 | ...",
+    )
     p.add_argument("--cpu-threads", type=int, default=0, help="threads per decode, 0 = auto")
     p.add_argument(
         "--window-margin-ms",
