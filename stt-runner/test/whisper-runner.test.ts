@@ -121,6 +121,8 @@ describe.skipIf(skip !== undefined)("the runner process with the whisper worker"
     expect(runner.stderr()).toMatch(/no Google credentials: transcribing with the whisper worker/);
     const r = await relayCall(runner.port, "CArunner", callOf(loadCallAudio("agent-pass.wav"), 1500), 2);
     expect(r.events[0]).toMatchObject({ type: "call.started", engine: "whisper" });
+    // the GO check's punctuation_off reads the profile from call.started
+    expect(r.events[0]).toMatchObject({ profile: { name: "fast", punctuation: false } });
     expect(r.finals).toHaveLength(1);
     expect(r.finals[0]).toMatchObject({ engine: "whisper" });
     expect(words(r.finals[0]!.text)).toEqual(expect.arrayContaining(["password", "followed", "pound", "key"]));
