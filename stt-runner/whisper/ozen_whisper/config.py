@@ -38,6 +38,13 @@ class StreamConfig:
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
+    final_from_partials: bool = True
+    """Take the final from the last two partial passes when they agree and heard the speech to
+    its end, instead of decoding it again."""
+    partial_prefix: bool = False
+    """Force the committed words on the decoder of a partial pass (only the tail is generated)."""
+    commit_stable_segments: bool = False
+    """Cut committed segments off the utterance's audio, so passes decode only the rest."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,21 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vad-speech-pad-ms", type=int, default=v.speech_pad_ms)
     p.add_argument("--vad-pause-ms", type=int, default=v.pause_ms)
     p.add_argument(
+        "--no-final-from-partials",
+        action="store_true",
+        help="always decode the final, even when the last two partial passes agreed",
+    )
+    p.add_argument(
+        "--partial-prefix",
+        action="store_true",
+        help="force the committed words on a partial pass's decoder (measured: little gain)",
+    )
+    p.add_argument(
+        "--commit-stable-segments",
+        action="store_true",
+        help="cut committed segments off the utterance, so passes decode only the rest",
+    )
+    p.add_argument(
         "--no-speculative-finals",
         action="store_true",
         help="start the final only at the VAD end, not at the pause before it",
@@ -142,6 +164,9 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
             max_utterance_ms=args.max_utterance_ms,
             no_speech_threshold=args.no_speech_threshold,
             speculative_finals=not args.no_speculative_finals,
+            final_from_partials=not args.no_final_from_partials,
+            partial_prefix=args.partial_prefix,
+            commit_stable_segments=args.commit_stable_segments,
         ),
         log_text=args.log_text,
     )
