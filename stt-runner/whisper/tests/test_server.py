@@ -5,13 +5,20 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+import wave
+from pathlib import Path
 from typing import Any
 
 import jiwer
 import numpy as np
+import numpy.typing as npt
+import soxr
+
+from ozen_whisper.streaming import collapse_repeats
 
 from .conftest import (
     ASTERISK,
+    DATA_DIR,
     Worker,
     asterisk_transcripts,
     data_or_skip,
@@ -198,3 +205,36 @@ def test_invalid_settings_exit_2_with_the_reason() -> None:
         timeout=60,
     )
     assert run.returncode == 2 and "--pool is 0, expected >= 1" in run.stderr
+
+
+def load_wav_as_8k(path: Path) -> npt.NDArray[np.int16]:
+    with wave.open(str(path)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32)
+    down = soxr.resample(pcm / 32768, rate, 8000)
+    return np.clip(down * 32768, -32768, 32767).astype(np.int16)
+
+
+def test_speech_that_makes_whisper_loop_gives_finals_without_repeats() -> None:
+    """Hebrew played backwards means nothing to tiny.en, which answers it with a loop ("I'm not
+    sure if I'm going to do it." over and over: 54-174 words for 9 s before these guards). A long
+    end-of-speech silence keeps it one utterance, so its final decodes it all at once."""
+    speech = load_wav_as_8k(data_or_skip(DATA_DIR / "he" / "saspeech" / "sas_03.wav"))[::-1]
+    model_or_skip("tiny.en")
+    w = Worker("--model", "tiny.en", "--vad-min-silence-ms", "3000")
+    try:
+        assert w.wait_for(lambda m: m["type"] in ("ready", "fatal"), 120)["type"] == "ready"
+        w.send({"type": "open", "key": "loop", "mode": "stream", "language": "en"})
+        w.stream("loop", np.concatenate([SILENCE_1S, speech, SILENCE_1S]))
+        w.send({"type": "close", "key": "loop"})
+        got = w.until_closed("loop", 120)
+        assert w.stats()["loops_cut"] > 0  # the audio did make Whisper loop
+    finally:
+        assert w.close(60) == 0
+    for m in got:
+        if m["type"] in ("partial", "final"):
+            ws = m["text"].split()
+            assert collapse_repeats(ws) == ws, m["text"]  # no phrase three times in a row
+    for m in (m for m in got if m["type"] == "final"):
+        seconds = (m["audio_end_ms"] - m["audio_start_ms"]) / 1000
+        assert len(m["text"].split()) <= 3 + 4 * seconds, m["text"]  # bounded by the audio
