@@ -51,6 +51,8 @@ class StreamConfig:
 class ServeConfig:
     model: str
     pool: int = 1
+    batch: int = 4
+    """Most partial passes of different calls decoded as one batch (1: no batching)."""
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
@@ -73,6 +75,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     v = VadConfig()
     p.add_argument("--model", required=True, help="model name (`models` lists them) or CT2 dir")
     p.add_argument("--pool", type=int, default=1, help="decode threads sharing the model")
+    p.add_argument(
+        "--batch", type=int, default=4, help="most partial passes of different calls per batch"
+    )
     p.add_argument("--device", default="cpu", help="cpu | cuda")
     p.add_argument("--compute-type", default="int8", help="int8 (CPU) | float16 (GPU) | ...")
     p.add_argument("--cpu-threads", type=int, default=0, help="threads per decode, 0 = auto")
@@ -137,6 +142,8 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     """Validated settings from parsed flags; raises ValueError with a message a user can act on."""
     if args.pool < 1:
         raise ValueError(f"--pool is {args.pool}, expected >= 1")
+    if args.batch < 1:
+        raise ValueError(f"--batch is {args.batch}, expected >= 1")
     if not 0.0 < args.vad_threshold < 1.0:
         raise ValueError(f"--vad-threshold is {args.vad_threshold}, expected between 0 and 1")
     if args.partial_min_new_ms < 0 or args.max_utterance_ms < 5000:
@@ -144,6 +151,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(
         model=args.model,
         pool=args.pool,
+        batch=args.batch,
         device=args.device,
         compute_type=args.compute_type,
         cpu_threads=args.cpu_threads,

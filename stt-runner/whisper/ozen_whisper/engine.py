@@ -190,9 +190,12 @@ class Engine:
         t0 = time.perf_counter()
         prepared = [self._features(r) for r in reqs]
         results: list[tuple[list[Segment], int, bool] | None] = [None] * len(reqs)
-        groups: dict[tuple[int, int, str], list[int]] = {}
+        # CTranslate2 batches one beam width; prompts with and without previous text are kept
+        # apart (aligning them would drop every prompt's context)
+        groups: dict[tuple[int, int, str, bool], list[int]] = {}
         for i, (r, (_, frames, _)) in enumerate(zip(reqs, prepared, strict=True)):
-            groups.setdefault((frames, r.beam, r.language), []).append(i)
+            key = (frames, r.beam, r.language, bool(r.prompt or r.hotwords))
+            groups.setdefault(key, []).append(i)
         for idx in groups.values():
             outs = self._run([reqs[i] for i in idx], [prepared[i] for i in idx])
             for i, out in zip(idx, outs, strict=True):

@@ -200,11 +200,13 @@ class Scheduler:
         least = min(self._usage(other, now) for other in self._queues.values())
         return self._pool if self._usage(q, now) <= least else self._pool - 1
 
-    def _pick(self) -> _Queue | None:
+    def _pick(self, partials_only: bool = False) -> _Queue | None:
         now = self._clock()
         candidates = [
             q for q in self._queues.values() if q.has_work() and q.running < self._cap(q, now)
         ]
+        if partials_only:
+            candidates = [q for q in candidates if (h := self._head(q)) and "partial" in h[0]]
         if any(q.running == 0 for q in candidates):
             candidates = [q for q in candidates if q.running == 0]
         best: tuple[float, int] | None = None
@@ -221,27 +223,48 @@ class Scheduler:
         """The next job if one may run now, else None (never blocks)."""
         with self._cond:
             q = self._pick()
-            if q is None:
-                return None
-            q.running += 1
-            self.busy += 1
-            if q.finals:
-                return q.session, "final", q.finals.popleft()[1]
-            if q.speculative:
-                return q.session, "final", q.speculative.popleft()[1]
-            q.partial_seq = None
-            q.first_partial = False
-            return q.session, "partial", None
+            return None if q is None else self._start(q)
+
+    def _start(self, q: _Queue) -> tuple[Session, JobKind, DecodeRequest | None]:
+        q.running += 1
+        self.busy += 1
+        if q.finals:
+            return q.session, "final", q.finals.popleft()[1]
+        if q.speculative:
+            return q.session, "final", q.speculative.popleft()[1]
+        q.partial_seq = None
+        q.first_partial = False
+        return q.session, "partial", None
 
     def next_job(self) -> tuple[Session, JobKind, DecodeRequest | None] | None:
         """Blocks for the next job; None when stopping and nothing is left."""
+        jobs = self.next_jobs(1)
+        return jobs[0] if jobs else None
+
+    def take_jobs(self, max_partials: int) -> list[tuple[Session, JobKind, DecodeRequest | None]]:
+        """The next job, and when it is a partial pass, up to ``max_partials`` - 1 more partial
+        passes of other sessions, next in the same order, to decode as one batch. Never blocks."""
+        with self._cond:
+            first = self.take_job()
+            if first is None:
+                return []
+            jobs = [first]
+            while first[1] == "partial" and len(jobs) < max_partials:
+                q = self._pick(partials_only=True)
+                if q is None:
+                    break
+                jobs.append(self._start(q))
+            return jobs
+
+    def next_jobs(self, max_partials: int) -> list[tuple[Session, JobKind, DecodeRequest | None]]:
+        """``take_jobs``, blocking until there is one; [] when stopping and nothing is left."""
         with self._cond:
             while True:
-                job = self.take_job()
-                if job is not None:
-                    return job
+                jobs = self.take_jobs(max_partials)
+                if jobs:
+                    return jobs
                 if self._stopping:
-                    return None
+                    return []
                 self._cond.wait()
 
     def job_done(self, session: Session, decode_s: float = 0.0) -> None:
@@ -314,6 +337,7 @@ class Counters:
     finals_from_partials: int = 0  # of sessions already closed
     segments_committed: int = 0  # of sessions already closed
     loops_cut: int = 0  # of sessions already closed
+    batched_passes: int = 0  # partial passes decoded in a batch with others
 
 
 # ---------------------------------------------------------------------------- the server
@@ -571,53 +595,72 @@ class Server:
 
     def _decode_loop(self) -> None:
         while True:
-            job = self.sched.next_job()
-            if job is None:
+            jobs = self.sched.next_jobs(self.cfg.batch)
+            if not jobs:
                 return
-            session, kind, req = job
             t0 = time.perf_counter()
+            kind = jobs[0][1]
             try:
                 if kind == "final":
+                    session, _, req = jobs[0]
                     assert req is not None
                     self._run_final(session, req)
                 else:
-                    self._run_partial(session)
+                    self._run_partials([session for session, _, _ in jobs])
             except Exception:  # a decode must never take the worker down
                 log.exception("decode failed for a %s pass", kind)
             finally:
-                self.sched.job_done(session, time.perf_counter() - t0)
+                share = (time.perf_counter() - t0) / len(jobs)
+                for session, _, _ in jobs:
+                    self.sched.job_done(session, share)
 
-    def _run_partial(self, session: Session) -> None:
+    def _take_partial(self, session: Session) -> DecodeRequest | None:
+        """The session's partial pass over its latest audio, if one is still due."""
         policy = session.policy
         if policy is None:
-            return
+            return None
         with session.lock:
             if session.closing:
-                return
+                return None
             new_ms = policy.pending_new_ms()
             req = policy.take_partial()
             if req is None:
-                return
+                return None
             session.partial_running = True
         step = max(self.cfg.stream.partial_min_new_ms, 1)
         with self._counters_lock:
             self.counters.partials_coalesced += max(0, new_ms // step - 1)
-        try:
-            outcome = self.engine.decode(req)
-        except Exception as e:
-            with session.lock:
-                policy.partial_cancelled(req)
-                session.partial_running = False
-            self._decode_error(session, req, e)
+        return req
+
+    def _run_partials(self, sessions: list[Session]) -> None:
+        """Partial passes of one or more sessions, decoded as one batch."""
+        taken = [(s, r) for s in sessions if (r := self._take_partial(s)) is not None]
+        if not taken:
             return
-        with session.lock:
-            outs = policy.on_partial(req, outcome.segments, outcome.decode_ms)
-            session.partial_running = False
-            want = policy.partial_due() and not session.closing
-            self._emit(session, outs)
-        self._count_decode("partial", outcome.decode_ms)
-        if want:
-            self._want_partial(session)
+        try:
+            outcomes = self.engine.decode_many([r for _, r in taken])
+        except Exception as e:
+            for session, req in taken:
+                assert session.policy is not None
+                with session.lock:
+                    session.policy.partial_cancelled(req)
+                    session.partial_running = False
+                self._decode_error(session, req, e)
+            return
+        if len(taken) > 1:
+            with self._counters_lock:
+                self.counters.batched_passes += len(taken)
+        for (session, req), outcome in zip(taken, outcomes, strict=True):
+            policy = session.policy
+            assert policy is not None
+            with session.lock:
+                outs = policy.on_partial(req, outcome.segments, outcome.decode_ms)
+                session.partial_running = False
+                want = policy.partial_due() and not session.closing
+                self._emit(session, outs)
+            self._count_decode("partial", outcome.decode_ms)
+            if want:
+                self._want_partial(session)
 
     def _run_final(self, session: Session, req: DecodeRequest) -> None:
         if session.policy is not None:
@@ -719,6 +762,7 @@ class Server:
                 "segments_committed": c.segments_committed
                 + sum(p.segments_committed for p in live),
                 "loops_cut": c.loops_cut + sum(p.loops_cut for p in live),
+                "batched_passes": c.batched_passes,
                 "capped_passes": self.engine.capped_passes,
             }
 

@@ -202,3 +202,17 @@ def test_a_call_fed_five_times_faster_leaves_a_normal_calls_latency_within_20_pe
     assert mean(beside["normal"]) <= 1.2 * mean(alone), (mean(beside["normal"]), mean(alone))
     assert p95(beside["normal"]) <= 1.2 * p95(alone)
     assert beside["flood"]  # the flood is served too, after the normal call
+
+
+def test_partial_passes_of_several_sessions_go_as_one_batch_finals_alone() -> None:
+    s = Scheduler(clock=FakeClock())
+    a, b, c, d = (Session(key=k, mode="stream", language="he") for k in "abcd")
+    for x in (a, b, c):
+        s.want_partial(x)
+    s.submit_final(d, request())
+    first = s.take_jobs(4)
+    assert [(j[0].key, j[1]) for j in first] == [("d", "final")]  # a final is decoded alone
+    batch = s.take_jobs(2)
+    assert [(j[0].key, j[1]) for j in batch] == [("a", "partial"), ("b", "partial")]
+    assert [(j[0].key, j[1]) for j in s.take_jobs(4)] == [("c", "partial")]
+    assert s.take_jobs(4) == []

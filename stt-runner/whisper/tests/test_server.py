@@ -123,6 +123,7 @@ def test_ten_calls_at_once_all_get_their_finals(tiny_worker: Worker) -> None:
         assert wer(texts[n], finals_text(got[k])) <= 0.35, (n, finals_text(got[k]))
     stats = tiny_worker.stats()
     assert stats["sessions"] == 0 and stats["queue"] == 0 and stats["decode_errors"] == 0
+    assert stats["batched_passes"] > 0  # passes of different calls went through as one batch
 
 
 def test_bad_frames_are_errors_and_the_worker_goes_on(tiny_worker: Worker) -> None:
