@@ -184,18 +184,22 @@ class Engine:
         ]
         return DecodeOutcome(out, int((time.perf_counter() - t0) * 1000))
 
+    def batch_key(self, req: DecodeRequest) -> tuple[int, int, str, bool]:
+        """Requests with equal keys share one ``encode`` and one ``generate`` in ``decode_many``:
+        the same window, one beam width (CTranslate2's), one language, and previous text or
+        none (aligning prompts with and without it would drop every prompt's context)."""
+        frames = self.window_frames(len(req.audio_8k) * 2, final=req.kind == "final")
+        return frames, req.beam, req.language, bool(req.prompt or req.hotwords)
+
     def decode_many(self, reqs: Sequence[DecodeRequest]) -> list[DecodeOutcome]:
         """Decodes the requests; those with the same window, beam and language share one
         ``encode`` and one ``generate`` call (prompts padded to one length, as CTranslate2 asks)."""
         t0 = time.perf_counter()
         prepared = [self._features(r) for r in reqs]
         results: list[tuple[list[Segment], int, bool] | None] = [None] * len(reqs)
-        # CTranslate2 batches one beam width; prompts with and without previous text are kept
-        # apart (aligning them would drop every prompt's context)
         groups: dict[tuple[int, int, str, bool], list[int]] = {}
-        for i, (r, (_, frames, _)) in enumerate(zip(reqs, prepared, strict=True)):
-            key = (frames, r.beam, r.language, bool(r.prompt or r.hotwords))
-            groups.setdefault(key, []).append(i)
+        for i, r in enumerate(reqs):
+            groups.setdefault(self.batch_key(r), []).append(i)
         for idx in groups.values():
             outs = self._run([reqs[i] for i in idx], [prepared[i] for i in idx])
             for i, out in zip(idx, outs, strict=True):
@@ -225,7 +229,7 @@ class Engine:
         audio = req.audio_16k()
         mel = self.model.feature_extractor(audio)[:, :-1]
         content_s = len(audio) / 16000
-        return mel, self.window_frames(len(audio), final=req.kind == "final"), content_s
+        return mel, self.batch_key(req)[0], content_s
 
     def _run(
         self,

@@ -598,21 +598,18 @@ class Server:
             jobs = self.sched.next_jobs(self.cfg.batch)
             if not jobs:
                 return
+            session, kind, req = jobs[0]
+            if kind == "partial":
+                self._run_partials([s for s, _, _ in jobs])
+                continue
             t0 = time.perf_counter()
-            kind = jobs[0][1]
             try:
-                if kind == "final":
-                    session, _, req = jobs[0]
-                    assert req is not None
-                    self._run_final(session, req)
-                else:
-                    self._run_partials([session for session, _, _ in jobs])
+                assert req is not None
+                self._run_final(session, req)
             except Exception:  # a decode must never take the worker down
-                log.exception("decode failed for a %s pass", kind)
+                log.exception("decode failed for a final")
             finally:
-                share = (time.perf_counter() - t0) / len(jobs)
-                for session, _, _ in jobs:
-                    self.sched.job_done(session, share)
+                self.sched.job_done(session, time.perf_counter() - t0)
 
     def _take_partial(self, session: Session) -> DecodeRequest | None:
         """The session's partial pass over its latest audio, if one is still due."""
@@ -633,24 +630,51 @@ class Server:
         return req
 
     def _run_partials(self, sessions: list[Session]) -> None:
-        """Partial passes of one or more sessions, decoded as one batch."""
-        taken = [(s, r) for s in sessions if (r := self._take_partial(s)) is not None]
-        if not taken:
-            return
+        """Partial passes of one or more sessions (in the scheduler's order). Passes the engine
+        can decode together (same window, beam, language) go as one batch, batch by batch in
+        order, each batch's partials sent as soon as it is done: a call is never kept waiting
+        for a longer pass of another call that could not share its batch."""
+        done: set[int] = set()
         try:
-            outcomes = self.engine.decode_many([r for _, r in taken])
-        except Exception as e:
+            taken = [(s, r) for s in sessions if (r := self._take_partial(s)) is not None]
+            for session in sessions:  # nothing to decode after all
+                if all(s is not session for s, _ in taken):
+                    self.sched.job_done(session, 0.0)
+                    done.add(id(session))
+            batches: dict[object, list[tuple[Session, DecodeRequest]]] = {}
             for session, req in taken:
+                batches.setdefault(self.engine.batch_key(req), []).append((session, req))
+            for batch in batches.values():
+                t0 = time.perf_counter()
+                try:
+                    self._decode_partials(batch)
+                except Exception:  # a decode must never take the worker down
+                    log.exception("decode failed for a batch of partial passes")
+                finally:
+                    share = (time.perf_counter() - t0) / len(batch)
+                    for session, _ in batch:
+                        self.sched.job_done(session, share)
+                        done.add(id(session))
+        finally:
+            for session in sessions:
+                if id(session) not in done:
+                    self.sched.job_done(session, 0.0)
+
+    def _decode_partials(self, batch: list[tuple[Session, DecodeRequest]]) -> None:
+        try:
+            outcomes = self.engine.decode_many([r for _, r in batch])
+        except Exception as e:
+            for session, req in batch:
                 assert session.policy is not None
                 with session.lock:
                     session.policy.partial_cancelled(req)
                     session.partial_running = False
                 self._decode_error(session, req, e)
             return
-        if len(taken) > 1:
+        if len(batch) > 1:
             with self._counters_lock:
-                self.counters.batched_passes += len(taken)
-        for (session, req), outcome in zip(taken, outcomes, strict=True):
+                self.counters.batched_passes += len(batch)
+        for (session, req), outcome in zip(batch, outcomes, strict=True):
             policy = session.policy
             assert policy is not None
             with session.lock:
