@@ -504,6 +504,7 @@ class StreamPolicy:
             return []
         pending.text = join_text([*pending.committed, " ".join(self._words(segments))])
         pending.decode_ms = decode_ms
+        pending.beam = req.beam  # the server may have decoded it greedily, under load
         if pending.speculative and not pending.confirmed:
             return []  # held until the VAD end confirms it (or speech resumes and voids it)
         return self._release(pending)
@@ -566,7 +567,7 @@ class StreamPolicy:
             beam=self.cfg.beam_final,
         )
         if (
-            self.cfg.final_from_partials
+            self.cfg.greedy_finals
             and self._hyp_agreed
             and self._hyp
             and speech_end is not None
