@@ -13,11 +13,11 @@ class VadConfig:
     """Speech probability at or above which a window is speech."""
     neg_threshold: float | None = None
     """Probability below which a window counts as silence (default threshold - 0.15)."""
-    min_silence_ms: int = 400
-    """Silence that ends an utterance."""
+    min_silence_ms: int = 200
+    """Silence that ends an utterance (see the README for the measurements behind 200)."""
     speech_pad_ms: int = 100
     """Audio kept before the detected start and after the detected end."""
-    pause_ms: int = 200
+    pause_ms: int = 100
     """Silence after which a ``pause`` event starts the final early (speculative final)."""
 
 
@@ -60,7 +60,7 @@ class ServeConfig:
     """CTranslate2 threads per decode (0 = cores / pool)."""
     window_margin_ms: int = 1000
     """Encoder window = audio + this margin, at least min_window_ms. See engine.py."""
-    min_window_ms: int = 10_000
+    min_window_ms: int = 5_000
     """Smallest encoder window of a partial pass (< 0: always Whisper's full 30 s window)."""
     final_min_window_ms: int | None = None
     """Smallest encoder window of a final (< 0: always the full 30 s window; None: 10 s for an
@@ -93,7 +93,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--min-window-ms",
         type=int,
-        default=10_000,
+        default=5_000,
         help="smallest encoder window of a partial pass; -1 = always the full 30 s window",
     )
     p.add_argument(

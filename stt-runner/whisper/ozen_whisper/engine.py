@@ -81,7 +81,7 @@ class Engine:
         cpu_threads: int = 0,
         pool: int = 1,
         window_margin_ms: int = 1000,
-        min_window_ms: int = 10_000,
+        min_window_ms: int = 5_000,
         final_min_window_ms: int | None = None,
         loop_compression_ratio: float = 2.4,
     ) -> None:

@@ -307,6 +307,11 @@ class Scheduler:
                 q.partial_seq = None
             self._cond.notify_all()
 
+    def others_waiting(self, session: Session) -> bool:
+        """Whether a session other than ``session`` has a job queued."""
+        with self._cond:
+            return any(q.has_work() for q in self._queues.values() if q.session is not session)
+
     def depth(self) -> tuple[int, int]:
         """Queued finals (speculative included) and queued partial passes."""
         with self._cond:
@@ -696,7 +701,7 @@ class Server:
                     session.finals_outstanding -= 1
                 self._maybe_closed(session)
                 return
-        if session.policy is not None and self._greedy_now(req):
+        if session.policy is not None and self._greedy_now(session, req):
             req = replace(req, beam=self.cfg.stream.beam_partial)
             with self._counters_lock:
                 self.counters.greedy_finals += 1
@@ -731,13 +736,13 @@ class Server:
             session.finals_outstanding -= 1
         self._maybe_closed(session)
 
-    def _greedy_now(self, req: DecodeRequest) -> bool:
-        """A stream final is decoded greedily (where greedy finals are allowed) while other work
-        waits: under load its latency counts more than beam 5's fraction of a point of WER."""
+    def _greedy_now(self, session: Session, req: DecodeRequest) -> bool:
+        """A stream final is decoded greedily (where greedy finals are allowed) while other
+        calls' work waits: under load its latency counts more than beam 5's fraction of a point
+        of WER."""
         if not self.cfg.stream.greedy_finals or req.beam <= self.cfg.stream.beam_partial:
             return False
-        finals, partials = self.sched.depth()
-        return finals + partials > 0
+        return self.sched.others_waiting(session)
 
     def _count_decode(self, kind: Literal["partial", "final"], decode_ms: int) -> None:
         with self._counters_lock:

@@ -39,6 +39,7 @@ _PREROLL_SAMPLES = SAMPLE_RATE_HZ  # audio kept outside speech, so a padded VAD 
 # The VAD marks speech as ended at the first window under its silence threshold, a window or two
 # after the voice stops: a pass that ended this much before that mark heard the whole utterance.
 _SPEECH_END_SLACK_SAMPLES = SAMPLE_RATE_HZ // 10
+_LONG_PHRASE_WORDS = 4  # a phrase this long said twice in a row is a loop
 _TRAILING_ELLIPSIS = re.compile(r"\s*(\.\.\.|…)$")
 
 
@@ -182,10 +183,11 @@ def common_prefix_len(a: Sequence[str], b: Sequence[str]) -> int:
 
 def collapse_repeats(words: Sequence[str], max_phrase: int = 10) -> list[str]:
     """The words with Whisper's loops cut: a phrase said three or more times in a row (a single
-    word: four or more) is kept once. Compared normalised, so "I think, I think, I think" is one
-    phrase three times. Real speech repeats a word or a short phrase twice ("no, no"), rarely
-    three times; a decoder stuck in a loop repeats it until the token cap. Cut until nothing is
-    left to cut ("a b b b b a b" is "a b a b" once, then "a b")."""
+    word: four or more; a phrase of four words or more: twice) is kept once. Compared
+    normalised, so "I think, I think, I think" is one phrase three times. Real speech repeats a
+    word or a short phrase ("no, no", "I don't know, I don't know"), rarely a long one back to
+    back; a decoder stuck in a loop repeats it until the token cap. Cut until nothing is left to
+    cut ("a b b b b a b" is "a b a b" once, then "a b")."""
     out = _collapse_once(words, max_phrase)
     while len(out) < len(words):
         words, out = out, _collapse_once(out, max_phrase)
@@ -211,9 +213,9 @@ def _collapse_once(words: Sequence[str], max_phrase: int = 10) -> list[str]:
 def _repeat_at(norm: Sequence[str], i: int, max_phrase: int) -> tuple[int, int] | None:
     """(phrase length, times) of a loop starting at word i, or None."""
     for n in range(1, max_phrase + 1):
-        need = 4 if n == 1 else 3
+        need = 4 if n == 1 else 3 if n < _LONG_PHRASE_WORDS else 2
         if i + n * need > len(norm):
-            return None
+            continue
         phrase = norm[i : i + n]
         if not any(phrase):
             continue

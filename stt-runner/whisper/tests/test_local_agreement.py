@@ -109,6 +109,9 @@ def test_a_phrase_said_three_times_in_a_row_is_kept_once() -> None:
     loop = words("אני חושב, אני חושב, אני חושב, אני חושב, שזה טוב")
     assert collapse_repeats(loop) == words("אני חושב, שזה טוב")
     assert collapse_repeats(words("I think. I think. I think so")) == words("I think. so")
+    # a phrase of four words or more, back to back, is a loop already at the second time
+    twice = words("I'm not sure if I'm going, I'm not sure if I'm going, to be here.")
+    assert collapse_repeats(twice) == words("I'm not sure if I'm going, to be here.")
 
 
 def test_real_repeats_stay() -> None:
