@@ -8,6 +8,7 @@ export default defineConfig({
       "edge/test/**/*.test.ts",
       "stt-runner/test/**/*.test.ts",
       "tools/test/**/*.test.ts",
+      "clients/ts/test/**/*.test.ts",
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,

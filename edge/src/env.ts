@@ -1,3 +1,5 @@
+import type { EdgeConfig } from "./config.js";
+
 /** The Worker's bindings (wrangler.toml): the Durable Object namespaces, D1, and the vars and secrets. */
 export interface Env {
   readonly CALL_SESSION: DurableObjectNamespace;
@@ -9,3 +11,6 @@ export interface Env {
   /** Settings (`[vars]` and secrets), read and validated by `config.ts`. */
   readonly [key: string]: unknown;
 }
+
+/** The hono app's types: the bindings, this isolate's config, the account a token opened and whether it may control calls (`auth.ts`). */
+export type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig; account: string; mayControl: boolean } };

@@ -4,12 +4,14 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { createMiddleware } from "hono/factory";
-import { streamTwiml, validateTwilioSignature } from "@ozen/shared";
-import { CALL_TOKEN_PARAMETER, callToken } from "./call/call-token.js";
-import { ConfigError, configFor, streamUrl } from "./config.js";
-import type { EdgeConfig } from "./config.js";
-import type { Env } from "./env.js";
+import { SettingError, callSidProblem, streamTwiml, validateTwilioSignature } from "@ozen/shared";
+import { logRefusal, requireToken } from "./auth.js";
+import { VOICE_BODY_MAX_BYTES, readBoundedText } from "./bounded-body.js";
+import { callObject, requireCallSid } from "./call-sid.js";
+import { callObjectRequest } from "./call/call-object-route.js";
+import { CALL_TOKEN_PARAMETER, mintCallToken } from "./call/call-token.js";
+import { configFor, streamUrl } from "./config.js";
+import type { AppEnv } from "./env.js";
 import { mountRecords } from "./records/records-api.js";
 import { mountSubscriptions } from "./events/subscriptions.js";
 
@@ -18,14 +20,10 @@ export { NaiveCallSession } from "./call/naive-session.js";
 export { EdgeMetrics } from "./edge-metrics.js";
 export { AccountHub } from "./events/account-hub.js";
 
-type AppEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
-
-const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
-
 const app = new Hono<AppEnv>();
 
 app.onError((err, c) => {
-  if (err instanceof ConfigError) {
+  if (err instanceof SettingError) {
     console.error(JSON.stringify({ level: "error", msg: "edge configuration is invalid", error: err.message }));
     return c.text(`edge configuration is invalid: ${err.message}`, 500);
   }
@@ -38,39 +36,51 @@ app.use("*", async (c, next) => {
   await next();
 });
 
-function count(c: Context<AppEnv>, name: string): void {
-  const stub = c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global"));
-  c.executionCtx.waitUntil(stub.fetch(`https://metrics/incr?name=${encodeURIComponent(name)}`, { method: "POST" }));
-}
-
+/** A Twilio request whose signature does not match: 403, counted. */
 function forbidden(c: Context<AppEnv>, counter: string, why: string): Response {
-  count(c, counter);
-  console.warn(
-    JSON.stringify({ level: "warn", msg: "request refused", counter, why, path: new URL(c.req.url).pathname }),
-  );
+  logRefusal(c, counter, why);
   return c.text("forbidden", 403);
 }
 
 app.get("/healthz", (c) => c.text("ok"));
 
-/** Twilio's voice webhook: answers TwiML that streams the call to this edge. */
+/**
+ * Twilio's voice webhook: answers TwiML that streams the call to this edge. Limits before work:
+ * no signature header is refused before the body is read; the body is read up to
+ * VOICE_BODY_MAX_BYTES (413 past it); the signature (over the URL and the form) is checked
+ * before anything in the form is used.
+ */
 app.post("/twilio/voice", async (c) => {
   const config = c.get("config");
-  const form = new URLSearchParams(await c.req.text());
-  const params: Record<string, string[]> = {};
-  for (const [k, v] of form) (params[k] ??= []).push(v);
+  const signature = c.req.header("x-twilio-signature");
+  if (config.verifySignatures && !signature) {
+    return forbidden(c, "webhook_bad_signature", "no X-Twilio-Signature");
+  }
+  const body = await readBoundedText(c.req.raw, VOICE_BODY_MAX_BYTES);
+  if (!body.ok) {
+    logRefusal(c, "webhook_too_large", body.message);
+    return c.text(`${body.message}; a Twilio voice webhook is a few KiB`, 413);
+  }
+  const form = new URLSearchParams(body.text);
   if (config.verifySignatures) {
+    const params: Record<string, string[]> = {};
+    for (const [k, v] of form) (params[k] ??= []).push(v);
     const url = config.publicBaseUrl + "/twilio/voice" + new URL(c.req.url).search;
-    if (!(await validateTwilioSignature(config.twilioAuthToken, c.req.header("x-twilio-signature"), url, params))) {
+    if (!(await validateTwilioSignature(config.twilioAuthToken, signature, url, params))) {
       return forbidden(c, "webhook_bad_signature", "X-Twilio-Signature does not match");
     }
   }
   const callSid = form.get("CallSid") ?? "";
-  if (!CALL_SID.test(callSid)) return c.text("CallSid is missing or malformed", 400);
+  const problem = callSidProblem(callSid);
+  if (problem !== undefined) return c.text(problem, 400);
+  const token = await mintCallToken(config.callTokenSecret, callSid, {
+    nowMs: Date.now(),
+    ttlMs: config.callTokenTtlMs,
+  });
   const twiml = streamTwiml({
     mode: config.streamMode,
     streamUrl: streamUrl(config, callSid),
-    parameters: { [CALL_TOKEN_PARAMETER]: await callToken(config.callTokenSecret, callSid) },
+    parameters: { [CALL_TOKEN_PARAMETER]: token },
   });
   return c.body(twiml, 200, { "Content-Type": "text/xml" });
 });
@@ -79,7 +89,8 @@ async function upgrade(c: Context<AppEnv>, path: string, ns: DurableObjectNamesp
   const config = c.get("config");
   const callSid = c.req.param("callSid") ?? "";
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return c.text("expected a WebSocket upgrade", 426);
-  if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
+  const problem = callSidProblem(callSid);
+  if (problem !== undefined) return c.text(problem, 400);
   if (config.verifySignatures) {
     // Twilio signs the wss:// URL exactly as it appeared in <Stream url>, with no params
     const signed = streamUrl(config, callSid, path);
@@ -87,7 +98,7 @@ async function upgrade(c: Context<AppEnv>, path: string, ns: DurableObjectNamesp
       return forbidden(c, "stream_bad_signature", "X-Twilio-Signature on the upgrade does not match");
     }
   }
-  return ns.get(ns.idFromName(callSid)).fetch(c.req.raw);
+  return callObject(ns, callSid).fetch(callObjectRequest("stream", callSid, c.req.raw));
 }
 
 app.get("/twilio/stream/:callSid", (c) => upgrade(c, "/twilio/stream/", c.env.CALL_SESSION));
@@ -95,31 +106,35 @@ app.get("/twilio/stream-naive/:callSid", (c) =>
   c.get("config").benchNaive ? upgrade(c, "/twilio/stream-naive/", c.env.NAIVE_SESSION) : c.notFound(),
 );
 
-// ---- agent event streams and the live page (their own auth: bearer or ?token=, 401) ----
+// Every route below names its token check (auth.ts): bearer token, 401 when missing or wrong.
+
+// ---- agent event streams (bearer, or ?token= on the upgrade) and the live page ----
 mountSubscriptions(app);
 
-// ---- the records API (D1 and each call's object; bearer token, 401) ----
+// ---- the records API (D1 and each call's object) ----
 mountRecords(app);
 
-// ---- the call API (bearer token) ----
+// ---- the call API ----
 
-const apiAuth = createMiddleware<AppEnv>(async (c, next) => {
-  const token = c.get("config").apiToken;
-  if (!token) return c.text("API_TOKEN is not configured; the call API is disabled", 503);
-  if (c.req.header("Authorization") !== `Bearer ${token}`)
-    return forbidden(c, "api_bad_token", "missing or wrong bearer token");
-  await next();
+app.get("/calls/:callSid/stats", requireToken("calls"), requireCallSid, (c) => {
+  const callSid = c.req.param("callSid");
+  if (c.req.query("naive") === undefined) {
+    return callObject(c.env.CALL_SESSION, callSid).fetch(callObjectRequest("stats", callSid));
+  }
+  // the benchmark's naive objects exist only where they can be streamed to
+  if (!c.get("config").benchNaive) return c.text("the naive benchmark handler is off (BENCH_NAIVE)", 404);
+  return callObject(c.env.NAIVE_SESSION, callSid).fetch(callObjectRequest("stats", callSid));
 });
-app.use("/calls/*", apiAuth);
-app.use("/stats", apiAuth);
-
-app.get("/calls/:callSid/stats", (c) => {
-  const ns = c.req.query("naive") !== undefined ? c.env.NAIVE_SESSION : c.env.CALL_SESSION;
-  return ns.get(ns.idFromName(c.req.param("callSid"))).fetch(c.req.raw);
+app.post("/calls/:callSid/clear", requireToken("calls"), requireCallSid, (c) => {
+  const callSid = c.req.param("callSid");
+  return callObject(c.env.CALL_SESSION, callSid).fetch(callObjectRequest("clear", callSid, c.req.raw));
 });
-app.post("/calls/:callSid/clear", (c) =>
-  c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(c.req.param("callSid"))).fetch(c.req.raw),
+app.get("/stats", requireToken("calls"), (c) =>
+  c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/"),
 );
-app.get("/stats", (c) => c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/"));
+// Prometheus text (edge-metrics.ts): active calls, bad input, relay reconnects, drops, backlogs
+app.get("/metrics", requireToken("metrics"), (c) =>
+  c.env.EDGE_METRICS.get(c.env.EDGE_METRICS.idFromName("global")).fetch("https://metrics/metrics"),
+);
 
 export default app;

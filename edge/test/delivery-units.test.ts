@@ -9,24 +9,7 @@ import { backoffMs, signWebhook } from "../src/records/webhooks.js";
 import { statementsOf } from "../scripts/d1-migrations.js";
 
 function config(env: Record<string, string>) {
-  return loadDeliveryConfig({
-    str: (key, fallback) => {
-      const v = env[key];
-      if (v === undefined || v === "") {
-        if (fallback === undefined) throw new Error(`${key} is not set`);
-        return fallback;
-      }
-      return v;
-    },
-    int: (key, fallback, min, max) => {
-      const v = env[key] === undefined ? fallback : Number(env[key]);
-      if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${key} out of range`);
-      return v;
-    },
-    fail: (message) => {
-      throw new Error(message);
-    },
-  });
+  return loadDeliveryConfig(env);
 }
 
 describe("backoffMs", () => {
@@ -82,10 +65,16 @@ describe("delivery settings", () => {
 
   it("refuses an unknown event type, a short secret and a URL that is not http(s)", () => {
     const base = { WEBHOOK_URL: "https://hooks.example/x", WEBHOOK_SECRET: "0123456789abcdef" };
-    expect(() => config({ ...base, WEBHOOK_EVENTS: "final,finals" })).toThrow(/WEBHOOK_EVENTS names "finals"/);
-    expect(() => config({ ...base, WEBHOOK_SECRET: "short" })).toThrow(/at least 16 characters/);
-    expect(() => config({ ...base, WEBHOOK_URL: "ftp://x" })).toThrow(/expected http\(s\)/);
-    expect(() => config({ WEBHOOK_ACCOUNTS: "{" })).toThrow(/not JSON/);
+    expect(() => config({ ...base, WEBHOOK_EVENTS: "final,finals" })).toThrow(
+      /^WEBHOOK_EVENTS is "final,finals", which names "finals", expected .*call\.started, partial, meaningful, final/,
+    );
+    expect(() => config({ ...base, WEBHOOK_SECRET: "short" })).toThrow(
+      "WEBHOOK_SECRET is a secret of 5 characters, expected a secret of at least 16 characters",
+    );
+    expect(() => config({ ...base, WEBHOOK_URL: "ftp://x" })).toThrow(
+      'WEBHOOK_URL is "ftp://x", expected a URL starting https:// or http://',
+    );
+    expect(() => config({ WEBHOOK_ACCOUNTS: "{" })).toThrow(/^WEBHOOK_ACCOUNTS is not JSON, expected \{"AC\.\.\."/);
   });
 });
 

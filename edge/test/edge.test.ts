@@ -1,6 +1,7 @@
 /**
  * The edge on real workerd (Miniflare), real WebSockets over loopback, a real runner process
- * object: Twilio in, blocks out, the greeting, and every kind of bad input.
+ * object: Twilio in, blocks out, the greeting, and the bad input a socket shows (the ingest
+ * rules themselves are tested as plain values in shared/test/ingest.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseStreamTwiml } from "@ozen/shared";
@@ -93,7 +94,6 @@ describe("ingest", () => {
       marksSent: 1,
       marksEchoed: 1,
       framesIn: 50,
-      framesDropped: 0,
       blocksMade: 10,
     });
     expect(typeof s.greetingMs).toBe("number");
@@ -116,14 +116,15 @@ describe("ingest", () => {
   });
 
   it("refuses the call API without the bearer token", async () => {
-    expect((await fetch(`${edge.url}/calls/CA1/stats`)).status).toBe(403);
-    expect((await fetch(`${edge.url}/calls/CA1/stats`, { headers: { Authorization: "Bearer nope" } })).status).toBe(
-      403,
-    );
+    expect((await fetch(`${edge.url}/calls/${newIdentity().callSid}/stats`)).status).toBe(401);
+    expect(
+      (await fetch(`${edge.url}/calls/${newIdentity().callSid}/stats`, { headers: { Authorization: "Bearer nope" } }))
+        .status,
+    ).toBe(401);
   });
 
   it("serves the naive handler only when BENCH_NAIVE is on", async () => {
-    const streamUrl = `${PUBLIC.replace("http", "ws")}/twilio/stream-naive/CA1`;
+    const streamUrl = `${PUBLIC.replace("http", "ws")}/twilio/stream-naive/${newIdentity().callSid}`;
     await expect(openStream({ edgeUrl: edge.url, authToken: AUTH, streamUrl })).rejects.toThrow(/404/);
   });
 });
@@ -133,7 +134,7 @@ describe("webhook", () => {
     const identity = newIdentity();
     const twiml = await requestTwiml({ edgeUrl: edge.url, publicUrl: PUBLIC, authToken: AUTH, identity });
     expect(twiml).toMatchObject({ mode: "connect", streamUrl: `ws://127.0.0.1:1/twilio/stream/${identity.callSid}` });
-    expect(twiml.parameters["ozen_token"]).toMatch(/^[A-Za-z0-9_-]{20,}$/);
+    expect(twiml.parameters["ozen_token"]).toMatch(/^v1\.\d+\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
   });
 
   it("refuses a bad or missing signature with 403 and counts it", async () => {
@@ -184,49 +185,6 @@ describe("bad input", () => {
     await other.check();
   });
 
-  it("puts 20 ms of silence where a payload is not base64, keeping audio time", async () => {
-    const c = await openCall();
-    c.ws.send(c.script.start());
-    const audio = testAudio(0.2);
-    const fs = frames(audio);
-    c.ws.send(c.script.media(fs[0]!).text);
-    const bad = JSON.parse(c.script.media(fs[1]!).text);
-    bad.media.payload = "not*base64!";
-    c.ws.send(JSON.stringify(bad));
-    for (const f of fs.slice(2)) c.ws.send(c.script.media(f).text);
-    c.ws.send(c.script.stop());
-    await waitFor(() => engine.calls.get(c.identity.callSid)?.ended === true, 10_000, "call end");
-    const expected = decodeMulaw(audio);
-    expected.fill(0, 160, 320);
-    expect(engine.audio(c.identity.callSid)).toEqual(expected);
-    expect(await callStats(edge, c.identity.callSid)).toMatchObject({
-      framesConcealed: 1,
-      bad: { payload_not_base64: 1 },
-    });
-  });
-
-  it("uses payloads that are not 160 bytes as they are, and counts them", async () => {
-    const c = await openCall();
-    c.ws.send(c.script.start());
-    const audio = testAudio(0.21); // 80 + 320 + 8 x 160 bytes
-    c.ws.send(c.script.media(audio.subarray(0, 80)).text);
-    c.ws.send(c.script.media(audio.subarray(80, 400)).text);
-    for (const f of frames(audio.subarray(400))) c.ws.send(c.script.media(f).text);
-    c.ws.send(c.script.stop());
-    await waitFor(() => engine.calls.get(c.identity.callSid)?.ended === true, 10_000, "call end");
-    expect(engine.audio(c.identity.callSid)).toEqual(decodeMulaw(audio));
-    expect((await callStats(edge, c.identity.callSid)).bad.payload_not_160_bytes).toBe(2);
-  });
-
-  it("drops media before start and counts it", async () => {
-    const c = await openCall();
-    c.ws.send(c.script.media(testAudio(0.02)).text);
-    c.ws.send(c.script.start());
-    c.ws.send(c.script.stop());
-    await waitFor(async () => (await callStats(edge, c.identity.callSid)).state === "ended");
-    expect((await callStats(edge, c.identity.callSid)).bad.media_before_start).toBe(1);
-  });
-
   it("closes with 1009 on a message over 64 KiB", async () => {
     const c = await openCall();
     c.ws.send(c.script.start());
@@ -234,18 +192,6 @@ describe("bad input", () => {
     expect((await c.closed).code).toBe(1009);
     await waitFor(async () => (await callStats(edge, c.identity.callSid)).state === "ended");
     expect((await callStats(edge, c.identity.callSid)).bad.too_large).toBe(1);
-  });
-
-  it("takes a client faster than real time without losing a frame", async () => {
-    const other = await bystander();
-    const audio = testAudio(3);
-    const r = await placeCall({ edgeUrl: edge.url, publicUrl: PUBLIC, authToken: AUTH, audio, speed: 30 });
-    await waitFor(() => engine.calls.get(r.callSid)?.ended === true, 10_000, "call end");
-    expect(engine.audio(r.callSid)).toEqual(decodeMulaw(audio));
-    const s = await callStats(edge, r.callSid);
-    expect(s.framesDropped).toBe(0);
-    expect(s.aheadOfRealtimeMsMax).toBeGreaterThan(1000);
-    await other.check();
   });
 
   it("ends a call whose client vanishes without stop, flushing all it sent", async () => {

@@ -9,6 +9,8 @@ import type { LocalEdge } from "../scripts/local-edge.js";
 export const AUTH = "test-auth-token";
 export const API = "test-api-token";
 export const PUBLIC = "http://127.0.0.1:1";
+/** The relay's shared secret: the edge signs with it, the runner checks it. */
+export const RELAY_SECRET = "test-relay-secret-0123456789";
 
 export interface FedBlock {
   readonly startSample: number;
@@ -44,7 +46,7 @@ export class RecordingEngine implements Engine {
 }
 
 export async function startRunner(engine: Engine, port = 0): Promise<{ server: RelayServer; port: number }> {
-  const server = new RelayServer({ engine, port, log: () => {} });
+  const server = new RelayServer({ engine, port, relaySecret: RELAY_SECRET, log: () => {} });
   return { server, port: await server.listen() };
 }
 
@@ -59,6 +61,7 @@ export function startEdge(runnerPort: number, extra: Record<string, string> = {}
       INGEST_ACK: "block",
       RELAY_BACKOFF_MIN_MS: "50",
       RELAY_BACKOFF_MAX_MS: "200",
+      RELAY_SECRET,
       ...extra,
     },
   });

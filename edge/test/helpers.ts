@@ -28,6 +28,8 @@ import type { CallStats } from "../src/call/stats.js";
 
 export const AUTH_TOKEN = "test-token";
 export const API_TOKEN = "api-token";
+/** The relay's shared secret: the test edges sign with it, the test runners check it. */
+export const RELAY_SECRET = "test-relay-secret-0123456789";
 /** What Twilio would call; nothing listens there. The simulator signs against it. */
 export const PUBLIC_BASE_URL = "http://127.0.0.1:1";
 export const SAMPLES_PER_FRAME = FRAME_BYTES;
@@ -178,6 +180,7 @@ export async function startRunner(engine = new RecordingEngine(), port = 0): Pro
   const server = new RelayServer({
     engine,
     port,
+    relaySecret: RELAY_SECRET,
     log: (level, msg, fields) => void logs.push(JSON.stringify({ level, msg, ...fields })),
   });
   const bound = await server.listen();
@@ -266,6 +269,7 @@ export async function startTestEdge(vars: Record<string, string> & { RUNNER_URL:
       INGEST_ACK: "block",
       RELAY_BACKOFF_MIN_MS: "50",
       RELAY_BACKOFF_MAX_MS: "200",
+      RELAY_SECRET,
       ...vars,
     },
     onOutput: (line) => void logs.push(line),

@@ -15,6 +15,7 @@ import {
   AUTH_TOKEN,
   API_TOKEN,
   PUBLIC_BASE_URL,
+  RELAY_SECRET,
   TwilioCall,
   sleep,
   startTestEdge,
@@ -37,7 +38,7 @@ let edge: TestEdge;
 const retries = { WEBHOOK_RETRY_MIN_MS: "50", WEBHOOK_RETRY_MAX_MS: "400" };
 
 beforeAll(async () => {
-  runner = await startTalkingRunner();
+  runner = await startTalkingRunner(undefined, RELAY_SECRET);
   receiver = await WebhookReceiver.start();
   partialsReceiver = await WebhookReceiver.start();
   edge = await startTestEdge({
@@ -191,6 +192,7 @@ describe("the outbox and the D1 backlog across a restart of the edge", () => {
         TWILIO_AUTH_TOKEN: AUTH_TOKEN,
         API_TOKEN,
         RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
+        RELAY_SECRET,
         WEBHOOK_URL: hook.url,
         WEBHOOK_SECRET: SECRET,
         WEBHOOK_EVENTS: "call.started,partial,final,call.ended",

@@ -13,18 +13,21 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { D1Database } from "@cloudflare/workers-types/experimental";
-import { startTestEdge, TwilioCall, testAudio, waitFor } from "./helpers.js";
+import { RELAY_SECRET, startTestEdge, TwilioCall, testAudio, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 import { UPSERT_CALL, UPSERT_UTTERANCE, callRowValues, utteranceRowValues } from "../src/records/records-sql.js";
 import { api, apiJson, startTalkingRunner } from "./transcribing.js";
 import type { TalkingRunner } from "./transcribing.js";
+
+/** A CallSid in Twilio's format that no call uses. */
+const NO_CALL = "CA" + "0".repeat(32);
 
 let runner: TalkingRunner;
 let edge: TestEdge;
 let db: D1Database;
 
 beforeAll(async () => {
-  runner = await startTalkingRunner();
+  runner = await startTalkingRunner(undefined, RELAY_SECRET);
   edge = await startTestEdge({
     RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
     RECORDS_FLUSH_FINALS: "3",
@@ -145,7 +148,7 @@ async function snapshot(callSid: string): Promise<{ call: any; utterances: any[]
 
 describe("the records API", () => {
   it("refuses requests without a token (401) or with a wrong one (401)", async () => {
-    for (const path of ["/calls", "/calls/CA1", "/calls/CA1/record"]) {
+    for (const path of ["/calls", `/calls/${NO_CALL}`, `/calls/${NO_CALL}/record`]) {
       const none = await api(edge, path, null);
       expect([path, none.status]).toEqual([path, 401]);
       expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
@@ -154,7 +157,7 @@ describe("the records API", () => {
   });
 
   it("answers 404 for a call it never saw, and 400 for bad query values", async () => {
-    expect((await api(edge, "/calls/CAnever")).status).toBe(404);
+    expect((await api(edge, `/calls/${NO_CALL}`)).status).toBe(404);
     for (const q of ["limit=0", "limit=500", "status=ringing", "since=yesterday", "cursor=nonsense"]) {
       expect([q, (await api(edge, `/calls?${q}`)).status]).toEqual([q, 400]);
     }

@@ -9,6 +9,9 @@ import { API_TOKEN, TwilioCall, sleep, startTestEdge, testAudio, waitFor } from 
 import type { TestEdge } from "./helpers.js";
 import { Subscriber, WordEngine, refusedUpgrade, startTranscribingRunner, wordOf } from "./transcripts.js";
 
+/** A CallSid in Twilio's format that no call uses. */
+const NO_CALL = "CA" + "0".repeat(32);
+
 /** Small bounds so a test can fill them: 2 events in flight, 6 waiting. */
 const WINDOW = 2;
 const BUFFER = 6;
@@ -49,12 +52,12 @@ describe("auth", () => {
       await refusedUpgrade(edge, "/events"),
       await refusedUpgrade(edge, "/events?token=wrong"),
       await refusedUpgrade(edge, "/events", { Authorization: "Bearer wrong" }),
-      await refusedUpgrade(edge, "/calls/CA123/events"),
-      await refusedUpgrade(edge, "/calls/CA123/events?token=wrong"),
-      await refusedUpgrade(edge, "/calls/CA123/events", { Authorization: "Bearer wrong" }),
+      await refusedUpgrade(edge, `/calls/${NO_CALL}/events`),
+      await refusedUpgrade(edge, `/calls/${NO_CALL}/events?token=wrong`),
+      await refusedUpgrade(edge, `/calls/${NO_CALL}/events`, { Authorization: "Bearer wrong" }),
     ];
     expect(statuses).toEqual([401, 401, 401, 401, 401, 401]);
-    expect((await fetch(`${edge.url}/calls/CA123/events`)).status).toBe(401);
+    expect((await fetch(`${edge.url}/calls/${NO_CALL}/events`)).status).toBe(401);
     // the right token, either way, is let in
     const byQuery = await Subscriber.connect(edge, `/events?token=${API_TOKEN}`, { headers: {} });
     byQuery.close();

@@ -10,7 +10,7 @@ import type { RelayStart } from "@ozen/shared";
 import { RelayServer, TranscriptForwarder } from "@ozen/stt-runner";
 import type { Engine, EngineSession } from "@ozen/stt-runner";
 import type { EngineListener } from "../../stt-runner/src/engines/engine.js";
-import { API_TOKEN } from "./helpers.js";
+import { API_TOKEN, RELAY_SECRET } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 
 /** The word the engine says for the block starting at `blockIndex` (100 ms blocks). */
@@ -69,6 +69,7 @@ export async function startTranscribingRunner(
   const server = new RelayServer({
     engine,
     port,
+    relaySecret: RELAY_SECRET,
     log: () => {},
     listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: engine.name, send, clock }),
   });

@@ -55,7 +55,7 @@ describe("POST /twilio/voice", () => {
     expect(xml).toMatch(
       new RegExp(
         `^<\\?xml[^>]*\\?><Response><Connect><Stream url="ws://127\\.0\\.0\\.1:1/twilio/stream/${callSid}">` +
-          `<Parameter name="ozen_token" value="[A-Za-z0-9_-]{43}"/></Stream></Connect></Response>$`,
+          `<Parameter name="ozen_token" value="v1\\.\\d+\\.[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}"/></Stream></Connect></Response>$`,
       ),
     );
   });

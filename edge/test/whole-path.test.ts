@@ -7,11 +7,11 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { RelayServer, TranscriptForwarder } from "../../stt-runner/src/index.js";
 import { GoogleEngine } from "../../stt-runner/src/engines/google/engine.js";
 import { loadGoogleConfig } from "../../stt-runner/src/engines/google/config.js";
-import { startSpeechServer } from "../../stt-runner/test/google-grpc.js";
-import type { SpeechServer } from "../../stt-runner/test/google-grpc.js";
+import { startSpeechServer } from "@ozen/stt-runner/testing";
+import type { SpeechServer } from "@ozen/stt-runner/testing";
 import { placeCall } from "../../tools/src/simulator.js";
 import type { LocalEdge } from "../scripts/local-edge.js";
-import { API, AUTH, PUBLIC, startEdge, testAudio, waitFor } from "./harness.js";
+import { API, AUTH, PUBLIC, RELAY_SECRET, startEdge, testAudio, waitFor } from "./harness.js";
 
 let speech: SpeechServer;
 let engine: GoogleEngine;
@@ -24,6 +24,7 @@ beforeAll(async () => {
   runner = new RelayServer({
     engine,
     port: 0,
+    relaySecret: RELAY_SECRET,
     log: () => {},
     listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: engine.name, send, clock }),
   });

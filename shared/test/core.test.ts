@@ -402,6 +402,21 @@ describe("relay wire format", () => {
       message: expect.stringContaining("lastSeq"),
     });
   });
+
+  it("validates a relayed transcript event once, in the parse: typed after it, an error value before", () => {
+    const ended = { v: 1, type: "call.ended", callSid: "CA1", wallMs: 5, reason: "caller_hung_up" };
+    expect(parseRunnerToEdge(JSON.stringify({ v: 1, type: "event", event: { ...ended, extra: 1 } }))).toEqual({
+      ok: true,
+      message: { v: 1, type: "event", event: ended },
+    });
+    expect(parseRunnerToEdge(JSON.stringify({ v: 1, type: "event", event: { ...ended, wallMs: "x" } }))).toEqual({
+      ok: false,
+      invalidEvent: true,
+      message: expect.stringContaining("call.ended.wallMs"),
+    });
+    expect(parseRunnerToEdge('{"v":1,"type":"event","event":7}')).toMatchObject({ ok: false });
+    expect(parseRunnerToEdge('{"v":1,"type":"event","event":7}')).not.toHaveProperty("invalidEvent");
+  });
 });
 
 describe("metrics", () => {
@@ -411,6 +426,7 @@ describe("metrics", () => {
     expect(q.push(4)).toBe(1);
     expect([...q]).toEqual([2, 3, 4]);
     expect(q.dropped).toBe(1);
+    expect([0, 1, 2, 3, -1].map((i) => q.at(i))).toEqual([2, 3, 4, undefined, undefined]);
   });
 
   it("takes nearest-rank percentiles of a millisecond histogram", () => {

@@ -99,4 +99,17 @@ describe("TranscriptContinuity", () => {
     const ended: TranscriptEvent = { v: 1, type: "call.ended", callSid: SID, wallMs: 1, reason: "x" };
     expect(run(c, [started(), ended, ended])).toEqual(["call.started", "call.ended"]);
   });
+
+  it("numbers from firstUtteranceN: a restarted object never gives an id it gave before", () => {
+    const c = new TranscriptContinuity(SID, { firstUtteranceN: 4 });
+    expect(c.nextUtteranceN).toBe(4);
+    expect(run(c, [started(), partial(1, 0, "a", 100), final(1, "a b", 0, 200), final(2, "c", 200, 300)])).toEqual([
+      "call.started",
+      "partial CA1:u4 0 a",
+      "final CA1:u4 a b",
+      "final CA1:u5 c",
+    ]);
+    expect(c.nextUtteranceN).toBe(6);
+    expect(() => new TranscriptContinuity(SID, { firstUtteranceN: 0 })).toThrow(/firstUtteranceN is 0/);
+  });
 });

@@ -68,6 +68,57 @@ const examples: Record<string, Record<string, unknown>> = {
     reason: "google unavailable",
     resumeFromMs: 3500,
   },
+  "speech.started": { v: 1, type: "speech.started", callSid: "CA1", wallMs: 100, audioMs: 40 },
+  "speech.ended": { v: 1, type: "speech.ended", callSid: "CA1", wallMs: 900, audioMs: 820, startAudioMs: 40 },
+  dtmf: { v: 1, type: "dtmf", callSid: "CA1", wallMs: 50, digit: "#", audioMs: 1220 },
+  "playback.started": {
+    v: 1,
+    type: "playback.started",
+    callSid: "CA1",
+    wallMs: 10,
+    playId: "t1",
+    audioMs: 0,
+    queuedMs: 1,
+  },
+  "playback.finished": {
+    v: 1,
+    type: "playback.finished",
+    callSid: "CA1",
+    wallMs: 10,
+    playId: "t1",
+    audioMs: 3000,
+    durationMs: 2980,
+  },
+  "playback.cleared": {
+    v: 1,
+    type: "playback.cleared",
+    callSid: "CA1",
+    wallMs: 10,
+    playId: "t1",
+    audioMs: 1500,
+    heardMs: 640,
+    reason: "barge_in",
+  },
+  "playback.mark": {
+    v: 1,
+    type: "playback.mark",
+    callSid: "CA1",
+    wallMs: 10,
+    name: "m1",
+    audioMs: 700,
+    cleared: false,
+  },
+  barge_in: {
+    v: 1,
+    type: "barge_in",
+    callSid: "CA1",
+    wallMs: 10,
+    policy: "speech",
+    playId: "t1",
+    speechAudioMs: 1200,
+    audioMs: 1400,
+    latencyMs: 210,
+  },
 };
 
 function message(value: unknown): string {
@@ -117,7 +168,18 @@ describe("parseTranscriptEvent refuses, saying why", () => {
 
   it("an unknown type", () => {
     expect(message({ ...partial, type: "engine.failed" })).toBe(
-      'event type "engine.failed" is not one of call.started, partial, meaningful, final, call.ended, engine.switched',
+      'event type "engine.failed" is not one of call.started, partial, meaningful, final, call.ended, engine.switched, ' +
+        "speech.started, speech.ended, dtmf, playback.started, playback.finished, playback.cleared, playback.mark, barge_in",
+    );
+  });
+
+  it("a voice event with a word outside its set, or a key that is not a key", () => {
+    expect(message({ ...examples["playback.cleared"], reason: "bored" })).toBe(
+      'playback.cleared.reason is "bored", expected one of clear, barge_in, call_ended',
+    );
+    expect(message({ ...examples["dtmf"], digit: "12" })).toBe("dtmf.digit is a string, expected one of 0-9 * # A-D");
+    expect(message({ ...examples["speech.ended"], startAudioMs: 900 })).toBe(
+      "speech.ended.audioMs (820) is before startAudioMs (900)",
     );
   });
 
@@ -211,6 +273,7 @@ describe("event helpers", () => {
       true,
       false,
       false,
+      ...Array<boolean>(8).fill(false), // speech, dtmf, playback and barge_in events
     ]);
   });
 
@@ -237,7 +300,7 @@ describe("parser properties", () => {
       fc.property(base, fc.string({ maxLength: 12 }), fc.anything(), (e, key, value) => {
         const k = Object.keys(e)[key.length % Object.keys(e).length]!;
         const r = parseTranscriptEvent({ ...e, [k]: value });
-        if (!r.ok) expect(r.message).toMatch(/^(event|[a-z.]+\.[a-zA-Z]+) /);
+        if (!r.ok) expect(r.message).toMatch(/^(event|[a-z._]+\.[a-zA-Z]+) /);
       }),
     );
   });

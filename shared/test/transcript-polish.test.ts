@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { mergeFragments, normalizeTranscriptText, polishFinal } from "../src/index.js";
+import { mergeFragments, normalizeForWer, normalizeTranscriptText, polishFinal } from "../src/index.js";
 
 describe("polishFinal in Hebrew", () => {
   const he = (raw: string) => polishFinal(raw, { language: "he-IL" });
@@ -75,6 +75,11 @@ describe("polishFinal in Hebrew", () => {
     expect(he("תודה רבה ,")).toBe("תודה רבה.");
   });
 
+  it("never joins two numbers a spaced mark stood between", () => {
+    expect(he("עם 42 ,100 איש")).toBe("עם 42, 100 איש.");
+    expect(he("שלוש .חמש")).toBe("שלוש. חמש.");
+  });
+
   it("keeps numbers whole", () => {
     expect(he("זה עולה 3.5 שקלים")).toBe("זה עולה 3.5 שקלים.");
     expect(he("בשעה 10:30 ,עם 1,000 איש")).toBe("בשעה 10:30, עם 1,000 איש.");
@@ -106,6 +111,87 @@ describe("polishFinal in Hebrew", () => {
     expect(he("   ")).toBe("");
     expect(he("\u200f")).toBe("");
     expect(he(" . ")).toBe("");
+  });
+});
+
+describe("polishFinal: the playbook's comma after a Hebrew greeting", () => {
+  const he = (raw: string) => polishFinal(raw, { language: "he-IL" });
+
+  it("merges the playbook's own example with a comma", () => {
+    expect(he("שלום אני")).toBe("שלום, אני.");
+  });
+
+  it.each([
+    ["שלום אני דני", "שלום, אני דני."],
+    ["היי אני רוצה לקבוע תור", "היי, אני רוצה לקבוע תור."],
+    ["הי זה דני", "הי, זה דני."],
+    ["הלו אתה שומע אותי", "הלו, אתה שומע אותי."],
+    ["אהלן אני מתקשר לגבי ההזמנה", "אהלן, אני מתקשר לגבי ההזמנה."],
+    ["בוקר טוב אני רוצה לבטל", "בוקר טוב, אני רוצה לבטל."],
+    ["ערב טוב רציתי לשאול", "ערב טוב, רציתי לשאול."],
+    ["צהריים טובים שמי רונית", "צהריים טובים, שמי רונית."],
+    ["סליחה אפשר לדבר עם נציג", "סליחה, אפשר לדבר עם נציג."],
+    ["תודה זה הכל", "תודה, זה הכל."],
+  ])("puts a comma after a greeting that opens a clause: %s", (raw, out) => {
+    expect(he(raw)).toBe(out);
+  });
+
+  it.each([
+    ["שלום לך אני דני", "שלום לך, אני דני."],
+    ["תודה רבה אני אחכה", "תודה רבה, אני אחכה."],
+    ["בוקר טוב לכולם אנחנו מתחילים", "בוקר טוב לכולם, אנחנו מתחילים."],
+  ])("puts the comma after the greeting's own tail: %s", (raw, out) => {
+    expect(he(raw)).toBe(out);
+  });
+
+  it.each([
+    ["היי דני אני בדרך", "היי דני, אני בדרך."],
+    ["שלום רונית כהן אני מהמרפאה", "שלום רונית כהן, אני מהמרפאה."],
+  ])("puts the comma after a vocative that follows the greeting: %s", (raw, out) => {
+    expect(he(raw)).toBe(out);
+  });
+
+  it("ends a question after a greeting with a question mark", () => {
+    expect(he("היי מה נשמע")).toBe("היי, מה נשמע?");
+    expect(he("שלום דני איך אתה")).toBe("שלום דני, איך אתה?");
+    expect(he("שלום, מה שלומך")).toBe("שלום, מה שלומך?");
+  });
+
+  it.each([
+    "שלום לך",
+    "תודה רבה",
+    "שלום",
+    "בוקר טוב",
+    "ערב טוב לכולם",
+    "שלום רב",
+    "תודה על הכל אני",
+    "סליחה על האיחור",
+    "תודה שהתקשרת אלינו",
+    "תודה שאתה פה",
+    "היי דני",
+    "הילד אני",
+    "שלומי אני פה",
+  ])("adds no comma where none belongs: %s", (raw) => {
+    expect(he(raw)).not.toContain(",");
+  });
+
+  it("touches only a greeting that opens a sentence", () => {
+    expect(he("אמרתי לו שלום אני הולך")).toBe("אמרתי לו שלום אני הולך.");
+    expect(he("כן. שלום אני דני")).toBe("כן. שלום, אני דני.");
+  });
+
+  it("does not look past two words for the clause", () => {
+    expect(he("שלום דני רונית ויוסי אני")).toBe("שלום דני רונית ויוסי אני.");
+  });
+
+  it("leaves a greeting that already has its punctuation alone", () => {
+    expect(he("שלום, אני דני")).toBe("שלום, אני דני.");
+    expect(he("שלום! אני דני")).toBe("שלום! אני דני.");
+    expect(he("היי דני, אני בדרך")).toBe("היי דני, אני בדרך.");
+  });
+
+  it("is Hebrew only", () => {
+    expect(polishFinal("שלום אני דני", { language: "en-US" })).toBe("שלום אני דני.");
   });
 });
 
@@ -237,6 +323,45 @@ describe("polishFinal properties", () => {
       fc.property(raw, language, (text, lang) => {
         expect(letters(polishFinal(text, { language: lang }))).toBe(letters(text));
       }),
+    );
+  });
+
+  it("never changes the words WER compares (only punctuation, spacing and case)", () => {
+    const greetings = fc.constantFrom(
+      "שלום",
+      "היי",
+      "בוקר",
+      "טוב",
+      "תודה",
+      "רבה",
+      "לך",
+      "אני",
+      "זה",
+      "דני",
+      "1,000",
+      "42",
+      "100",
+    );
+    // numbers around a spaced mark ("42 ,100") are where a polish could join two words into one
+    const mixed = fc
+      .array(
+        fc.tuple(
+          fc.oneof(piece, greetings, fc.constantFrom("42 ,100", "7 .250")),
+          fc.constantFrom("", " ", "  ", "\t"),
+        ),
+        {
+          maxLength: 12,
+        },
+      )
+      .map((parts) => parts.map(([p, s]) => p + s).join(""));
+    fc.assert(
+      fc.property(mixed, language, (text, lang) => {
+        const werLanguage = lang.startsWith("en") ? "en" : "he";
+        expect(normalizeForWer(polishFinal(text, { language: lang }), werLanguage)).toBe(
+          normalizeForWer(text, werLanguage),
+        );
+      }),
+      { numRuns: 2000 },
     );
   });
 

@@ -1,54 +1,77 @@
 /**
  * The stt-runner entry point (the Dockerfile runs this same command).
  *   node --import tsx stt-runner/src/main.ts [--port 8081] [--host 0.0.0.0] [--engine auto|google|whisper|null]
+ *     [--insecure-local]
  * PORT (Cloud Run) overrides the default port; the Google engine reads GOOGLE_* settings, the
  * whisper worker WHISPER_*, failover and the final pass OZEN_FAILOVER_*, OZEN_BREAKER_*,
- * OZEN_FINAL_PASS_* (README, "stt-runner settings").
+ * OZEN_FINAL_PASS_* (declared in src/settings.ts and beside the engines; docs/settings.md).
+ *
+ * Relay authentication: RELAY_SECRET (shared with the edge) is required; without it the runner
+ * stops at start unless told `--insecure-local` (or OZEN_RELAY_AUTH=off), which takes relay
+ * sockets for any call with no credential and says so loudly (local development only).
  *
  * Engines: `google` (with the whisper worker beside it as failover and final pass: when it
  * starts with OZEN_FALLBACK=auto, always with =whisper, never with =none), `whisper` (the worker alone: no cloud), `auto` (the default: google when
  * Google credentials are found, else whisper), `null` (takes audio, says nothing).
  */
 import { parseArgs } from "node:util";
+import { SettingError, readSettings } from "@ozen/shared";
 import { nullEngine } from "./engines/null.js";
-import { GoogleConfigError, loadGoogleConfig } from "./engines/google/config.js";
+import { GOOGLE_SETTINGS, loadGoogleConfig } from "./engines/google/config.js";
 import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
 import { FailoverEngine, loadFailoverConfig } from "./engines/failover.js";
-import { SettingError, readChoice } from "./engines/settings.js";
 import { loadWhisperConfig } from "./engines/whisper/config.js";
 import { WhisperEngine } from "./engines/whisper/engine.js";
 import { WhisperWorkerError } from "./engines/whisper/worker.js";
 import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pass.js";
 import { RelayServer } from "./relay-server.js";
+import { loadBesideGoogleSettings, loadRelayAuthSettings, loadServerSettings } from "./settings.js";
 import { TranscriptForwarder } from "./transcripts.js";
-import type { Log } from "./relay-server.js";
+import { lifecycle, runnerLog } from "./log.js";
+import type { Log } from "./log.js";
+import { withSpeechActivity } from "./speech-activity.js";
+import { callOwnLanguage, googleLanguage, whisperLanguage } from "./call-language.js";
+import type { LanguageOf } from "./call-language.js";
 import type { Engine } from "./engines/engine.js";
 
-const log: Log = (level, msg, fields) => {
-  if (level !== "info" || process.env["OZEN_LOG_LEVEL"] === "info")
-    console.warn(JSON.stringify({ level, msg, ...fields }));
-};
-
 function fatal(message: string): never {
-  console.error(JSON.stringify({ level: "error", msg: message }));
+  runnerLog({ minLevel: "warn" })("error", message);
   process.exit(2);
 }
-
-const { values } = parseArgs({
-  options: {
-    port: { type: "string", default: process.env["PORT"] ?? "8081" },
-    host: { type: "string", default: process.env["HOST"] ?? "127.0.0.1" },
-    engine: { type: "string", default: process.env["OZEN_ENGINE"] || "auto" },
-  },
-});
 
 function settings<T>(what: string, load: () => T): T {
   try {
     return load();
   } catch (e) {
-    if (e instanceof GoogleConfigError || e instanceof SettingError) fatal(`${what}: ${e.message}`);
+    if (e instanceof SettingError) fatal(`${what}: ${e.message}`);
     throw e;
   }
+}
+
+const serverSettings = settings("runner", () => loadServerSettings(process.env));
+
+const log: Log = runnerLog({ minLevel: serverSettings.OZEN_LOG_LEVEL });
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string", default: String(serverSettings.PORT) },
+    host: { type: "string", default: serverSettings.HOST },
+    engine: { type: "string", default: serverSettings.OZEN_ENGINE },
+    "insecure-local": { type: "boolean", default: false },
+  },
+});
+
+// before any engine starts: a runner that would take anyone's audio does not start by mistake
+const relayAuth = settings("runner", () => loadRelayAuthSettings(process.env));
+const insecureLocal = values["insecure-local"] === true || !relayAuth.OZEN_RELAY_AUTH;
+if (!relayAuth.RELAY_SECRET && !insecureLocal) {
+  fatal(
+    "RELAY_SECRET is not set: the runner would take any client's audio for any call. Set RELAY_SECRET (the same " +
+      "as the edge's), or for local development only start with --insecure-local (OZEN_RELAY_AUTH=off)",
+  );
+}
+if (relayAuth.RELAY_SECRET && insecureLocal) {
+  log("warn", "--insecure-local / OZEN_RELAY_AUTH=off ignored: RELAY_SECRET is set, relay credentials are checked");
 }
 
 /** Starts the worker; when it cannot start: stops the runner with its message, or (`optional`) says so and goes on without it. */
@@ -71,46 +94,59 @@ async function startWhisper(purpose: string, optional = false): Promise<WhisperE
   }
 }
 
-function googleEngine(): GoogleEngine {
+function googleEngine(): { google: GoogleEngine; languageOf: LanguageOf } {
   const config = settings("Google engine", () => loadGoogleConfig(process.env));
   if (!config.insecure) {
     const creds = findCredentials(process.env);
     if ("error" in creds) fatal(`Google engine: ${creds.error}`);
     log("info", "Google credentials", { source: creds.source });
   }
-  return new GoogleEngine(config, log);
+  return { google: new GoogleEngine(config, log), languageOf: googleLanguage(config) };
 }
 
-async function makeEngine(name: string): Promise<Engine> {
+/** The engine, and the language it transcribes a call in (for `call.started`). */
+interface ChosenEngine {
+  readonly engine: Engine;
+  readonly languageOf: LanguageOf;
+}
+
+async function whisperChoice(): Promise<ChosenEngine> {
+  const engine = (await startWhisper("engine"))!;
+  return { engine, languageOf: whisperLanguage(engine.config) };
+}
+
+async function makeEngine(name: string): Promise<ChosenEngine> {
   switch (name) {
     case "null":
-      return nullEngine;
+      return { engine: nullEngine, languageOf: callOwnLanguage };
     case "whisper":
-      return (await startWhisper("engine"))!;
+      return whisperChoice();
     case "auto": {
-      const insecure = process.env["GOOGLE_INSECURE"] === "true";
+      // only the switch that decides; the rest of the Google settings are checked when Google is chosen
+      const { GOOGLE_INSECURE } = GOOGLE_SETTINGS;
+      const insecure = settings("Google engine", () => readSettings({ GOOGLE_INSECURE }, process.env)).GOOGLE_INSECURE;
       const creds = findCredentials(process.env);
       if (!insecure && "error" in creds) {
         log("warn", "no Google credentials: transcribing with the whisper worker", { engine: "whisper" });
-        return (await startWhisper("engine"))!;
+        return whisperChoice();
       }
       return makeEngine("google");
     }
     case "google": {
-      const google = googleEngine();
-      const env = process.env;
-      const fallback = settings("runner", () => readChoice(env, "OZEN_FALLBACK", "auto", ["auto", "whisper", "none"]));
-      if (fallback === "none") return google;
-      const failover = settings("runner", () => readChoice(env, "OZEN_FAILOVER", "on", ["on", "off"])) === "on";
-      const finalPass = settings("runner", () => readChoice(env, "OZEN_FINAL_PASS", "on", ["on", "off"])) === "on";
-      if (!failover && !finalPass) return google;
+      const { google, languageOf } = googleEngine();
+      const beside = settings("runner", () => loadBesideGoogleSettings(process.env));
+      const fallback = beside.OZEN_FALLBACK;
+      if (fallback === "none") return { engine: google, languageOf };
+      const failover = beside.OZEN_FAILOVER;
+      const finalPass = beside.OZEN_FINAL_PASS;
+      if (!failover && !finalPass) return { engine: google, languageOf };
       const failoverConfig = settings("failover", () => loadFailoverConfig(process.env));
       const finalPassConfig = settings("final pass", () => loadFinalPassConfig(process.env));
       const whisper = await startWhisper("failover and final pass", fallback === "auto");
-      if (!whisper) return google;
+      if (!whisper) return { engine: google, languageOf };
       let engine: Engine = failover ? new FailoverEngine(google, whisper, failoverConfig, Date.now, log) : google;
       if (finalPass) engine = new FinalPassEngine(engine, whisper, finalPassConfig);
-      return engine;
+      return { engine, languageOf };
     }
     default:
       return fatal(`unknown engine ${JSON.stringify(name)}; available: auto, google, whisper, null`);
@@ -119,27 +155,35 @@ async function makeEngine(name: string): Promise<Engine> {
 
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`port ${JSON.stringify(values.port)} is not a TCP port`);
-const engine = await makeEngine(values.engine);
+// speech.started / speech.ended for every engine (docs/agent-control.md)
+const made = await makeEngine(values.engine);
+const engine = withSpeechActivity(made.engine);
+const languageOf = made.languageOf;
 const server = new RelayServer({
   engine,
   port,
   host: values.host,
   log,
+  ...(relayAuth.RELAY_SECRET ? { relaySecret: relayAuth.RELAY_SECRET } : { insecureLocal: true }),
+  ...(relayAuth.RUNNER_METRICS_TOKEN ? { metricsToken: relayAuth.RUNNER_METRICS_TOKEN } : {}),
+  relayBufferMs: relayAuth.RELAY_BUFFER_MS,
   listenerFor: (start, send, clock) =>
     new TranscriptForwarder({
       start,
       engine: engine.nameFor?.(start) ?? engine.name,
       profile: engine.profile,
+      language: languageOf(start),
       send,
       clock,
+      observe: (e) => server.metrics.observeEvent(e),
     }),
 });
 const bound = await server.listen();
-console.log(JSON.stringify({ level: "info", msg: "stt-runner listening", port: bound, engine: engine.name }));
+lifecycle("stt-runner listening", { port: bound, engine: engine.name });
 // Cloud Run sends SIGTERM and allows 10 s: move every call to another instance, then exit
 for (const sig of ["SIGTERM", "SIGINT"] as const) {
   process.once(sig, () => {
-    console.log(JSON.stringify({ level: "info", msg: "draining", signal: sig, activeCalls: server.activeCalls }));
+    lifecycle("draining", { signal: sig, activeCalls: server.activeCalls });
     void server
       .drain(8000)
       .then(() => engine.close?.())

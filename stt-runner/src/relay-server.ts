@@ -1,100 +1,160 @@
 /**
- * The runner's side of the relay (adapter): accepts the edge's persistent WebSocket per call,
- * acknowledges audio (arrival and commit), and drives one engine session per call.
+ * The runner's side of the relay (adapter): accepts the edge's persistent WebSocket per call and
+ * routes its messages to the call (`RunnerCall`, one engine session per call), whose delivery
+ * rules are the shared `RelayReceiver`'s.
+ *
+ * Who may speak for a call: every upgrade carries a credential the edge signed for one call
+ * (`X-Ozen-Relay-Credential`, shared/src/relay/credential.ts). It is checked in the HTTP upgrade,
+ * before the socket is accepted and before any engine session: missing, wrong, expired or
+ * replayed credentials get HTTP 401 (counted by reason in `relayAuthRefused`). The socket then
+ * carries that call and no other, with one `start` (`admitStart`); taking a call over from a
+ * live socket is the edge's own reconnect, with that call's credential. Without RELAY_SECRET the
+ * server refuses to exist unless told `insecureLocal` (local development, tests that say so).
  *
  * A call's session outlives its socket for `resumeGraceMs`, so an edge that reconnects and
  * replays unacknowledged blocks is deduplicated by seq: the engine sees every block once and in
- * order. On SIGTERM (`drain`) the runner stops taking calls, tells every edge to move
- * (`goaway`), and drops its engine sessions: the edges replay what was not committed to the
- * instance the platform routes them to.
+ * order, and gets the events the call produced meanwhile first. On SIGTERM (`drain`) the runner
+ * stops taking calls, tells every edge to move (`goaway`), and drops its engine sessions: the
+ * edges replay what was not committed to the instance the platform routes them to.
+ *
+ * `/healthz` and `/readyz` are open; `/stats` and `/metrics` need `Authorization: Bearer
+ * RUNNER_METRICS_TOKEN` (without one configured they answer 401 to everyone).
  */
 import { createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { WebSocketServer } from "ws";
 import type { RawData, WebSocket } from "ws";
-import { decodeAudioFrame, encodeControl, parseEdgeToRunner } from "@ozen/shared";
-import type { RelayStart } from "@ozen/shared";
-import type { Engine, EngineListener, EngineSession } from "./engines/engine.js";
+import {
+  CallTombstones,
+  RELAY_CREDENTIAL_HEADER,
+  RELAY_CREDENTIAL_REFUSALS,
+  RelayNonceCache,
+  admitSocket,
+  admitStart,
+  decodeAudioFrame,
+  encodeControl,
+  equalSecrets,
+  newRelayReceiverCounters,
+  parseEdgeToRunner,
+  verifyRelayCredential,
+} from "@ozen/shared";
+import type {
+  RelayClosing,
+  RelayCredentialRefusal,
+  RelayEventsLost,
+  RelayReceiverCounters,
+  RelayStart,
+} from "@ozen/shared";
+import type { Engine } from "./engines/engine.js";
+import { runnerLog } from "./log.js";
+import { LogLimiter } from "./log-limiter.js";
 import { Metrics } from "./metrics.js";
-import { ArrivalClock } from "./transcripts.js";
+import { PACE_HOLD_MS, RunnerCall } from "./runner-call.js";
+import type { ListenerFactory, Log, RunnerCallDeps } from "./runner-call.js";
 
-export type Log = (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+export type { Log } from "./runner-call.js";
+
+/** The edge's default RELAY_BUFFER_MS: the seq window and the pace's slack unless told otherwise. */
+export const DEFAULT_RELAY_BUFFER_MS = 120_000;
 
 export interface RelayServerOptions {
   readonly engine: Engine;
   readonly port: number;
   readonly host?: string;
-  /** How long a call whose socket dropped waits for the edge to come back. */
-  readonly resumeGraceMs?: number;
   /**
-   * Wraps the engine listener of each call (the transcript policy and event delivery go
-   * here); gets a `send` for relay text frames to the call's current socket.
+   * RELAY_SECRET, shared with the edge: every relay upgrade must carry a credential signed with
+   * it for the call it starts. Required unless `insecureLocal`.
    */
-  readonly listenerFor?: (
-    start: RelayStart,
-    send: (text: string) => void,
-    clock: ArrivalClock,
-  ) => EngineListener & { close?(): void };
+  readonly relaySecret?: string;
+  /**
+   * Takes relay sockets with no credential, for any call (local development and tests that say
+   * so; the runner logs it loudly). Ignored when `relaySecret` is set.
+   */
+  readonly insecureLocal?: boolean;
+  /** Bearer token for `/stats` and `/metrics` (RUNNER_METRICS_TOKEN); without it they answer 401. */
+  readonly metricsToken?: string;
+  /** How long a call whose socket dropped waits for the edge to come back, ms. */
+  readonly resumeGraceMs?: number;
+  /** The edge's relay buffer, ms (RELAY_BUFFER_MS): bounds a call's seq jumps and its pace. */
+  readonly relayBufferMs?: number;
+  /** Audio of one call that may wait for its pace before its socket is closed, ms (default `PACE_HOLD_MS`). */
+  readonly paceHoldMs?: number;
+  /**
+   * Wraps the engine listener of each call (the transcript policy and event delivery go here);
+   * gets a `send` for relay text frames to the call's current socket.
+   */
+  readonly listenerFor?: ListenerFactory;
   readonly log?: Log;
+  /** How often the rate-limited log lines' counts are summed up in one line each, ms. */
+  readonly logSummaryEveryMs?: number;
 }
 
-export interface RunnerCounters {
-  callsStarted: number;
-  callsResumed: number;
-  callsEnded: number;
-  callsRefused: number;
-  blocks: number;
-  duplicateBlocks: number;
-  gapBlocks: number;
-  audioSamples: number;
-  protocolErrors: number;
-}
+/** The runner's counters (`/stats`, `/metrics`): the relay receivers' (`RelayReceiverCounters`). */
+export type RunnerCounters = RelayReceiverCounters;
 
-interface CallEntry {
-  readonly start: RelayStart;
-  readonly session: EngineSession;
-  readonly listener: EngineListener & { close?(): void };
-  socket: WebSocket | undefined;
-  /** The next seq the engine should see. */
-  expected: number;
-  /** Blocks fed but not yet committed: [seq, endSample], oldest first. */
-  readonly uncommitted: [number, number][];
-  committedSeq: number;
-  expiry: ReturnType<typeof setTimeout> | undefined;
-  readonly clock: ArrivalClock;
-}
+/** Relay upgrades refused for their credential, by reason (`/stats` `relayAuthRefused`). */
+export type RelayAuthRefusals = Record<RelayCredentialRefusal, number>;
 
-const NOOP_LISTENER: EngineListener = { interim() {}, final() {}, failed() {} };
+/** The outcome of an upgrade's credential check: the call it opens (undefined: auth is off), or why not. */
+type UpgradeAuth =
+  | { readonly ok: true; readonly callSid: string | undefined }
+  | { readonly ok: false; readonly reason: RelayCredentialRefusal; readonly message: string };
+
+/** Per socket: the call its credential opens, and the call it carries once started. */
+interface SocketState {
+  readonly credentialCallSid: string | undefined;
+  call: RunnerCall | undefined;
+}
 
 export class RelayServer {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
-  private readonly calls = new Map<string, CallEntry>();
+  private readonly calls = new Map<string, RunnerCall>();
   private draining = false;
   readonly metrics = new Metrics();
-  readonly counters: RunnerCounters = {
-    callsStarted: 0,
-    callsResumed: 0,
-    callsEnded: 0,
-    callsRefused: 0,
-    blocks: 0,
-    duplicateBlocks: 0,
-    gapBlocks: 0,
-    audioSamples: 0,
-    protocolErrors: 0,
-  };
+  readonly counters: RunnerCounters = newRelayReceiverCounters();
+  readonly relayAuthRefused: RelayAuthRefusals = Object.fromEntries(
+    RELAY_CREDENTIAL_REFUSALS.map((r) => [r, 0]),
+  ) as RelayAuthRefusals;
   private readonly log: Log;
+  private readonly limiter = new LogLimiter();
+  private readonly summaryTimer: ReturnType<typeof setInterval>;
+  private readonly nonces = new RelayNonceCache();
+  private readonly tombstones = new CallTombstones();
+  private readonly callDeps: RunnerCallDeps;
 
   constructor(private readonly o: RelayServerOptions) {
-    this.log =
-      o.log ??
-      ((level, msg, fields) => {
-        if (level !== "info") console.warn(JSON.stringify({ level, msg, ...fields }));
+    if (!o.relaySecret && !o.insecureLocal) {
+      throw new Error(
+        "the runner needs RELAY_SECRET (the relay's shared secret with the edge); for local development only, " +
+          "start it with --insecure-local (OZEN_RELAY_AUTH=off)",
+      );
+    }
+    this.log = o.log ?? runnerLog({ minLevel: "warn" });
+    if (!o.relaySecret) {
+      this.log("error", "RELAY AUTHENTICATION IS OFF: anyone who reaches this port can start, join and feed any call", {
+        how: "--insecure-local / OZEN_RELAY_AUTH=off; for local development only",
       });
+    }
+    this.callDeps = {
+      engine: o.engine,
+      listenerFor: o.listenerFor,
+      counters: this.counters,
+      metrics: this.metrics,
+      log: this.log,
+      logLimited: (callSid, kind, msg, fields) => this.logLimited(callSid, kind, msg, fields),
+      resumeGraceMs: o.resumeGraceMs ?? 60_000,
+      relayBufferMs: o.relayBufferMs ?? DEFAULT_RELAY_BUFFER_MS,
+      paceHoldMs: o.paceHoldMs ?? PACE_HOLD_MS,
+      onEnded: (call, lost) => this.onCallEnded(call, lost),
+    };
     this.http = createServer((req, res) => this.onHttp(req, res));
-    this.wss = new WebSocketServer({ server: this.http, maxPayload: 1 << 20 });
-    this.wss.on("connection", (ws) => this.onConnection(ws));
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
+    this.http.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.summaryTimer = setInterval(() => this.logSummaries(), o.logSummaryEveryMs ?? 60_000);
+    this.summaryTimer.unref();
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -106,8 +166,16 @@ export class RelayServer {
     });
   }
 
+  /** Calls held: each has one engine session open (detached calls within their grace too). */
   get activeCalls(): number {
     return this.calls.size;
+  }
+
+  /** Whether the runner holds `callSid`, and with a socket (`attached`) or waiting for its edge (`detached`). */
+  callState(callSid: string): "attached" | "detached" | undefined {
+    const call = this.calls.get(callSid);
+    if (!call) return undefined;
+    return call.socket ? "attached" : "detached";
   }
 
   /**
@@ -116,29 +184,26 @@ export class RelayServer {
    */
   async drain(graceMs = 10_000): Promise<void> {
     this.draining = true;
-    for (const call of this.calls.values()) {
-      call.socket?.send(encodeControl({ type: "goaway", reason: "runner instance is shutting down" }));
-      call.socket?.close(1012, "service restart");
-    }
+    for (const call of this.calls.values()) call.drain();
     const deadline = Date.now() + graceMs;
     while (this.wss.clients.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     await this.close();
   }
 
   async close(): Promise<void> {
+    clearInterval(this.summaryTimer);
+    this.logSummaries();
     for (const ws of this.wss.clients) ws.terminate();
-    for (const c of this.calls.values()) {
-      if (c.expiry) clearTimeout(c.expiry);
-      c.listener.close?.();
-      void c.session.end();
-    }
+    for (const call of this.calls.values()) call.close();
     this.calls.clear();
     await new Promise<void>((r) => this.wss.close(() => r()));
+    this.http.closeAllConnections();
     await new Promise<void>((r) => this.http.close(() => r()));
   }
 
   private onHttp(req: IncomingMessage, res: ServerResponse): void {
-    switch (req.url) {
+    const path = new URL(req.url ?? "/", "http://runner").pathname;
+    switch (path) {
       case "/healthz":
         res.writeHead(200, { "Content-Type": "text/plain" }).end("ok\n");
         return;
@@ -148,25 +213,34 @@ export class RelayServer {
           .end(this.draining ? "draining\n" : "ready\n");
         return;
       case "/metrics":
-        res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4" }).end(
-          this.metrics.render({
-            ...this.counters,
-            activeCalls: this.calls.size,
-            draining: this.draining ? 1 : 0,
-            ...Object.fromEntries(
-              Object.entries(this.o.engine.stats?.() ?? {}).map(([k, v]) => [
-                `engine${k[0]!.toUpperCase()}${k.slice(1)}`,
-                v,
-              ]),
-            ),
-          }),
-        );
+        if (!this.metricsAllowed(req, res)) return;
+        void this.metrics
+          .render(
+            {
+              ...this.counters,
+              activeCalls: this.calls.size,
+              openSockets: this.wss.clients.size,
+              draining: this.draining ? 1 : 0,
+              ...Object.fromEntries(
+                Object.entries(this.o.engine.stats?.() ?? {}).map(([k, v]) => [
+                  `engine${k[0]!.toUpperCase()}${k.slice(1)}`,
+                  v,
+                ]),
+              ),
+            },
+            { relayAuthRefused: { label: "reason", values: this.relayAuthRefused } },
+          )
+          .then((text) => res.writeHead(200, { "Content-Type": this.metrics.contentType }).end(text));
         return;
       case "/stats":
+        if (!this.metricsAllowed(req, res)) return;
         res.writeHead(200, { "Content-Type": "application/json" }).end(
           JSON.stringify({
             ...this.counters,
+            relayAuth: this.o.relaySecret ? "on" : "off",
+            relayAuthRefused: this.relayAuthRefused,
             activeCalls: this.calls.size,
+            openSockets: this.wss.clients.size,
             engine: { name: this.o.engine.name, profile: this.o.engine.profile ?? null, ...this.o.engine.stats?.() },
           }),
         );
@@ -176,173 +250,206 @@ export class RelayServer {
     }
   }
 
-  private onConnection(ws: WebSocket): void {
-    if (this.draining) {
-      this.counters.callsRefused++;
-      ws.send(encodeControl({ type: "goaway", reason: "runner instance is shutting down" }));
-      ws.close(1013, "try again later");
+  /** `/stats` and `/metrics`: the bearer token must be RUNNER_METRICS_TOKEN; else 401 (answered here). */
+  private metricsAllowed(req: IncomingMessage, res: ServerResponse): boolean {
+    const token = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? "")?.[1] ?? "";
+    if (equalSecrets(token, this.o.metricsToken ?? "")) return true;
+    res
+      .writeHead(401, { "Content-Type": "text/plain", "WWW-Authenticate": 'Bearer realm="ozen-runner"' })
+      .end(this.o.metricsToken ? "a bearer token is required\n" : "RUNNER_METRICS_TOKEN is not configured\n");
+    return false;
+  }
+
+  // ---- the upgrade: the credential, before any socket or session ----
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on("error", () => socket.destroy());
+    void this.authenticate(req).then((auth) => {
+      if (!auth.ok) {
+        this.relayAuthRefused[auth.reason]++;
+        this.logLimited("", `auth_${auth.reason}`, "relay upgrade refused: credential", {
+          reason: auth.reason,
+          error: auth.message,
+        });
+        refuseUpgrade(socket, 401, `relay credential refused (${auth.reason}): ${auth.message}`);
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, auth.callSid));
+    });
+  }
+
+  private async authenticate(req: IncomingMessage): Promise<UpgradeAuth> {
+    const secret = this.o.relaySecret;
+    if (!secret) return { ok: true, callSid: undefined };
+    const header = req.headers[RELAY_CREDENTIAL_HEADER.toLowerCase()];
+    if (Array.isArray(header)) return { ok: false, reason: "malformed", message: "more than one credential header" };
+    const nowMs = Date.now();
+    const check = await verifyRelayCredential(secret, header, nowMs);
+    if (!check.ok) return check;
+    const replay = this.nonces.admit(check.credential, Date.now());
+    if (replay === "replayed") return { ok: false, reason: "replayed", message: "this credential was used already" };
+    if (replay === "full") {
+      return { ok: false, reason: "replay_cache_full", message: "too many live credentials; try again shortly" };
+    }
+    return { ok: true, callSid: check.credential.callSid };
+  }
+
+  // ---- sockets ----
+
+  private onConnection(ws: WebSocket, credentialCallSid: string | undefined): void {
+    const refusal = admitSocket(this.draining, this.counters);
+    if (refusal) {
+      ws.send(refusal.text);
+      ws.close(refusal.code, refusal.reason);
       return;
     }
-    let call: CallEntry | undefined;
+    const state: SocketState = { credentialCallSid, call: undefined };
     ws.on("message", (data: RawData, isBinary: boolean) => {
+      if (ws.readyState !== ws.OPEN) return; // closing: what was in flight is not taken
       try {
-        call = this.onMessage(ws, call, data, isBinary);
+        this.onMessage(ws, state, data, isBinary);
       } catch (e) {
         // one call's bad frame (or a bug it trips) never takes the runner and its other calls down
-        this.protocolError(ws, "internal", `message could not be handled: ${String(e)}`);
+        this.protocolError(ws, state, "internal", `message could not be handled: ${String(e)}`);
       }
     });
-    ws.on("close", () => {
-      if (call && call.socket === ws) this.detach(call);
-    });
+    ws.on("close", () => state.call?.detach(ws));
     ws.on("error", () => ws.terminate());
   }
 
-  private onMessage(
-    ws: WebSocket,
-    call: CallEntry | undefined,
-    data: RawData,
-    isBinary: boolean,
-  ): CallEntry | undefined {
-    {
-      if (isBinary) {
-        if (!call) this.protocolError(ws, "audio_before_start", "audio arrived before start");
-        else this.onAudio(ws, call, data as Buffer);
-        return call;
+  private onMessage(ws: WebSocket, state: SocketState, data: RawData, isBinary: boolean): void {
+    if (isBinary) {
+      const call = state.call;
+      if (!call) {
+        this.protocolError(ws, state, "audio_before_start", "audio arrived before start");
+        return;
       }
-      const r = parseEdgeToRunner(data.toString());
+      const r = decodeAudioFrame(data as Buffer);
       if (!r.ok) {
-        this.protocolError(ws, "bad_message", r.message);
-        return call;
+        this.protocolError(ws, state, "bad_audio", r.message);
+        return;
       }
-      const m = r.message;
-      switch (m.type) {
-        case "start":
-          return this.onStart(ws, m);
-        case "stop":
-          if (call) void this.endCall(call, m.reason);
-          return call;
-        case "ping":
-          ws.send(encodeControl({ type: "pong", id: m.id }));
-          return call;
-        default:
-          return call;
+      if (r.frame.callId !== call.start.callSid) {
+        this.protocolError(ws, state, "bad_audio", "audio frame names another call than this socket's");
+        return;
       }
+      const problem = call.frameProblem(r.frame);
+      if (problem) {
+        this.protocolError(ws, state, "bad_audio", problem);
+        return;
+      }
+      const closing = call.audio(r.frame, Date.now());
+      if (closing) this.closeSocket(ws, state, closing);
+      return;
+    }
+    const r = parseEdgeToRunner(data.toString());
+    if (!r.ok) {
+      this.protocolError(ws, state, "bad_message", r.message);
+      return;
+    }
+    const m = r.message;
+    switch (m.type) {
+      case "start":
+        this.onStart(ws, state, m);
+        return;
+      case "stop":
+        if (state.call) void state.call.end(m.reason);
+        return;
+      case "ping":
+        ws.send(encodeControl({ type: "pong", id: m.id }));
+        return;
+      default:
+        return;
     }
   }
 
-  private onStart(ws: WebSocket, start: RelayStart): CallEntry {
+  /** A start on `ws`: refused, or resumes the call the runner holds, or opens a new one. */
+  private onStart(ws: WebSocket, state: SocketState, start: RelayStart): void {
+    const refusal = admitStart(start, state.credentialCallSid, state.call !== undefined, this.counters);
+    if (refusal) {
+      this.closeSocket(ws, state, refusal);
+      return;
+    }
     const existing = this.calls.get(start.callSid);
     if (existing) {
-      if (existing.expiry) clearTimeout(existing.expiry);
-      existing.expiry = undefined;
-      if (existing.socket && existing.socket !== ws) existing.socket.close(1000, "replaced by a newer socket");
-      existing.socket = ws;
-      this.counters.callsResumed++;
-      // blocks the engine already has are acknowledged again, so the edge can forget them
-      if (existing.expected > 0) this.ack(existing);
-      return existing;
+      state.call = existing;
+      existing.resume(ws);
+      return;
     }
-    const send = (text: string) => {
-      // the call's current socket (it changes on reconnect); the opening one while the call is set up
-      const entry = this.calls.get(start.callSid);
-      const s = entry ? entry.socket : ws;
-      if (s && s.readyState === s.OPEN) s.send(text);
-    };
-    const clock = new ArrivalClock();
-    const listener = this.o.listenerFor?.(start, send, clock) ?? NOOP_LISTENER;
-    const entry: CallEntry = {
-      start,
-      listener,
-      session: this.o.engine.open(start, {
-        interim: (r) => listener.interim(r),
-        final: (r) => {
-          listener.final(r);
-          // a final moves the commit point: tell the edge it may forget that audio
-          queueMicrotask(() => this.ack(entry));
-        },
-        failed: (f) => listener.failed(f),
-        switched: (x) => listener.switched?.(x),
-      }),
-      socket: ws,
-      expected: start.resumeFromSeq,
-      uncommitted: [],
-      committedSeq: start.resumeFromSeq - 1,
-      expiry: undefined,
-      clock,
-    };
-    if (start.resumeFromSeq > 0) this.counters.callsResumed++;
-    this.counters.callsStarted++;
-    this.calls.set(start.callSid, entry);
-    return entry;
+    const lost = this.tombstones.take(start.callSid, Date.now());
+    if (lost !== undefined) ws.send(lost); // first: what the edge's close-out records as lost
+    const call = new RunnerCall(start, ws, this.callDeps);
+    state.call = call;
+    this.calls.set(start.callSid, call);
   }
 
-  private onAudio(ws: WebSocket, call: CallEntry, data: Buffer): void {
-    const r = decodeAudioFrame(data);
-    if (!r.ok) return this.protocolError(ws, "bad_audio", r.message);
-    const { seq, pcm, startSample } = r.frame;
-    if (seq < call.expected) {
-      this.counters.duplicateBlocks++;
-    } else {
-      if (seq > call.expected) {
-        this.counters.gapBlocks += seq - call.expected;
-        this.log("warn", "audio blocks missing from the edge", {
-          callSid: call.start.callSid,
-          expected: call.expected,
-          got: seq,
-        });
-      }
-      call.expected = seq + 1;
-      this.counters.blocks++;
-      this.counters.audioSamples += pcm.length;
-      call.uncommitted.push([seq, startSample + pcm.length]);
-      call.clock.record(((startSample + pcm.length) * 1000) / r.frame.sampleRateHz, Date.now());
-      const t0 = performance.now();
-      call.session.feed(pcm, startSample);
-      this.metrics.observeFeed(performance.now() - t0);
+  private onCallEnded(call: RunnerCall, lost: RelayEventsLost): void {
+    const callSid = call.start.callSid;
+    if (this.calls.get(callSid) === call) this.calls.delete(callSid);
+    if (lost.events > 0) {
+      this.tombstones.remember(callSid, lost, Date.now());
+      this.log("warn", "call ended with transcript events no edge received", { callSid, ...lost });
     }
-    this.ack(call);
+    this.logSummaries(callSid);
   }
 
-  /** Acks arrival up to `expected - 1` and commit up to the engine's committed sample. */
-  private ack(call: CallEntry): void {
-    const committedSample = call.session.committedSample;
-    const u = call.uncommitted;
-    let n = 0;
-    while (n < u.length && (committedSample === undefined || u[n]![1] <= committedSample)) n++;
-    if (n > 0) {
-      call.committedSeq = u[n - 1]![0];
-      u.splice(0, n);
-    }
-    if (call.socket && call.socket.readyState === call.socket.OPEN) {
-      call.socket.send(encodeControl({ type: "ack", seq: call.expected - 1, committedSeq: call.committedSeq }));
-    }
+  /** Sends the socket its last word and closes it (the call it carries, if any, is detached). */
+  private closeSocket(ws: WebSocket, state: SocketState, closing: RelayClosing): void {
+    this.logLimited(state.call?.start.callSid ?? "", `close_${closing.code}`, "relay socket closed: refused", {
+      close: closing.code,
+      reason: closing.reason,
+    });
+    ws.send(closing.text);
+    ws.close(closing.code, closing.reason);
   }
 
-  private detach(call: CallEntry): void {
-    call.socket = undefined;
-    if (this.draining) return;
-    call.expiry = setTimeout(() => void this.endCall(call, "edge did not come back"), this.o.resumeGraceMs ?? 60_000);
-  }
-
-  private async endCall(call: CallEntry, reason: string): Promise<void> {
-    if (this.calls.get(call.start.callSid) !== call) return;
-    if (call.expiry) clearTimeout(call.expiry);
-    call.expiry = undefined;
-    this.counters.callsEnded++;
-    this.log("info", "call ended", { callSid: call.start.callSid, reason });
-    await call.session.end();
-    // everything the engine will say is said: all audio is committed
-    if (call.uncommitted.length > 0) call.committedSeq = call.uncommitted[call.uncommitted.length - 1]![0];
-    call.uncommitted.length = 0;
-    this.ack(call);
-    call.listener.close?.();
-    this.calls.delete(call.start.callSid);
-  }
-
-  private protocolError(ws: WebSocket, code: string, message: string): void {
+  private protocolError(ws: WebSocket, state: SocketState, code: string, message: string): void {
     this.counters.protocolErrors++;
-    this.log("warn", "relay protocol error", { code, error: message });
+    this.logLimited(state.call?.start.callSid ?? "", code, "relay protocol error", { code, error: message });
     ws.send(encodeControl({ type: "error", code, message }));
   }
+
+  // ---- rate-limited logs ----
+
+  private logLimited(callSid: string, kind: string, msg: string, fields?: Record<string, unknown>): void {
+    if (this.limiter.hit(callSid, kind)) {
+      this.log("warn", msg, {
+        ...(callSid ? { callSid } : {}),
+        kind,
+        ...fields,
+        note: "first of its kind; more are counted",
+      });
+    }
+  }
+
+  /** One line per (call, kind) with occurrences not logged; `callSid`: that call's, forgotten (it ended). */
+  private logSummaries(callSid?: string): void {
+    const flushed = callSid === undefined ? this.limiter.flush() : this.limiter.flush({ callSid, forget: true });
+    for (const s of flushed) {
+      this.log("warn", "repeated relay problems (not logged one by one)", {
+        ...(s.callSid ? { callSid: s.callSid } : {}),
+        kind: s.kind,
+        count: s.suppressed,
+      });
+    }
+  }
+}
+
+/** Answers an upgrade with a plain HTTP error and closes the connection: no socket, no session. */
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = `${message}\n`;
+  socket.once("finish", () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Error"}\r\n` +
+      "Connection: close\r\n" +
+      "Content-Type: text/plain; charset=utf-8\r\n" +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'WWW-Authenticate: OzenRelay realm="ozen-relay"\r\n' +
+      "\r\n" +
+      body,
+  );
 }

@@ -4,7 +4,14 @@
  * latency: that wall time minus the time the audio it reaches arrived at the runner.
  */
 import { TranscriptPolicy, encodeControl } from "@ozen/shared";
-import type { EngineProfile, PolicyOptions, RelayStart, TranscriptEvent } from "@ozen/shared";
+import type {
+  EngineProfile,
+  PolicyOptions,
+  RelayStart,
+  SpeechActivity,
+  TranscriptEvent,
+  UndeliveredKind,
+} from "@ozen/shared";
 import type { EngineFailure, EngineFinal, EngineInterim, EngineListener, EngineSwitch } from "./engines/engine.js";
 
 /** When each block of call audio arrived (wall ms), to time results against. */
@@ -36,10 +43,18 @@ export interface TranscriptForwarderOptions {
   readonly engine: string;
   /** The engine's profile, for `call.started`. */
   readonly profile?: EngineProfile;
-  readonly send: (text: string) => void;
+  /**
+   * The language the engine transcribes this call in (BCP-47), for `call.started` and the
+   * polish of finals (`call-language.ts`); default: the call's `ozen_language`, else Hebrew.
+   */
+  readonly language?: string;
+  /** A relay text frame to the call's edge; `kind` tells partials and finals apart (see `EventSend`). */
+  readonly send: (text: string, kind?: UndeliveredKind) => void;
   readonly clock: ArrivalClock;
   readonly now?: () => number;
   readonly policy?: PolicyOptions;
+  /** Sees every event sent (the runner's metrics). */
+  readonly observe?: (e: TranscriptEvent) => void;
 }
 
 /**
@@ -60,7 +75,7 @@ export class TranscriptForwarder implements EngineListener {
     this.engine = o.engine;
     this.policy = new TranscriptPolicy(o.start.callSid, {
       ...o.policy,
-      language: o.policy?.language ?? o.start.customParameters["ozen_language"] ?? "he",
+      language: o.language ?? o.policy?.language ?? o.start.customParameters["ozen_language"] ?? "he",
     });
     this.send(this.policy.start(o.engine, this.now(), o.profile));
   }
@@ -94,6 +109,18 @@ export class TranscriptForwarder implements EngineListener {
     this.schedule();
   }
 
+  /** Voice activity (the speech activity wrapper): `speech.started` / `speech.ended` with call audio times. */
+  speech(a: SpeechActivity): void {
+    if (this.closed) return;
+    const { callSid } = this.o.start;
+    const wallMs = this.now();
+    this.send([
+      a.kind === "started"
+        ? { v: 1, type: "speech.started", callSid, wallMs, audioMs: a.audioMs }
+        : { v: 1, type: "speech.ended", callSid, wallMs, audioMs: a.audioMs, startAudioMs: a.startAudioMs },
+    ]);
+  }
+
   close(): void {
     if (this.timer) clearTimeout(this.timer);
     if (this.closed) return;
@@ -117,7 +144,10 @@ export class TranscriptForwarder implements EngineListener {
   }
 
   private send(events: readonly TranscriptEvent[]): void {
-    for (const e of events)
-      this.o.send(encodeControl({ type: "event", event: e as unknown as Record<string, unknown> }));
+    for (const e of events) {
+      const kind = e.type === "final" ? "final" : e.type === "partial" || e.type === "meaningful" ? "partial" : "other";
+      this.o.send(encodeControl({ type: "event", event: e }), kind);
+      this.o.observe?.(e);
+    }
   }
 }

@@ -83,7 +83,7 @@ describe("final pass and whisper settings", () => {
     expect(loadFinalPassConfig({})).toEqual({ timeoutMs: 1000, prefer: "primary", bufferMaxS: 60 });
     expect(loadFinalPassConfig({ OZEN_FINAL_PASS_PREFER: "whisper" }).prefer).toBe("whisper");
     expect(() => loadFinalPassConfig({ OZEN_FINAL_PASS_PREFER: "both" })).toThrow(
-      'OZEN_FINAL_PASS_PREFER is "both", expected google, whisper',
+      'OZEN_FINAL_PASS_PREFER is "both", expected one of google, whisper',
     );
     expect(() => loadFinalPassConfig({ OZEN_FINAL_PASS_TIMEOUT_MS: "60000" })).toThrow(
       'OZEN_FINAL_PASS_TIMEOUT_MS is "60000", expected a number from 50 to 30000',

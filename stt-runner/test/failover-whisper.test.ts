@@ -16,8 +16,8 @@ import { GoogleEngine } from "../src/engines/google/engine.js";
 import { WhisperEngine } from "../src/engines/whisper/engine.js";
 import { FinalPassEngine } from "../src/engines/whisper/final-pass.js";
 import { ArrivalClock, TranscriptForwarder } from "../src/transcripts.js";
-import { startSpeechServer } from "./google-grpc.js";
-import type { SpeechServer } from "./google-grpc.js";
+import { startSpeechServer } from "../src/testing/google-grpc.js";
+import type { SpeechServer } from "../src/testing/google-grpc.js";
 import {
   callOf,
   callStart,
@@ -119,8 +119,8 @@ describe.skipIf(skip !== undefined)("failover from Google to the whisper worker"
   });
 
   it("moves a call whose Google stream fails past its retry budget, replaying from Google's last final", async () => {
-    const first = callOf(loadCallAudio("agent-pass.wav"), 1500);
-    const second = callOf(loadCallAudio("dir-instr.wav"), 1500);
+    const first = callOf(loadCallAudio("password"), 1500);
+    const second = callOf(loadCallAudio("directory"), 1500);
     // Google finals the first utterance, then its stream fails 2 s into the second one
     speech.behaviour.scriptedFinals = [{ afterRequests: blocksOf(first), text: "google heard the first" }];
     speech.behaviour.failOnceAfterRequests = blocksOf(first) + 20;
@@ -153,7 +153,7 @@ describe.skipIf(skip !== undefined)("failover from Google to the whisper worker"
 
   it("moves a call when Google says nothing while speech is present, after the configured time", async () => {
     speech.behaviour.silent = true;
-    const pcm = callOf(loadCallAudio("agent-pass.wav"), 1200, loadCallAudio("dir-instr.wav"), 1500);
+    const pcm = callOf(loadCallAudio("password"), 1200, loadCallAudio("directory"), 1500);
     const engine = failover({ OZEN_FAILOVER_NO_RESULT_MS: "2000" });
     let r: CallResult;
     try {
@@ -187,7 +187,7 @@ describe.skipIf(skip !== undefined)("failover from Google to the whisper worker"
   it("opens the breaker after N failures: new calls go to whisper, and a probe after the cool-down closes it", async () => {
     let nowMs = 0; // the breaker's clock, moved by hand
     const engine = failover({ OZEN_BREAKER_FAILURES: "2", OZEN_BREAKER_COOLDOWN_MS: "30000" }, () => nowMs);
-    const short = callOf(loadCallAudio("conf-getchannel.wav"), 1000);
+    const short = callOf(loadCallAudio("channel"), 1000);
     for (const sid of ["CAbrk1", "CAbrk2"]) {
       speech.behaviour.failOnceAfterRequests = 5;
       const r = await runCall(engine, sid, short, 4);
@@ -240,7 +240,7 @@ describe.skipIf(skip !== undefined)("failover with a worker that is gone", () =>
       expect(doomed.available).toBe(false);
       const engine = new FailoverEngine(google(), doomed, loadFailoverConfig({ OZEN_BREAKER_FAILURES: "1" }));
       speech.behaviour.failOnceAfterRequests = 5;
-      const r = await runCall(engine, "CAnowhere", callOf(loadCallAudio("conf-getchannel.wav"), 500), 4);
+      const r = await runCall(engine, "CAnowhere", callOf(loadCallAudio("channel"), 500), 4);
       expect(r.switches).toEqual([expect.objectContaining({ from: "google-v1", to: "none" })]);
       expect(engine.counters.switchesFailed).toBe(0);
       // the breaker is open, but whisper cannot take calls: the next call still goes to Google
@@ -265,8 +265,8 @@ describe.skipIf(skip !== undefined)("final pass: whisper re-decodes each Google 
     speech?.close();
   });
 
-  const first = callOf(loadCallAudio("agent-pass.wav"), 1200);
-  const second = callOf(loadCallAudio("conf-getchannel.wav"), 1200);
+  const first = callOf(loadCallAudio("password"), 1200);
+  const second = callOf(loadCallAudio("channel"), 1200);
 
   it("keeps Google's text and adds whisper's for the same audio", async () => {
     speech.behaviour.scriptedFinals = [
@@ -303,7 +303,7 @@ describe.skipIf(skip !== undefined)("final pass: whisper re-decodes each Google 
     speech.behaviour.failOnceAfterRequests = blocksOf(first) + 10;
     const fo = new FailoverEngine(google(), whisper, loadFailoverConfig({ OZEN_FAILOVER_NO_RESULT_MS: "0" }));
     const engine = new FinalPassEngine(fo, whisper, { timeoutMs: 10_000, prefer: "primary", bufferMaxS: 60 });
-    const r = await runCall(engine, "CAcomposed", callOf(first, loadCallAudio("dir-instr.wav"), 1500), 2);
+    const r = await runCall(engine, "CAcomposed", callOf(first, loadCallAudio("directory"), 1500), 2);
     expect(
       r.events
         .map((e) => (e.type === "final" ? `final:${e.engine}` : e.type))

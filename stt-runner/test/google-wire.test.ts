@@ -9,8 +9,8 @@ import type { RelayStart } from "@ozen/shared";
 import { loadGoogleConfig } from "../src/engines/google/config.js";
 import { GoogleEngine } from "../src/engines/google/engine.js";
 import type { EngineFinal, EngineInterim } from "../src/engines/engine.js";
-import { startSpeechServer, wordBlock } from "./google-grpc.js";
-import type { SpeechServer } from "./google-grpc.js";
+import { startSpeechServer, wordBlock } from "../src/testing/google-grpc.js";
+import type { SpeechServer } from "../src/testing/google-grpc.js";
 
 let speech: SpeechServer;
 let port: number;
@@ -52,7 +52,9 @@ async function runCall(env: Record<string, string>) {
   });
   for (let i = 0; i < 5; i++) session.feed(new Int16Array(800).fill(i * 100), i * 800);
   const deadline = Date.now() + 5000;
-  while (interims.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  while (interims.length === 0 && failures.length === 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
   await session.end();
   await engine.close();
   return { interims, finals, failures };
@@ -125,6 +127,44 @@ describe("Google engine on the wire (official client, Google's protos)", () => {
     const models = seen.slice(before).map((s) => s.requests[0]?.streaming_config?.config?.model);
     expect(models.slice(0, 2)).toEqual(["telephony", "latest_long"]);
     expect(finals.map((f) => f.text)).toEqual(["שלום עולם"]);
+  });
+
+  it("v2: moves down the chain when a model does not exist in the recognizer's location", async () => {
+    speech.behaviour.modelsMissingInLocation = new Set(["chirp_3"]);
+    const before = seen.length;
+    const { finals, failures } = await runCall({
+      GOOGLE_API: "v2",
+      GOOGLE_PROJECT: "ozen-test",
+      GOOGLE_LOCATION: "global",
+      GOOGLE_ENDPOINT: `127.0.0.1:${port}`,
+      GOOGLE_MODELS: "chirp_3,long",
+    });
+    speech.behaviour.modelsMissingInLocation = undefined;
+    const streams = seen.slice(before);
+    expect(streams.map((s) => s.requests[0]?.recognizer)).toEqual([
+      "projects/ozen-test/locations/global/recognizers/_",
+      "projects/ozen-test/locations/global/recognizers/_",
+    ]);
+    expect(streams.map((s) => s.requests[0]?.streaming_config?.config?.model)).toEqual(["chirp_3", "long"]);
+    expect(finals.map((f) => f.text)).toEqual(["שלום עולם"]);
+    expect(failures).toEqual([]);
+  });
+
+  it("v2: hands the call over, naming the models, when no model in the chain exists there", async () => {
+    speech.behaviour.modelsMissingInLocation = new Set(["chirp_3", "chirp_2"]);
+    const { failures } = await runCall({
+      GOOGLE_API: "v2",
+      GOOGLE_PROJECT: "ozen-test",
+      GOOGLE_MODELS: "chirp_3,chirp_2",
+    });
+    speech.behaviour.modelsMissingInLocation = undefined;
+    expect(failures).toEqual([
+      {
+        code: "model_unsupported",
+        message: expect.stringMatching(/chirp_3.*chirp_2.*does not exist in the location named "global"/),
+        resumeFromMs: 0,
+      },
+    ]);
   });
 
   it("crosses several stream restarts and a dropped stream with every word exactly once", async () => {

@@ -12,8 +12,8 @@ import { GoogleEngine } from "../src/engines/google/engine.js";
 import { nullEngine } from "../src/engines/null.js";
 import { WhisperEngine } from "../src/engines/whisper/engine.js";
 import { FinalPassEngine } from "../src/engines/whisper/final-pass.js";
-import { startSpeechServer } from "./google-grpc.js";
-import type { SpeechServer } from "./google-grpc.js";
+import { startSpeechServer } from "../src/testing/google-grpc.js";
+import type { SpeechServer } from "../src/testing/google-grpc.js";
 import {
   callOf,
   callStart,
@@ -80,7 +80,7 @@ describe.skipIf(skip !== undefined)("the engine contract", () => {
   it.each(engines)(
     "%s: finals in order within the fed audio, a commit point that only moves forward, silence after end",
     async (_name, make, script) => {
-      const pcm = callOf(loadCallAudio("agent-pass.wav"), 1200, loadCallAudio("dir-instr.wav"), 1200);
+      const pcm = callOf(loadCallAudio("password"), 1200, loadCallAudio("directory"), 1200);
       const blocks = Math.ceil(pcm.length / 800);
       script(blocks);
       const engine = make();

@@ -24,7 +24,7 @@ import {
 } from "./whisper-helpers.js";
 
 const skip = whisperSkipReason();
-/** The words of the first prompt of the test call (agent-pass: "Please enter your password ..."). */
+/** The words of the first prompt of the test call (`password`: "Please enter your password ..."). */
 const PASSWORD_PROMPT = ["please", "enter", "your", "password", "followed", "by", "the", "pound", "key"];
 if (skip) console.warn(`whisper engine tests skipped: ${skip}`);
 
@@ -56,8 +56,8 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
 
   it("as the only engine, gives finals with the right words, in call time", async () => {
     const c = collect();
-    const first = loadCallAudio("agent-pass.wav"); // "Please enter your password followed by the pound key."
-    const second = loadCallAudio("dir-instr.wav"); // "If this is the person you are looking for, press 1 now. ..."
+    const first = loadCallAudio("password"); // "Please enter your password followed by the pound key."
+    const second = loadCallAudio("directory"); // "... person ... looking ... press ... star ... now"
     const call = callOf(first, 1200, second, 1000);
     const session = engine.open(callStart("CAwhisperonly"), c.listener);
     await play(session, call, { speed: 2 });
@@ -79,8 +79,8 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
 
   it("restarts a worker killed mid-call; the call goes on with nothing lost or doubled", async () => {
     const c = collect();
-    const first = loadCallAudio("agent-pass.wav");
-    const second = loadCallAudio("dir-instr.wav");
+    const first = loadCallAudio("password");
+    const second = loadCallAudio("directory");
     const call = callOf(first, 1200, second, 1500);
     const session = engine.open(callStart("CAkilled"), c.listener);
     const restartsBefore = engine.worker.counters.restarts;
@@ -117,8 +117,8 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     const { engine: watched } = await WhisperEngine.start(testWhisperConfig({ WHISPER_WATCHDOG_MS: "2000" }));
     try {
       const c = collect();
-      const first = loadCallAudio("agent-pass.wav");
-      const second = loadCallAudio("dir-instr.wav");
+      const first = loadCallAudio("password");
+      const second = loadCallAudio("directory");
       const session = watched.open(callStart("CAhung"), c.listener);
       let stoppedPid: number | undefined;
       const secondStartMs = ((first.length + 9600) / 8000) * 1000;
@@ -151,7 +151,7 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     );
     try {
       const c = collect();
-      const prompt = loadCallAudio("agent-pass.wav"); // "Please enter your password followed by the pound key."
+      const prompt = loadCallAudio("password"); // "Please enter your password followed by the pound key."
       const session = watched.open(callStart("CAhungAtHangUp"), c.listener);
       let stoppedPid: number | undefined;
       await play(session, callOf(prompt, 500), {
@@ -191,7 +191,7 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
         final() {},
         failed: (f) => failures.push(f),
       });
-      session.feed(loadCallAudio("agent-pass.wav"), 0);
+      session.feed(loadCallAudio("password"), 0);
       rmSync(dir, { recursive: true });
       process.kill(doomed.worker.pid!, "SIGKILL");
       for (let i = 0; i < 300 && failures.length === 0; i++) await sleep(100);
@@ -231,7 +231,12 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
       ["--import", "tsx", path.join(repo, "stt-runner/src/main.ts"), "--port", "0", "--engine", "whisper"],
       {
         cwd: repo,
-        env: { ...process.env, WHISPER_MODEL: "/no/such/model", WHISPER_LANGUAGE: "en" },
+        env: {
+          ...process.env,
+          WHISPER_MODEL: "/no/such/model",
+          WHISPER_LANGUAGE: "en",
+          RELAY_SECRET: "whisper-engine-relay-secret",
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -242,8 +247,9 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     expect(code).toBe(2);
     expect(stdout).not.toMatch(/listening/);
-    const last = JSON.parse(stderr.trim().split("\n").pop()!) as { level: string; msg: string };
-    expect(last.level).toBe("error");
-    expect(last.msg).toMatch(/^whisper engine \(engine\): the whisper worker cannot start: .*\/no\/such\/model/);
+    // Cloud Logging's shape (log.ts): the level as severity, the text as message
+    const last = JSON.parse(stderr.trim().split("\n").pop()!) as { severity: string; message: string };
+    expect(last.severity).toBe("ERROR");
+    expect(last.message).toMatch(/^whisper engine \(engine\): the whisper worker cannot start: .*\/no\/such\/model/);
   }, 60_000);
 });

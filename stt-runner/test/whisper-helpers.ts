@@ -1,20 +1,23 @@
 /**
- * What the whisper tests share: where the worker's venv and the speech data are (tests skip with
- * the reason when either is missing), an 8 kHz WAV reader, Twilio's mu-law round trip, and a
- * paced player that feeds a session 100 ms blocks the way the relay does.
+ * What the whisper tests share: where the worker's venv is (tests skip with the reason when it is
+ * missing), the test speech (real Asterisk prompts from ../shared/data when it is there, else the
+ * project's own espeak-ng recordings of the same prompts: tools/src/speech-data.ts), Twilio's mu-law
+ * round trip, and a paced player that feeds a session 100 ms blocks the way the relay does.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { decodeMulaw, encodeMulaw } from "@ozen/shared";
+import { decodeMulaw } from "@ozen/shared";
 import type { RelayStart } from "@ozen/shared";
+import { loadAudio8k } from "../../tools/src/audio.js";
+import { testSpeech } from "../../tools/src/speech-data.js";
+import type { TestUtterance } from "../../tools/src/speech-data.js";
 import type { EngineSession } from "../src/engines/engine.js";
 import { loadWhisperConfig } from "../src/engines/whisper/config.js";
 import type { WhisperConfig } from "../src/engines/whisper/config.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, "../..");
-export const asteriskDir = path.resolve(repo, "../shared/data/en/asterisk-8k");
 const workerDir = path.join(repo, "stt-runner/whisper");
 const python = path.join(workerDir, ".venv/bin/python");
 
@@ -22,7 +25,6 @@ const python = path.join(workerDir, ".venv/bin/python");
 export function whisperSkipReason(): string | undefined {
   if (!existsSync(python)) return `no worker venv at ${python} (run make install)`;
   if (!existsSync(path.join(workerDir, "ozen_whisper", "server.py"))) return "the worker has no serve command yet";
-  if (!existsSync(asteriskDir)) return `no speech data at ${asteriskDir}`;
   return undefined;
 }
 
@@ -39,33 +41,14 @@ export function testWhisperConfig(env: Record<string, string> = {}): WhisperConf
   });
 }
 
-/** An 8 kHz mono PCM16 WAV, through Twilio's mu-law and back (what the runner gets from the edge). */
-export function loadCallAudio(name: string): Int16Array {
-  const bytes = readFileSync(path.join(asteriskDir, name));
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = 12;
-  let rate = 0;
-  let bits = 0;
-  let channels = 0;
-  while (at + 8 <= bytes.length) {
-    const id = bytes.toString("ascii", at, at + 4);
-    const size = view.getUint32(at + 4, true);
-    if (id === "fmt ") {
-      channels = view.getUint16(at + 10, true);
-      rate = view.getUint32(at + 12, true);
-      bits = view.getUint16(at + 22, true);
-    } else if (id === "data") {
-      if (rate !== 8000 || bits !== 16 || channels !== 1) {
-        throw new Error(`${name} is ${rate} Hz ${bits}-bit ${channels} ch, expected 8000 Hz 16-bit mono`);
-      }
-      const n = Math.min(size, bytes.length - at - 8) >> 1;
-      const pcm = new Int16Array(n);
-      for (let i = 0; i < n; i++) pcm[i] = view.getInt16(at + 8 + i * 2, true);
-      return decodeMulaw(encodeMulaw(pcm));
-    }
-    at += 8 + size + (size & 1);
-  }
-  throw new Error(`${name} has no data chunk`);
+/**
+ * One of the test prompts as the runner gets it from the edge: 8 kHz, through Twilio's mu-law and
+ * back. `password`: "Please enter your password followed by the pound key."; `directory`: a
+ * prompt with "if", "person", "looking", "press", "star" and "now"; `channel`: "Please enter the
+ * channel number followed by the pound key."
+ */
+export function loadCallAudio(name: TestUtterance): Int16Array {
+  return decodeMulaw(loadAudio8k(testSpeech(name).path).mulaw);
 }
 
 /** Call audio made of pieces: recordings and silences (ms). */

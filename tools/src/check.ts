@@ -4,25 +4,26 @@
  * the call API, then the edge's record of the call; each check printed with its value, limit and
  * verdict. Exit status 0 only when every check passes.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import * as util from "node:util";
 import { MULAW_SILENCE } from "@ozen/shared";
 import type { CallStartedEvent } from "@ozen/shared";
-import { fail, positive } from "./args.js";
+import { fail, parseCommand, positive } from "./args.js";
 import { loadAudio8k } from "./audio.js";
 import { evaluate } from "./check/evaluate.js";
+import { CHECK } from "./commands.js";
 import type { CallMeasurements, CheckReport, EdgeCallStats, ObservedPartial } from "./check/evaluate.js";
 import { followEvents } from "./check/events.js";
 import { DEFAULT_CHECKS, limitText, parseLimitOverride } from "./check/limits.js";
 import type { CheckName, Limit } from "./check/limits.js";
 import { speechOnsetFrame } from "./check/onset.js";
 import { FRAME_BYTES, newIdentity, placeCall } from "./simulator.js";
+import { callSpeech } from "./speech-data.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const DEFAULT_CHECK_AUDIO = path.resolve(repo, "../shared/data/he/dialog/hebrew_short.wav");
 
 export interface CheckOptions {
   readonly edgeUrl: string;
@@ -85,6 +86,66 @@ async function preflight(edgeUrl: string, apiToken: string, callSid: string): Pr
   if (res.status === 401 || res.status === 403)
     throw new Error(`the edge refused the API token (--token): HTTP ${res.status} ${body}`);
   if (!res.ok) throw new Error(`the edge's call API answered HTTP ${res.status}: ${body}`);
+}
+
+/** Whether `url` names this machine (127.0.0.1 and the rest of 127/8, localhost, ::1). */
+export function isLocalUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    return false;
+  }
+  return host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** The settings in a `.dev.vars` file (dotenv syntax, as wrangler reads it), or undefined when there is none. */
+export function readDevVars(file: string): Record<string, string | undefined> | undefined {
+  if (!existsSync(file)) return undefined;
+  // util.parseEnv is Node's own dotenv reader (Node 20.12+)
+  if (typeof util.parseEnv !== "function") {
+    throw new Error(`reading ${file} needs Node 20.12 or later; pass --token and --auth-token instead`);
+  }
+  return util.parseEnv(readFileSync(file, "utf8"));
+}
+
+export interface CheckCredentials {
+  readonly apiToken?: string;
+  readonly authToken?: string;
+  readonly publicUrl?: string;
+  /** The settings that came from `.dev.vars`, to say so. */
+  readonly fromDevVars: readonly string[];
+}
+
+/**
+ * The edge's API token, Twilio's auth token and the public URL for a check: the command line
+ * first, then the environment (OZEN_API_TOKEN or API_TOKEN, TWILIO_AUTH_TOKEN), then, for a
+ * local URL only, `.dev.vars` (API_TOKEN, TWILIO_AUTH_TOKEN, PUBLIC_BASE_URL: what `make dev`
+ * gave the edge). A remote edge's tokens never come from a local file.
+ */
+export function checkCredentials(o: {
+  readonly edgeUrl: string;
+  readonly flags: { readonly token?: string; readonly authToken?: string; readonly publicUrl?: string };
+  readonly env: NodeJS.ProcessEnv;
+  readonly devVars: Record<string, string | undefined> | undefined;
+}): CheckCredentials {
+  const local = isLocalUrl(o.edgeUrl) ? (o.devVars ?? {}) : {};
+  const fromDevVars: string[] = [];
+  const pick = (given: string | undefined, key: string): string | undefined => {
+    if (given) return given;
+    const v = local[key];
+    if (v) fromDevVars.push(key);
+    return v || undefined;
+  };
+  const apiToken = pick(o.flags.token ?? o.env["OZEN_API_TOKEN"] ?? o.env["API_TOKEN"], "API_TOKEN");
+  const authToken = pick(o.flags.authToken ?? o.env["TWILIO_AUTH_TOKEN"], "TWILIO_AUTH_TOKEN");
+  const publicUrl = pick(o.flags.publicUrl, "PUBLIC_BASE_URL");
+  return {
+    ...(apiToken ? { apiToken } : {}),
+    ...(authToken ? { authToken } : {}),
+    ...(publicUrl ? { publicUrl } : {}),
+    fromDevVars,
+  };
 }
 
 /** Places one call against the edge and evaluates every GO check on it. */
@@ -167,28 +228,33 @@ export function formatReport(run: CheckRun, edgeUrl: string): string {
 }
 
 export async function check(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      json: { type: "string" },
-      token: { type: "string" },
-      "auth-token": { type: "string" },
-      "public-url": { type: "string" },
-      audio: { type: "string" },
-      "tail-ms": { type: "string" },
-      events: { type: "string" },
-      limit: { type: "string", multiple: true },
-    },
-  });
+  const { values, positionals } = parseCommand(CHECK, argv);
   const url = positionals[0]?.replace(/\/$/, "");
   if (!url || !/^https?:\/\//.test(url)) fail("the edge URL (http(s)://host[:port]) is required");
-  const apiToken = values.token ?? process.env["OZEN_API_TOKEN"] ?? process.env["API_TOKEN"];
-  if (!apiToken)
-    fail("--token (the edge's API_TOKEN) or OZEN_API_TOKEN is required to read the call's events and stats");
-  const authToken = values["auth-token"] ?? process.env["TWILIO_AUTH_TOKEN"];
-  if (!authToken) fail("--auth-token or TWILIO_AUTH_TOKEN is required to sign like Twilio");
-  const audioPath = values.audio ?? DEFAULT_CHECK_AUDIO;
+  const devVarsFile = values["dev-vars"] ?? path.join(repo, ".dev.vars");
+  let devVars: Record<string, string | undefined> | undefined;
+  try {
+    devVars = isLocalUrl(url) ? readDevVars(devVarsFile) : undefined;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const { apiToken, authToken, publicUrl, fromDevVars } = checkCredentials({
+    edgeUrl: url,
+    flags: { token: values.token, authToken: values["auth-token"], publicUrl: values["public-url"] },
+    env: process.env,
+    devVars,
+  });
+  const inDevVars = (key: string) => (isLocalUrl(url) ? `, or ${key} in ${devVarsFile}` : "");
+  if (!apiToken) {
+    fail(
+      `--token (the edge's API_TOKEN) or OZEN_API_TOKEN${inDevVars("API_TOKEN")} is required to read the call's events and stats`,
+    );
+  }
+  if (!authToken)
+    fail(`--auth-token or TWILIO_AUTH_TOKEN${inDevVars("TWILIO_AUTH_TOKEN")} is required to sign like Twilio`);
+  if (fromDevVars.length) console.error(`${fromDevVars.join(", ")} from ${devVarsFile}`);
+  // real Hebrew from ../shared/data, else the project's own English prompt
+  const audioPath = values.audio ?? callSpeech().path;
   if (!existsSync(audioPath)) fail(`no audio at ${audioPath}; pass --audio FILE`);
   const limits: Partial<Record<CheckName, Limit>> = {};
   for (const text of values.limit ?? []) {
@@ -203,7 +269,7 @@ export async function check(argv: string[]): Promise<void> {
   try {
     run = await runCheck({
       edgeUrl: url,
-      publicUrl: values["public-url"],
+      publicUrl,
       authToken,
       apiToken,
       audio,

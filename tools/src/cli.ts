@@ -1,37 +1,17 @@
 /**
- * ozen: the project's command line.
- *   ozen call URL --audio FILE [--calls N] ...   place simulated Twilio calls against an edge
- *   ozen bench ingest --calls N --seconds S --json FILE
- *   ozen bench fanout [--subscribers N] [--rates R1,R2,..] [--seconds S] --json FILE
- *   ozen bench stt --engine whisper --model M --set DIR [--set DIR ...] --json FILE [--files N]
- *   ozen models [--json]                         the whisper models on this machine
- *   ozen demo                                    edge + runner locally, one call with real speech
- *   ozen check URL [--json FILE] [--token T]      the playbook's GO checks against a running edge
+ * ozen: the project's command line. `ozen --help` lists the commands, `ozen COMMAND --help` shows
+ * one's options (their tables are in commands.ts); each command module is loaded only when run.
  */
 import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
-import { percentile } from "@ozen/shared";
+import { decodeMulaw, percentile, wavBytes } from "@ozen/shared";
 import { loadAudio8k } from "./audio.js";
-import { fail, positive } from "./args.js";
-import { placeCalls } from "./simulator.js";
+import { commandHelp, fail, parseCommand, positive, usageError } from "./args.js";
+import { BENCHMARKS, CALL, COMMANDS, benchHelp, topHelp } from "./commands.js";
+import { newIdentity, placeCall, placeCalls } from "./simulator.js";
+import type { ManyCallsOptions } from "./simulator.js";
 
 async function call(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      audio: { type: "string" },
-      calls: { type: "string" },
-      seconds: { type: "string" },
-      speed: { type: "string" },
-      "auth-token": { type: "string" },
-      "public-url": { type: "string" },
-      naive: { type: "boolean" },
-      "warmup-ms": { type: "string" },
-      json: { type: "string" },
-      phases: { type: "boolean" },
-    },
-  });
+  const { values, positionals } = parseCommand(CALL, argv);
   const url = positionals[0];
   if (!url || !/^https?:\/\//.test(url)) fail("the edge URL (http://host:port) is required");
   if (!values.audio) fail("--audio FILE is required");
@@ -40,8 +20,11 @@ async function call(argv: string[]): Promise<void> {
   const audio = loadAudio8k(values.audio);
   const calls = positive("calls", values.calls, 1);
   const verbose = calls === 1 && !values.json;
+  const callSid = values["call-sid"];
+  if (callSid !== undefined && (calls !== 1 || !/^CA[0-9a-f]{32}$/.test(callSid)))
+    fail("--call-sid takes one call's CallSid, CA and 32 hex digits (with --calls 1)");
   const t0 = performance.now();
-  const out = await placeCalls({
+  const options: ManyCallsOptions = {
     edgeUrl: url.replace(/\/$/, ""),
     publicUrl: values["public-url"],
     authToken,
@@ -59,7 +42,16 @@ async function call(argv: string[]): Promise<void> {
         }
       : undefined,
     onPhase: values.phases ? (phase, frames) => console.log(`PHASE ${phase} ${frames}`) : undefined,
-  });
+    keepHeard: values.heard !== undefined,
+  };
+  const out = callSid
+    ? await placeCall({ ...options, onPhase: undefined, identity: { ...newIdentity(), callSid } }).then(
+        (r) => ({ results: [r], errors: [] as string[], framesSent: r.framesSent }),
+        (e: unknown) => ({ results: [], errors: [String(e)], framesSent: 0 }),
+      )
+    : await placeCalls(options);
+  const heard = out.results[0]?.heard;
+  if (values.heard && heard) writeFileSync(values.heard, wavBytes(decodeMulaw(heard), 8000));
   const acks = out.results.flatMap((r) => r.ackMs);
   const greetings = out.results.map((r) => r.greetingMs).filter((x): x is number => x !== null);
   const summary = {
@@ -83,50 +75,70 @@ async function call(argv: string[]): Promise<void> {
   if (out.errors.length) process.exitCode = 1;
 }
 
-const [command, ...rest] = process.argv.slice(2);
-switch (command) {
-  case "call":
-    await call(rest);
-    break;
-  case "bench": {
-    const [what, ...args] = rest;
-    if (what === "ingest") {
-      const { benchIngest } = await import("./bench/ingest.js");
-      await benchIngest(args);
-    } else if (what === "runner") {
-      const { benchRunner } = await import("./bench/runner.js");
-      await benchRunner(args);
-    } else if (what === "records") {
-      const { benchRecords } = await import("./bench/records.js");
-      await benchRecords(args);
-    } else if (what === "fanout") {
-      const { benchFanout } = await import("./bench/fanout.js");
-      await benchFanout(args);
-    } else if (what === "stt") {
-      const { benchStt } = await import("./bench/stt.js");
-      await benchStt(args);
-      // every process and server it started is closed; a client socket left in keep-alive must not hold the exit
-      process.exit(process.exitCode ?? 0);
-    } else {
-      fail(`unknown benchmark ${JSON.stringify(what)}; available: ingest, runner, records, fanout, stt`);
-    }
-    break;
+/** What runs each command, by its name in commands.ts; a command's modules load only when it runs. */
+const RUN: Readonly<Record<string, (argv: string[]) => Promise<void>>> = {
+  call,
+  demo: async (argv) => (await import("./demo.js")).demo(argv),
+  check: async (argv) => (await import("./check.js")).check(argv),
+  models: async (argv) => (await import("./models.js")).models(argv),
+  "models fetch": async (argv) => (await import("./models.js")).fetchModel(argv),
+  stack: async (argv) => (await import("./stack.js")).stack(argv),
+  "bench ingest": async (argv) => (await import("./bench/ingest.js")).benchIngest(argv),
+  "bench runner": async (argv) => (await import("./bench/runner.js")).benchRunner(argv),
+  "bench records": async (argv) => (await import("./bench/records.js")).benchRecords(argv),
+  "bench fanout": async (argv) => (await import("./bench/fanout.js")).benchFanout(argv),
+  "bench vad": async (argv) => (await import("./bench/vad.js")).benchVad(argv),
+  "bench fairness": async (argv) => (await import("./bench/fairness.js")).benchFairness(argv),
+  "bench soak": async (argv) => (await import("./bench/soak.js")).benchSoak(argv),
+  "bench turn": async (argv) => {
+    await (await import("./bench/turn.js")).benchTurn(argv);
+    // the stacks are closed; a keep-alive socket of fetch must not hold the exit
+    process.exit(process.exitCode ?? 0);
+  },
+  "bench stt": async (argv) => {
+    await (await import("./bench/stt.js")).benchStt(argv);
+    // every process and server it started is closed; a client socket left in keep-alive must not hold the exit
+    process.exit(process.exitCode ?? 0);
+  },
+};
+
+/** `ozen help [COMMAND]`: the top help, the benchmarks' or one command's. */
+function help(topic: string[]): void {
+  const name = topic.join(" ");
+  if (name === "") console.log(topHelp());
+  else if (name === "bench") console.log(benchHelp());
+  else {
+    const c = COMMANDS.find((x) => x.name === name);
+    if (!c) usageError("", `no command ${JSON.stringify(name)}`);
+    console.log(commandHelp(c));
   }
-  case "check": {
-    const { check } = await import("./check.js");
-    await check(rest);
-    break;
+}
+
+const BENCH_NAMES = Object.keys(BENCHMARKS).join(", ");
+const [first, ...rest] = process.argv.slice(2);
+if (first === undefined) {
+  console.error(topHelp());
+  process.exit(2);
+} else if (first === "--help" || first === "-h") {
+  console.log(topHelp());
+} else if (first === "help") {
+  help(rest);
+} else if (first === "bench" && (rest[0] === "--help" || rest[0] === "-h")) {
+  console.log(benchHelp());
+} else {
+  if (first === "bench" && rest[0] === undefined) usageError("bench", `which benchmark? ${BENCH_NAMES}`);
+  // a command of two words (`bench stt`, `models fetch`) before one of one word (`models`)
+  const twoWords =
+    rest[0] !== undefined && (first === "bench" || COMMANDS.some((c) => c.name === `${first} ${rest[0]}`));
+  const name = twoWords ? `${first} ${rest[0]}` : first;
+  const argv = twoWords ? rest.slice(1) : rest;
+  const usage = COMMANDS.find((c) => c.name === name);
+  if (!usage) {
+    if (first === "bench")
+      usageError("bench", `unknown benchmark ${JSON.stringify(rest[0])}; available: ${BENCH_NAMES}`);
+    usageError("", `unknown command ${JSON.stringify(first)}`);
   }
-  case "models": {
-    const { models } = await import("./models.js");
-    models(rest);
-    break;
-  }
-  case "demo": {
-    const { demo } = await import("./demo.js");
-    await demo(rest);
-    break;
-  }
-  default:
-    fail(command ? `unknown command ${JSON.stringify(command)}` : "no command");
+  // --help and argument errors answer before the command's modules (workerd, the runner) load
+  parseCommand(usage, argv);
+  await RUN[name]!(argv);
 }

@@ -5,30 +5,27 @@
  *
  *   ozen demo [--audio FILE] [--language he|en] [--model M] [--engine whisper|null]
  *
- * Speech: `../shared/data/he/dialog/hebrew_short.wav` (Hebrew, with the largest multilingual
- * model here); when that folder is absent, an English sentence spoken by espeak-ng (with tiny.en).
+ * Speech: `he/dialog/hebrew_short.wav` from ../shared/data (Hebrew, with the largest multilingual
+ * model here); when that folder is absent, the project's own English prompts (tools/speech, with
+ * tiny.en), one after another.
  * `--engine null` keeps the plumbing-only demo: the runner takes the audio and says nothing.
  */
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import os from "node:os";
+import { existsSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
-import { RelayServer, nullEngine } from "@ozen/stt-runner";
-import { startLocalEdge } from "../../edge/scripts/local-edge.js";
-import { fail } from "./args.js";
+import { encodeMulaw } from "@ozen/shared";
+import { nullEngine } from "@ozen/stt-runner";
+import { fail, parseCommand } from "./args.js";
 import { loadAudio8k } from "./audio.js";
 import type { LoadedAudio } from "./audio.js";
-import { spawnTs } from "./bench/procs.js";
+import { DEMO } from "./commands.js";
+import { startLocalStack } from "./local-stack.js";
 import { newIdentity, placeCall } from "./simulator.js";
-import { bestMultilingual, findModel, listModels, repoRoot, workerPython } from "./whisper-env.js";
+import { PROJECT_SPEECH, PROJECT_SPEECH_DIR, callSpeech } from "./speech-data.js";
+import { bestMultilingual, findModel, listModels, workerPython } from "./whisper-env.js";
 import type { ModelInfo } from "./whisper-env.js";
 
-const AUTH = "demo-auth-token";
-const API = "demo-api-token";
-const DEMO_WAV = path.resolve(repoRoot, "../shared/data/he/dialog/hebrew_short.wav");
-const ESPEAK_TEXT =
-  "Hello, this is a test call. I would like to book an appointment with the doctor on Tuesday morning, please.";
+/** The pause between the project's prompts when they make one call. */
+const PAUSE_MS = 1000;
 /** Silence after the speech, as a caller pauses: the last final comes from end of speech, not the hang-up. */
 const TAIL_S = 2;
 
@@ -38,7 +35,27 @@ interface DemoSpeech {
   readonly language: "he" | "en";
 }
 
-/** The speech to call with: --audio, the shared data, or espeak-ng; fails with what to do. */
+/** The project's own prompts as one call, each followed by a pause. */
+function projectCall(): LoadedAudio {
+  const parts = Object.values(PROJECT_SPEECH).map((u) => loadAudio8k(path.join(PROJECT_SPEECH_DIR, u.file)).pcm);
+  const pause = (PAUSE_MS * 8000) / 1000;
+  const pcm = new Int16Array(parts.reduce((n, p) => n + p.length + pause, 0));
+  let at = 0;
+  for (const p of parts) {
+    pcm.set(p, at);
+    at += p.length + pause;
+  }
+  return {
+    sampleRateHz: 8000,
+    pcm,
+    mulaw: encodeMulaw(pcm),
+    sourceRateHz: 8000,
+    sourceChannels: 1,
+    durationMs: (pcm.length * 1000) / 8000,
+  };
+}
+
+/** The speech to call with: --audio, the shared data's Hebrew, or the project's English. */
 function demoSpeech(audioArg: string | undefined, languageArg: string | undefined): DemoSpeech {
   const lang = (p: string): "he" | "en" =>
     languageArg === "he" || languageArg === "en" ? languageArg : /(^|\/)he\//.test(p) ? "he" : "en";
@@ -46,22 +63,13 @@ function demoSpeech(audioArg: string | undefined, languageArg: string | undefine
     if (!existsSync(audioArg)) fail(`no audio at ${audioArg}`);
     return { audio: loadAudio8k(audioArg), label: path.basename(audioArg), language: lang(audioArg) };
   }
-  if (existsSync(DEMO_WAV))
-    return { audio: loadAudio8k(DEMO_WAV), label: "he/dialog/hebrew_short.wav", language: "he" };
-  const dir = mkdtempSync(path.join(os.tmpdir(), "ozen-demo-"));
-  try {
-    const wav = path.join(dir, "speech.wav");
-    const r = spawnSync("espeak-ng", ["-v", "en-us", "-s", "150", "-w", wav, ESPEAK_TEXT], { encoding: "utf8" });
-    if (r.error || r.status !== 0) {
-      fail(
-        `no speech to call with: ${path.dirname(path.dirname(DEMO_WAV))} is absent and espeak-ng ` +
-          `${r.error ? "is not installed (apt-get install espeak-ng)" : `failed: ${r.stderr.trim()}`}; or pass --audio FILE`,
-      );
-    }
-    return { audio: loadAudio8k(wav), label: "espeak-ng (English, generated here)", language: "en" };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const speech = callSpeech();
+  if (speech.source === "shared") return { audio: loadAudio8k(speech.path), label: speech.label, language: "he" };
+  return {
+    audio: projectCall(),
+    label: "the project's English prompts (tools/speech: espeak-ng; ../shared/data is absent)",
+    language: "en",
+  };
 }
 
 function pickModel(requested: string | undefined, language: "he" | "en"): ModelInfo {
@@ -81,15 +89,7 @@ function pickModel(requested: string | undefined, language: "he" | "en"): ModelI
 }
 
 export async function demo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      audio: { type: "string" },
-      language: { type: "string" },
-      model: { type: "string" },
-      engine: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(DEMO, argv);
   const engine = values.engine ?? (workerPython() ? "whisper" : "null");
   if (engine !== "whisper" && engine !== "null") fail(`--engine is whisper or null, not ${JSON.stringify(engine)}`);
   if (engine === "null" && !values.engine) {
@@ -106,24 +106,15 @@ function show(text: string): string {
 }
 
 async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> {
-  const runner = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "whisper"], {
-    WHISPER_MODEL: model.path,
-    WHISPER_LANGUAGE: speech.language,
-    HF_HUB_OFFLINE: "1",
-  });
   console.log(`starting the runner and the whisper worker (${model.name}, language ${speech.language}) ...`);
-  const runnerPort = Number((await runner.waitFor(/"port":(\d+)/))[1]);
-  const edge = await startLocalEdge({
-    verbose: false,
-    vars: {
-      PUBLIC_BASE_URL: "http://127.0.0.1:8787",
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
+  const stack = await startLocalStack({
+    runner: {
+      process: "whisper",
+      env: { WHISPER_MODEL: model.path, WHISPER_LANGUAGE: speech.language, HF_HUB_OFFLINE: "1" },
     },
   });
   try {
-    console.log(`edge on workerd at ${edge.url}, runner (whisper, ${model.name}) on port ${runnerPort}`);
+    console.log(`edge on workerd at ${stack.url}, runner (whisper, ${model.name}) on port ${stack.runnerPort}`);
     const audioS = speech.audio.durationMs / 1000;
     console.log(`calling with ${speech.label} (${audioS.toFixed(1)} s, 8 kHz mu-law), real time ...\n`);
     const mulaw = new Uint8Array(speech.audio.mulaw.length + TAIL_S * 8000).fill(0xff);
@@ -135,8 +126,8 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     type Ev = { type?: string; text?: string; audioEndMs?: number; wallMs?: number; utteranceId?: string };
     const finals: Ev[] = [];
     const poll = async () => {
-      const res = await fetch(`${edge.url}/calls/${identity.callSid}/events`, {
-        headers: { Authorization: `Bearer ${API}` },
+      const res = await fetch(`${stack.url}/calls/${identity.callSid}/events`, {
+        headers: { Authorization: `Bearer ${stack.apiToken}` },
       });
       if (!res.ok) return;
       for (const e of ((await res.json()) as { events?: Ev[] }).events ?? []) {
@@ -157,9 +148,9 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     t0 = Date.now();
     try {
       await placeCall({
-        edgeUrl: edge.url,
-        publicUrl: "http://127.0.0.1:8787",
-        authToken: AUTH,
+        edgeUrl: stack.url,
+        publicUrl: stack.publicUrl,
+        authToken: stack.authToken,
         audio: mulaw,
         identity,
         onFrameSent: () => sentAt.push(Date.now()),
@@ -176,36 +167,23 @@ async function whisperDemo(speech: DemoSpeech, model: ModelInfo): Promise<void> 
     if (finals.length === 0) console.log("  (none: the worker found no speech)");
     console.log("\n(latency: when the runner emitted the text, minus when the caller's audio up to its end was sent)");
   } finally {
-    await edge.close();
-    runner.child.kill("SIGTERM");
-    await runner.exited;
+    await stack.close();
   }
 }
 
 /** The plumbing demo: the runner takes the audio and says nothing (no worker needed). */
 async function nullDemo(speech: DemoSpeech): Promise<void> {
-  const runner = new RelayServer({ engine: nullEngine, port: 0 });
-  const runnerPort = await runner.listen();
-  const edge = await startLocalEdge({
-    verbose: false,
-    vars: {
-      PUBLIC_BASE_URL: "http://127.0.0.1:8787",
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
-      INGEST_ACK: "block",
-    },
-  });
-  console.log(`edge on workerd at ${edge.url}, runner (null engine) on port ${runnerPort}`);
+  const stack = await startLocalStack({ runner: { engine: nullEngine }, vars: { INGEST_ACK: "block" } });
+  console.log(`edge on workerd at ${stack.url}, runner (null engine) on port ${stack.runnerPort}`);
   console.log(
     `calling with ${speech.label} (${(speech.audio.durationMs / 1000).toFixed(1)} s, 8 kHz mu-law), real time...`,
   );
   const t0 = performance.now();
   let acks = 0;
   const result = await placeCall({
-    edgeUrl: edge.url,
-    publicUrl: "http://127.0.0.1:8787",
-    authToken: AUTH,
+    edgeUrl: stack.url,
+    publicUrl: stack.publicUrl,
+    authToken: stack.authToken,
     audio: speech.audio.mulaw,
     onMessage: (m) => {
       const e = m as { event?: string; mark?: { name?: string } };
@@ -222,13 +200,14 @@ async function nullDemo(speech: DemoSpeech): Promise<void> {
     },
   });
   const stats = await (
-    await fetch(`${edge.url}/calls/${result.callSid}/stats`, { headers: { Authorization: `Bearer ${API}` } })
+    await fetch(`${stack.url}/calls/${result.callSid}/stats`, {
+      headers: { Authorization: `Bearer ${stack.apiToken}` },
+    })
   ).json();
   console.log(
-    `greeting heard ${result.greetingMs?.toFixed(1)} ms after start; runner got ${runner.counters.blocks} blocks`,
+    `greeting heard ${result.greetingMs?.toFixed(1)} ms after start; runner got ${stack.relay!.counters.blocks} blocks`,
   );
   console.log("the call's record at the edge:");
   console.log(JSON.stringify(stats, null, 2));
-  await edge.close();
-  await runner.close();
+  await stack.close();
 }

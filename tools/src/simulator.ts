@@ -2,11 +2,15 @@
  * The call simulator: plays Twilio against an edge. It POSTs the voice webhook signed like
  * Twilio, reads the TwiML back, opens the stream URL with a signed upgrade, and sends
  * `connected`, `start`, 20 ms `media` frames at real-time pace and `stop`, built with the same
- * shared protocol core the edge parses with.
+ * shared protocol core the edge parses with. What the edge sends back is played like Twilio does
+ * (`TwilioPlayoutBuffer`: buffered media played in real time, a mark echoed only when the audio
+ * before it has played, `clear` empties the buffer and echoes the pending marks), at the call's
+ * `speed`; what the caller heard can be kept (`heard`).
  */
 import { performance } from "node:perf_hooks";
 import WebSocket from "ws";
 import {
+  TwilioPlayoutBuffer,
   computeTwilioSignature,
   encodeBase64,
   parseStreamTwiml,
@@ -196,6 +200,8 @@ export interface CallOptions {
   readonly onPhase?: (phase: "steady" | "end") => void;
   /** Called after each media frame is sent. */
   readonly onFrameSent?: () => void;
+  /** Keep what the caller heard (mu-law 8 kHz, silence where nothing played) in `CallResult.heard`. */
+  readonly keepHeard?: boolean;
 }
 
 export interface CallResult {
@@ -209,6 +215,11 @@ export interface CallResult {
   readonly greetingBytes: number;
   readonly received: Record<string, number>;
   readonly closeCode: number | null;
+  /** What the caller heard, mu-law 8 kHz from `start` (with `keepHeard`). */
+  readonly heard?: Uint8Array;
+  /** Twilio's buffer: most agent audio waiting at once, ms, and media dropped by `clear`, bytes. */
+  readonly outboundBufferMsMax: number;
+  readonly outboundClearedBytes: number;
 }
 
 /** One whole call: webhook, stream, real-time media, stop; resolves when the edge closes or after a grace. */
@@ -231,6 +242,15 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
   let t0 = 0;
   const warmupMs = o.warmupMs ?? 0;
   let closeCode: number | null = null;
+  const speed = o.speed ?? 1;
+  // Twilio's outbound buffer, on the call's clock (real time times `speed`)
+  const twilio = new TwilioPlayoutBuffer();
+  const heard: Uint8Array[] = [];
+  const callClockMs = () => (performance.now() - startAt) * speed;
+  const played = (step: { echoes: string[]; heard: Uint8Array }) => {
+    if (o.keepHeard) heard.push(step.heard);
+    for (const name of step.echoes) if (ws.readyState === WebSocket.OPEN) ws.send(script.mark(name));
+  };
 
   ws.on("message", (data) => {
     const at = performance.now();
@@ -247,7 +267,11 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
     if (key === "media") {
       if (greetingMs === null) greetingMs = at - startAt;
       const payload = (value as { media?: { payload?: string } }).media?.payload ?? "";
-      greetingBytes += Buffer.from(payload, "base64").length;
+      const bytes = Buffer.from(payload, "base64");
+      greetingBytes += bytes.length;
+      played(twilio.media(new Uint8Array(bytes), callClockMs()));
+    } else if (key === "clear") {
+      played(twilio.clear(callClockMs()));
     } else if (key === "mark") {
       const name = (value as { mark?: { name?: string } }).mark?.name ?? "";
       if (name.startsWith("ozen-ack:")) {
@@ -255,8 +279,8 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
         const sentMs = sentAt.get(Number(name.slice(9)));
         if (sentMs !== undefined && sentMs - t0 >= warmupMs) ackMs.push(at - sentMs);
       } else {
-        // play Twilio: echo marks (the audio before them "played" at once)
-        ws.send(script.mark(name));
+        // play Twilio: the mark is echoed when the audio before it has played
+        played(twilio.mark(name, callClockMs()));
       }
     }
     o.onMessage?.(value, at);
@@ -265,9 +289,10 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
 
   ws.send(script.connected());
   startAt = performance.now();
+  played(twilio.advance(0));
+  const playout = setInterval(() => played(twilio.advance(callClockMs())), 10);
   ws.send(script.start());
   t0 = performance.now();
-  const speed = o.speed ?? 1;
   const totalFrames = Math.floor(o.audio.length / FRAME_BYTES);
   let sent = 0;
   let steady = false;
@@ -302,6 +327,7 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
   if (ws.readyState === WebSocket.OPEN) ws.send(script.stop());
   // the edge closes after stop; do not wait forever if it does not
   await Promise.race([closed, new Promise((r) => setTimeout(r, 2000))]);
+  clearInterval(playout);
   if (ws.readyState === WebSocket.OPEN) ws.close(1000);
   return {
     callSid: identity.callSid,
@@ -312,7 +338,20 @@ export async function placeCall(o: CallOptions): Promise<CallResult> {
     greetingBytes,
     received,
     closeCode,
+    ...(o.keepHeard ? { heard: concatBytes(heard) } : {}),
+    outboundBufferMsMax: twilio.maxBufferedMs,
+    outboundClearedBytes: twilio.clearedBytes,
   };
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Parses a message the edge sent into the typed union where it is an inbound-shaped one. */

@@ -7,6 +7,7 @@ import type { RelayStart } from "@ozen/shared";
 import { RelayServer, TranscriptForwarder } from "@ozen/stt-runner";
 import type { Engine, EngineSession } from "@ozen/stt-runner";
 import type { EngineListener } from "../../stt-runner/src/engines/engine.js";
+import { newRelaySecret } from "./relay-secret.js";
 
 const RATE_HZ = 8000;
 
@@ -50,17 +51,26 @@ export class TalkingEngine implements Engine {
 
 export interface TalkingRunner {
   readonly port: number;
+  /** The relay's secret the runner checks: the edge in front of it needs the same RELAY_SECRET. */
+  readonly relaySecret: string;
   close(): Promise<void>;
 }
 
-/** A RelayServer with `TalkingEngine` and the transcript policy, as the runner runs it. */
-export async function startTalkingRunner(engine = new TalkingEngine()): Promise<TalkingRunner> {
+/**
+ * A RelayServer with `TalkingEngine` and the transcript policy, as the runner runs it; checking
+ * relay credentials signed with `relaySecret` (default: a fresh random one).
+ */
+export async function startTalkingRunner(
+  engine = new TalkingEngine(),
+  relaySecret = newRelaySecret(),
+): Promise<TalkingRunner> {
   const server = new RelayServer({
     engine,
     port: 0,
+    relaySecret,
     log: () => {},
     listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: engine.name, send, clock }),
   });
   const port = await server.listen();
-  return { port, close: () => server.close() };
+  return { port, relaySecret, close: () => server.close() };
 }

@@ -2,10 +2,11 @@
  * A webhook receiver on a real local HTTP server that can fail on cue (500s, refused connections)
  * and recover, and an independent check of ozen's webhook signature (node:crypto).
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { createServer } from "node:http";
 import type { IncomingHttpHeaders, Server } from "node:http";
 import type { Socket } from "node:net";
+import { equalSecrets } from "@ozen/shared";
 
 export interface Received {
   readonly headers: IncomingHttpHeaders;
@@ -99,7 +100,6 @@ export function signatureValid(secret: string, r: Received): boolean {
   const ts = r.headers["x-ozen-timestamp"];
   const sig = r.headers["x-ozen-signature"];
   if (typeof ts !== "string" || typeof sig !== "string" || !sig.startsWith("v1=")) return false;
-  const want = createHmac("sha256", secret).update(`${ts}.${r.body}`).digest();
-  const got = Buffer.from(sig.slice(3), "hex");
-  return got.length === want.length && timingSafeEqual(got, want);
+  const want = createHmac("sha256", secret).update(`${ts}.${r.body}`).digest("hex");
+  return equalSecrets(sig.slice(3).toLowerCase(), want);
 }

@@ -1,16 +1,13 @@
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import alawmulawPkg from "alawmulaw";
 import fc from "fast-check";
 import { afterAll, afterEach, describe, expect, it, vi, type TestContext } from "vitest";
 import { decodeMulaw, encodeMulaw } from "@ozen/shared";
 import { floatToPcm16, loadAudio8k, readWav, resample } from "../src/audio.js";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const dataDir = path.resolve(repoRoot, "../shared/data");
-const hasData = existsSync(dataDir);
+import { PROJECT_SPEECH, PROJECT_SPEECH_DIR, evaluationPath } from "../src/speech-data.js";
+import type { EvaluationSetName } from "../src/speech-data.js";
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), "ozen-audio-test-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -544,10 +541,13 @@ describe("loadAudio8k", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
-// Real speech from ../shared/data
+// Real speech: the evaluation sets of ../shared/data, and the project's own prompts
 
-function needData(ctx: TestContext): void {
-  if (!hasData) ctx.skip(`speech data not found at ${dataDir} (../shared/data from the repo root)`);
+/** A file of an evaluation set, or the test skips saying which set and how to get it. */
+function needData(ctx: TestContext, set: EvaluationSetName, rel: string): string {
+  const found = evaluationPath(set, rel);
+  if ("skip" in found) return ctx.skip(found.skip);
+  return found.path;
 }
 
 /** Frame energies of 8 kHz PCM16 in dBFS, 20 ms frames. */
@@ -576,8 +576,7 @@ function wavInfo(file: string): { rateHz: number; frames: number; rms: number } 
 
 describe("loadAudio8k on real speech", () => {
   it("reads the 8 kHz Asterisk prompt demo-thanks.wav unchanged", (ctx) => {
-    needData(ctx);
-    const file = path.join(dataDir, "en/asterisk-8k/demo-thanks.wav");
+    const file = needData(ctx, "en/asterisk-8k", "demo-thanks.wav");
     const audio = loadAudio8k(file);
     const bytes = readFileSync(file);
     const raw = new Int16Array(bytes.buffer.slice(bytes.byteOffset + 44, bytes.byteOffset + bytes.length));
@@ -586,17 +585,29 @@ describe("loadAudio8k on real speech", () => {
     expectSpeech(audio, wavInfo(file).rms);
   });
 
+  it("reads the project's own prompts (8 kHz mu-law WAV) sample for sample", () => {
+    for (const u of Object.values(PROJECT_SPEECH)) {
+      const file = path.join(PROJECT_SPEECH_DIR, u.file);
+      const audio = loadAudio8k(file);
+      const bytes = new Uint8Array(readFileSync(file));
+      expect(audio).toMatchObject({ sourceRateHz: 8000, sourceChannels: 1 });
+      // mu-law has two zeros (0x7f, 0xff): compare the samples, not the bytes
+      expect(audio.pcm).toEqual(decodeMulaw(bytes.subarray(bytes.length - audio.mulaw.length)));
+      expect(audio.durationMs).toBeGreaterThan(2500);
+      expect(audio.durationMs).toBeLessThan(5000);
+      expectSpeech(audio, rms(audio.pcm) / 32768);
+    }
+  });
+
   it("reads the 16 kHz Hebrew utterance sas_01.wav at 8 kHz", (ctx) => {
-    needData(ctx);
-    const file = path.join(dataDir, "he/saspeech/sas_01.wav");
+    const file = needData(ctx, "he/saspeech", "sas_01.wav");
     const audio = loadAudio8k(file);
     expect(audio).toMatchObject({ sourceRateHz: 16000, sourceChannels: 1, durationMs: 3760 });
     expectSpeech(audio, wavInfo(file).rms);
   });
 
   it("reads the 16 kHz LibriVox utterances at 8 kHz", (ctx) => {
-    needData(ctx);
-    const dir = path.join(dataDir, "en/librivox");
+    const dir = needData(ctx, "en/librivox", "");
     const files = readdirSync(dir).filter((f) => f.endsWith(".wav"));
     expect(files.length).toBeGreaterThan(0);
     for (const name of files) {
@@ -610,9 +621,8 @@ describe("loadAudio8k on real speech", () => {
   });
 
   it("without ffmpeg, names the Hebrew mp3 and says to install ffmpeg or convert it", (ctx) => {
-    needData(ctx);
+    const file = needData(ctx, "he/long", "asimov.mp3");
     withoutFfmpeg();
-    const file = path.join(dataDir, "he/long/asimov.mp3");
     expect(() => loadAudio8k(file)).toThrow(`${file}: not a WAV file; only WAV is read natively`);
     expect(() => loadAudio8k(file)).toThrow(/install ffmpeg or convert the file to WAV$/);
   });

@@ -1,108 +1,96 @@
 /**
- * CallSession: one Durable Object per call (adapter). It terminates Twilio's Media Streams
- * socket, keeps the call's counters, and owns the call's one relay link to the runner.
+ * CallSession: one Durable Object per call (adapter). It owns the call's Twilio socket and its
+ * lifecycle (start, stream, end), and wires the parts: the ingest rules (`MediaIngest`,
+ * shared), the relay frames they decode into (`relay-frames.ts`), the call's one relay link to
+ * the runner, what goes back to Twilio (`outbound.ts`), the stats (`stats-recorder.ts`), the
+ * transcript event stream and the call's record.
  *
- * Hot path: the message handler parses and appends the still-encoded payload to a bounded
- * queue (full: the oldest frame is dropped and counted) and nothing else; a microtask drains the
- * queue, decoding base64 + mu-law straight into the block that will be sent (no per-frame
- * allocation), and hands full blocks to the relay link. Nothing on that road awaits the network.
+ * Hot path: the message handler parses, decodes base64 + mu-law straight into the block that
+ * will be sent (no per-frame allocation) and hands full blocks to the relay link. Nothing on
+ * that road awaits the network.
  */
-import {
-  BlockAssembler,
-  DropOldestQueue,
-  LatencyWindow,
-  MAX_MESSAGE_BYTES,
-  SequenceTracker,
-  audioHeaderBytes,
-  decodeBase64Into,
-  outboundClear,
-  outboundMark,
-  outboundMedia,
-  parseTwilioMessage,
-  writeAudioHeader,
-} from "@ozen/shared";
-import type { BlockSink, MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
-import { CALL_TOKEN_PARAMETER, verifyCallToken } from "./call-token.js";
+import { MediaIngest } from "@ozen/shared";
+import type { MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
+import { CALL_TOKEN_PARAMETER, checkCallToken } from "./call-token.js";
+import { callObjectRoute } from "./call-object-route.js";
+import { StreamAdmission } from "./stream-admission.js";
 import { configFor } from "../config.js";
 import type { EdgeConfig } from "../config.js";
-import { greetingChunks } from "./greeting.js";
 import { CallLedger } from "../records/ledger.js";
 import { accountHub } from "../events/account-hub.js";
 import { CallEventStream } from "../events/call-events.js";
 import { DEFAULT_ACCOUNT } from "../events/subscription-config.js";
-import { RelayLink } from "./relay-link.js";
-import { newRelayLinkStats } from "./stats.js";
-import type { CallStats } from "./stats.js";
-
-export type { CallState, CallStats } from "./stats.js";
-import type { PendingBlock } from "./relay-link.js";
+import { TwilioOutbound } from "./outbound.js";
+import { RelayFrameSink } from "./relay-frames.js";
+import type { SealedBlock } from "./relay-frames.js";
+import { RELAY_SAMPLE_RATE_HZ, relayStartOf, runnerLink } from "./runner-link.js";
+import { StreamingWatch, closeOutCall } from "./close-out.js";
+import type { RelayLink } from "./relay-link.js";
+import { CallStatsRecorder } from "./stats-recorder.js";
+import { CallLog } from "./call-log.js";
+import { CallMetricsReporter, callMetricsReport } from "./metrics-report.js";
+import { CallVoice } from "./playback.js";
+import { ControlDesk } from "../events/control.js";
+import { CONTROL_HEADER } from "../events/subscriptions.js";
 import type { Env } from "../env.js";
 
-const SAMPLE_RATE_HZ = 8000;
-const FRAME_MS = 20;
-const FRAME_SAMPLES = 160;
+export type { CallState, CallStats } from "./stats.js";
+
 /** How long the link keeps trying to hand the runner the end of a call after the caller hung up. */
 const STOP_GRACE_MS = 60_000;
-/** Counters are written to storage at most this often while the call runs. */
-const PERSIST_EVERY_MS = 1000;
-/** The longest hole in Twilio's media timestamps that is filled with silence. */
-const MAX_GAP_FILL_MS = 5000;
 
-type BadKind =
-  | "malformed_json"
-  | "not_an_object"
-  | "unknown_event"
-  | "missing_field"
-  | "bad_field"
-  | "too_large"
-  | "binary_frame"
-  | "media_before_start"
-  | "payload_not_base64"
-  | "payload_not_160_bytes"
-  | "payload_empty"
-  | "bad_token"
-  | "second_start";
+/** What a media frame handler may do with the call: name it, and relay a frame as block `seq`. */
+export interface FrameOut {
+  callSid(): string;
+  relay(seq: number, frame: ArrayBuffer): void;
+}
+
+export interface CallSessionOptions {
+  /** Replaces the block path for media frames: the benchmark's naive baseline (`naive-session.ts`). */
+  readonly perFrame?: (m: MediaMessage, out: FrameOut) => void;
+}
 
 export class CallSession implements DurableObject {
-  protected readonly config: EdgeConfig;
-  protected twilio: WebSocket | undefined;
-  protected relay: RelayLink | undefined;
-  protected start: StartMessage | undefined;
-  private readonly ingest: DropOldestQueue<MediaMessage>;
-  private drainScheduled = false;
-  private assembler: BlockAssembler | undefined;
-  private readonly sequence = new SequenceTracker();
-  private readonly scratch = new Uint8Array((MAX_MESSAGE_BYTES * 3) / 4);
-  private readonly framePool: ArrayBuffer[] = [];
-  private currentFrame: ArrayBuffer | undefined;
-  private lastMediaSeq = 0;
-  /** Twilio's timestamp (ms) the next frame should carry; -1 before the first. */
-  private expectedTimestampMs = -1;
-  private firstMediaAtMs = 0;
-  private lastPersistMs = 0;
-  private readonly loggedOnce = new Set<string>();
-  private readonly pendingMarks = new Set<string>();
+  private readonly config: EdgeConfig;
+  private readonly ingest: MediaIngest;
+  private readonly frames: RelayFrameSink;
+  private readonly outbound: TwilioOutbound;
+  private readonly stats: CallStatsRecorder;
   /** Transcript events to the call's subscribers and the account's hub (`call-events.ts`). */
-  protected readonly events: CallEventStream;
-  /** Date.now() when the open block took its first audio. */
-  private blockOpenedAtMs = 0;
-  /** Date.now() when the last full block went to a connected runner; 0 when the run was broken. */
-  private lastLiveBlockAtMs = 0;
-  private readonly blockInterval = new LatencyWindow(1024);
-  private readonly blockHeld = new LatencyWindow(1024);
-  protected readonly stats: CallStats;
+  private readonly events: CallEventStream;
   /** The call's record, its D1 copy and its webhooks (`ledger.ts`). */
-  protected readonly ledger: CallLedger;
+  private readonly ledger: CallLedger;
+  /** Whether the call has streamed (and ended), in the object's storage: one stream per call, ever. */
+  private readonly admission: StreamAdmission;
+  private readonly log = new CallLog(() => this.stats.callSid);
+  /** The call's reports to the edge's metrics (`metrics-report.ts`). */
+  private readonly report: CallMetricsReporter;
+  /** The agent's voice: its audio to Twilio, barge-in, playback events (`playback.ts`). */
+  private readonly voice: CallVoice;
+  /** Which subscriber socket controls the voice, and its messages (`control.ts`). */
+  private readonly control: ControlDesk;
+  /** The streaming marker and its alarm: a restart under the call closes it out (`close-out.ts`). */
+  private readonly watch: StreamingWatch;
+  private twilio: WebSocket | undefined;
+  /** The `start`'s token check and admission, once `start` came: resolves true when admitted. */
+  private admitting: Promise<boolean> | undefined;
+  private relay: RelayLink | undefined;
 
   constructor(
-    protected readonly ctx: DurableObjectState,
-    protected readonly env: Env,
+    private readonly ctx: DurableObjectState,
+    env: Env,
+    private readonly options: CallSessionOptions = {},
   ) {
     this.config = configFor(env);
-    this.ledger = new CallLedger(ctx.storage, env.DB, this.config.delivery, (level, msg, fields) =>
-      this.log(level, msg, fields),
-    );
-    this.ingest = new DropOldestQueue(Math.ceil(this.config.ingestBufferMs / FRAME_MS));
+    this.ledger = new CallLedger(ctx.storage, env.DB, this.config.delivery, (...line) => this.log.line(...line));
+    this.admission = new StreamAdmission(ctx.storage.sql);
+    this.watch = new StreamingWatch(ctx.storage);
+    this.frames = new RelayFrameSink(() => this.stats.callSid);
+    this.ingest = new MediaIngest({
+      blockSamples: (this.config.blockMs * RELAY_SAMPLE_RATE_HZ) / 1000,
+      sink: this.frames,
+    });
+    this.outbound = new TwilioOutbound({ ...this.config, send: (text) => this.sendToTwilio(text) });
     this.events = new CallEventStream({
       limits: this.config.subscriptions,
       hub: (batch) =>
@@ -110,76 +98,97 @@ export class CallSession implements DurableObject {
           method: "POST",
           body: JSON.stringify({ callSid: this.stats.callSid, events: batch }),
         }),
-      log: (level, key, msg, fields) => this.logOnce(`events:${key}`, level, msg, fields),
+      log: (level, key, msg, fields) => this.log.once(`events:${key}`, level, msg, fields),
       // the record gets the call's one transcript (edge utterance ids, no runner-restart repeats)
       onDelivered: (e) => this.ledger.onEvent(e),
+      // ids the record already holds are never given again, even by an object that restarted
+      firstUtteranceN: () => this.ledger.nextUtteranceN(),
     });
-    this.stats = {
-      callSid: "",
-      streamSid: "",
-      state: "waiting",
-      startedAtMs: null,
-      endedAtMs: null,
-      endReason: null,
-      framesIn: 0,
-      framesDropped: 0,
-      framesConcealed: 0,
-      gapFilledMs: 0,
-      audioMs: 0,
-      bad: {},
-      sequenceGaps: 0,
-      sequenceMissing: 0,
-      sequenceOutOfOrder: 0,
-      otherTrackFrames: 0,
-      aheadOfRealtimeMsMax: 0,
-      handlerMsTotal: 0,
-      handlerMsMax: 0,
-      greetingMs: null,
-      greetingFrames: 0,
-      marksSent: 0,
-      marksEchoed: 0,
-      clears: 0,
-      dtmf: 0,
-      blocksMade: 0,
-      decode: "table",
-      blockMs: this.config.blockMs,
-      blockIntervalMs: { count: 0, p50: null, p99: null, max: null, mean: null },
-      blockHeldMs: { count: 0, p50: null, p99: null, max: null, mean: null },
-      relay: { ...newRelayLinkStats(), pendingBlocks: 0, lostAtEnd: 0 },
-      relayRttMs: { count: 0, p50: null, p99: null, max: null, mean: null },
-      relayRttMsHistogram: {},
-      events: {},
-    };
+    this.voice = new CallVoice({
+      config: this.config.voice,
+      canPlay: this.outbound.canPlay,
+      sendClear: () => void this.outbound.clear(),
+      send: (text) => this.sendToTwilio(text),
+      streamSid: () => this.outbound.streamSid,
+      callSid: () => this.stats.callSid,
+      audioMs: () => this.ingest.audioMs,
+      streaming: () => this.stats.state === "streaming" && this.twilio !== undefined,
+      emit: (e) => this.events.fromEdge(this.stats.callSid, e),
+      log: (...line) => this.log.line(...line),
+    });
+    this.control = new ControlDesk(this.voice, () => this.bargeIn("agent"));
+    this.stats = new CallStatsRecorder(ctx.storage, this.config.blockMs, () => ({
+      ingest: this.ingest.counters(),
+      outbound: this.outbound.counters(),
+      relay: this.relay,
+      eventStream: this.events.snapshot(),
+      voice: { ...this.voice.stats(), control: this.control.counters },
+    }));
+    this.report = new CallMetricsReporter(
+      () => env.EDGE_METRICS.get(env.EDGE_METRICS.idFromName("global")),
+      () => {
+        // after an eviction the object is "waiting" again, but its records may still be delivering
+        const callSid = this.stats.state === "waiting" ? this.ledger.callSid() : this.stats.callSid;
+        return callSid === undefined
+          ? undefined
+          : callMetricsReport({
+              callSid,
+              streaming: this.stats.state === "streaming",
+              bad: this.ingest.counters().bad,
+              relay: this.relay?.stats,
+              subscribers: this.events.snapshot().subscribers,
+              backlog: this.ledger.backlog(),
+            });
+      },
+    );
   }
 
+  /** The Worker's requests, by the operation it names (`call-object-route.ts`). */
   async fetch(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname.endsWith("/stats")) return Response.json(await this.readStats());
-    if (url.pathname.endsWith("/record")) return Response.json(this.ledger.view());
-    if (url.pathname.endsWith("/events")) {
-      if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.events.subscribe(url);
-      return Response.json({ events: this.events.recent() });
+    const route = callObjectRoute(request);
+    if (!route) return new Response("not a call object operation", { status: 404 });
+    switch (route.op) {
+      case "stats":
+        return Response.json(await this.stats.read(this.holdsCall));
+      case "record":
+        return Response.json(this.ledger.view());
+      case "events":
+        if (request.headers.get("Upgrade")?.toLowerCase() === "websocket")
+          return this.events.subscribe(route.url, this.control.socket(request.headers.get(CONTROL_HEADER) === "1"));
+        return Response.json({ events: this.events.recent() });
+      case "play":
+        if (request.method !== "POST") return new Response("play is a POST", { status: 405 });
+        return this.voice.playHttp(request, route.url);
+      case "clear": {
+        if (request.method !== "POST") return new Response("clear is a POST", { status: 405 });
+        const sent = this.bargeIn("api");
+        return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
+      }
+      case "stream":
+        return this.acceptStream(request, route.callSid);
     }
-    if (url.pathname.endsWith("/clear") && request.method === "POST") {
-      const sent = this.bargeIn("api");
-      return Response.json({ cleared: sent }, { status: sent ? 200 : 409 });
-    }
+  }
+
+  /**
+   * Twilio's Media Streams upgrade (its signature checked by the Worker). One stream per call:
+   * refused (409) while one is open, and for good once one was admitted (kept in storage, so
+   * after the call ended, an eviction or a restart too: Twilio never reconnects a stream).
+   */
+  private acceptStream(request: Request, callSid: string): Response {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
-    if (this.twilio || this.stats.state === "ended") {
+    if (this.twilio || this.stats.state === "ended" || this.admission.streamed) {
       return new Response("this call already has (or had) a stream", { status: 409 });
     }
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    server.accept();
+    // the runtime calls webSocketMessage/Close/Error below (see there why not accept() and listeners)
+    this.ctx.acceptWebSocket(server);
     this.twilio = server;
-    this.stats.callSid = decodeURIComponent(url.pathname.split("/").pop() ?? "");
-    server.addEventListener("message", (ev) => this.onTwilioMessage(ev.data));
-    server.addEventListener("close", (ev) => void this.end(`twilio closed the socket (${ev.code})`, true));
-    server.addEventListener("error", () => void this.end("twilio socket error", true));
+    this.stats.callSid = callSid;
     if (!this.config.verifySignatures)
-      this.logOnce("insecure", "warn", "TWILIO_SIGNATURE=off: this call is not authenticated");
+      this.log.once("insecure", "warn", "TWILIO_SIGNATURE=off: this call is not authenticated");
     return new Response(null, {
       status: 101,
       webSocket: client,
@@ -187,278 +196,204 @@ export class CallSession implements DurableObject {
     });
   }
 
+  // The Twilio socket is accepted with `ctx.acceptWebSocket` (the hibernation API), so workerd
+  // calls these methods per message. With `accept()` and listeners it dispatches a MessageEvent per
+  // message instead, whose native memory comes back only with a major GC, which the object's small
+  // JS heap rarely triggers: at 50 messages a second per call, workerd's RSS grew ~1 KB a message,
+  // round after round, until something forced a collection (`ozen bench soak`,
+  // docs/benchmarks-soak.md). The object does not hibernate during a call: Twilio's media keeps
+  // it busy, and the relay link's socket keeps it in memory.
+
+  /** A message on the Twilio socket. */
+  webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): void {
+    if (ws === this.twilio) this.onTwilioMessage(message);
+  }
+
+  /** Twilio closed its socket (with `stop` before it, or without). */
+  webSocketClose(ws: WebSocket, code: number): void {
+    if (ws === this.twilio) void this.end(`twilio closed the socket (${code})`, true);
+  }
+
+  webSocketError(ws: WebSocket): void {
+    if (ws === this.twilio) void this.end("twilio socket error", true);
+  }
+
+  /**
+   * The object's one alarm (`alarms.ts`): the streaming watch (a fresh object whose storage says
+   * the call was streaming closes it out, `close-out.ts`), then D1 writes and webhook retries.
+   */
+  async alarm(): Promise<void> {
+    const marker = await this.watch.alarm(Date.now(), this.holdsCall);
+    if (marker) {
+      await closeOutCall(marker, {
+        config: this.config,
+        events: this.events,
+        ledger: this.ledger,
+        stats: this.stats,
+        watch: this.watch,
+        streamEnded: (nowMs) => this.admission.ended(nowMs),
+        log: (...line) => this.log.line(...line),
+      });
+    }
+    await this.ledger.alarm();
+    this.report.now(Date.now());
+  }
+
+  /** Whether this object (not only its storage) has the call: its stats are live. */
+  private get holdsCall(): boolean {
+    return this.stats.state !== "waiting" || this.twilio !== undefined;
+  }
+
   // ---- Twilio side ----
 
   private onTwilioMessage(data: string | ArrayBuffer): void {
     const t0 = performance.now();
     try {
-      if (typeof data !== "string") {
-        this.bad("binary_frame", "Twilio sends JSON text frames only; a binary frame was ignored");
-        return;
-      }
-      if (data.length > MAX_MESSAGE_BYTES) {
-        this.bad("too_large", `message of ${data.length} bytes is over the ${MAX_MESSAGE_BYTES}-byte limit; closing`);
-        this.closeTwilio(1009, "message too big");
-        return;
-      }
-      const r = parseTwilioMessage(data);
-      if (!r.ok) {
-        this.bad(r.kind, r.message);
-        return;
-      }
-      const m = r.message;
-      if (m.event !== "connected") this.trackSequence(m.sequenceNumber);
-      switch (m.event) {
+      const e = this.ingest.receive(data);
+      switch (e.event) {
         case "media":
-          this.onMedia(m);
+          this.takeAudio(e);
           break;
         case "start":
-          void this.onStart(m);
+          void this.onStart(e);
           break;
         case "stop":
           void this.end("twilio stop", false);
           break;
         case "mark":
-          this.onMarkEcho(m.mark.name);
+          if (!this.voice.onMarkEcho(e.mark.name)) this.outbound.onMarkEcho(e.mark.name);
           break;
         case "dtmf":
-          this.stats.dtmf++;
+          this.events.fromEdge(this.stats.callSid, {
+            v: 1,
+            type: "dtmf",
+            callSid: this.stats.callSid,
+            wallMs: Date.now(),
+            digit: e.dtmf.digit,
+            audioMs: this.ingest.audioMs,
+          });
           break;
-        case "connected":
+        case "close":
+          this.closeTwilio(e.code, e.reason);
+          break;
+        default:
           break;
       }
+      this.logNotices();
     } finally {
-      const dt = performance.now() - t0;
-      this.stats.handlerMsTotal += dt;
-      if (dt > this.stats.handlerMsMax) this.stats.handlerMsMax = dt;
+      this.stats.handled(performance.now() - t0);
     }
   }
 
-  private trackSequence(seq: number): void {
-    this.sequence.observe(seq);
-    this.stats.sequenceGaps = this.sequence.gaps;
-    this.stats.sequenceMissing = this.sequence.missing;
-    this.stats.sequenceOutOfOrder = this.sequence.outOfOrder;
+  /** A media frame's audio into blocks (timed apart), then the blocks it sealed to the runner. */
+  private takeAudio(m: MediaMessage): void {
+    const nowMs = Date.now();
+    const t0 = performance.now();
+    if (this.options.perFrame) this.options.perFrame(m, this.frameOut);
+    else this.ingest.takeAudio(m, nowMs);
+    this.voice.audioArrived(this.ingest.audioMs, nowMs);
+    this.stats.decoded(performance.now() - t0);
+    this.relaySealed();
+    this.stats.persistEvery(nowMs);
+    this.report.every(nowMs);
   }
 
-  /** The hot path: append and schedule the drain; never awaits. */
-  protected onMedia(m: MediaMessage): void {
-    if (!this.assembler) {
-      this.bad("media_before_start", "media arrived before start (or before its token was checked); dropped");
-      return;
-    }
-    if (m.media.track !== "inbound") {
-      this.stats.otherTrackFrames++;
-      return;
-    }
-    this.stats.framesIn++;
-    if (this.ingest.push(m)) {
-      this.stats.framesDropped++;
-      this.logOnce("ingest_full", "warn", "ingest buffer full: dropping the oldest frames", {
-        capacity: this.ingest.capacity,
-      });
-    }
-    if (!this.drainScheduled) {
-      this.drainScheduled = true;
-      queueMicrotask(() => this.drain());
-    }
+  private relaySealed(): void {
+    this.frames.drain(this.relaySealedBlock);
   }
 
-  private drain(): void {
-    this.drainScheduled = false;
-    const asm = this.assembler;
-    if (!asm) return;
-    for (let m = this.ingest.shift(); m; m = this.ingest.shift()) {
-      this.lastMediaSeq = m.sequenceNumber;
-      this.fillTimestampGap(asm, m.media.timestamp);
-      const n = decodeBase64Into(m.media.payload, this.scratch);
-      if (n < 0) {
-        this.bad("payload_not_base64", "media payload is not valid base64; 20 ms of silence put in its place");
-        this.stats.framesConcealed++;
-        asm.pushSilence(FRAME_SAMPLES);
-        this.expectedTimestampMs = m.media.timestamp + FRAME_MS;
-        continue;
-      }
-      if (n === 0) {
-        this.bad("payload_empty", "media payload is empty; ignored");
-        continue;
-      }
-      if (n !== FRAME_SAMPLES)
-        this.bad("payload_not_160_bytes", `media payload is ${n} bytes, expected 160; used as is`);
-      asm.pushMulaw(this.scratch, n);
-      this.expectedTimestampMs = m.media.timestamp + n / 8;
-    }
-    const now = Date.now();
-    this.stats.audioMs = (asm.samplesIn * 1000) / SAMPLE_RATE_HZ;
-    if (this.firstMediaAtMs === 0) this.firstMediaAtMs = now;
-    const ahead = this.stats.audioMs - (now - this.firstMediaAtMs) - FRAME_MS;
-    if (ahead > this.stats.aheadOfRealtimeMsMax) {
-      this.stats.aheadOfRealtimeMsMax = ahead;
-      if (ahead > 1000)
-        this.logOnce("ahead", "warn", "client sends faster than real time", { aheadMs: Math.round(ahead) });
-    }
-    if (now - this.lastPersistMs >= PERSIST_EVERY_MS) this.persist(now);
-  }
-
-  /**
-   * Twilio stamps each frame with its media time. When frames went missing upstream (Twilio's
-   * congestion drops, error 31930) the stamp jumps: fill the hole with silence so the engine's
-   * audio time stays the call's time, and count it. Jumps over MAX_GAP_FILL_MS are not filled
-   * (a clock reset, not lost audio).
-   */
-  private fillTimestampGap(asm: BlockAssembler, timestampMs: number): void {
-    const expected = this.expectedTimestampMs;
-    if (expected < 0) return;
-    const gapMs = timestampMs - expected;
-    if (gapMs < FRAME_MS || gapMs > MAX_GAP_FILL_MS) return;
-    asm.pushSilence(gapMs * 8);
-    this.stats.gapFilledMs += gapMs;
-    this.logOnce("gap", "warn", "media timestamps jumped: frames were lost before the edge; filled with silence", {
-      gapMs,
-    });
-  }
-
-  /** Where the assembler decodes: the frame buffer that will go to the runner as is. */
-  private readonly sink: BlockSink = {
-    open: (seq, startSample, capacity) => {
-      const callSid = this.stats.callSid;
-      const bytes = audioHeaderBytes(callSid) + capacity * 2;
-      this.blockOpenedAtMs = Date.now();
-      const pooled = this.framePool.pop();
-      const frame = pooled && pooled.byteLength === bytes ? pooled : new ArrayBuffer(bytes);
-      this.currentFrame = frame;
-      return writeAudioHeader(frame, callSid, seq, startSample, SAMPLE_RATE_HZ, capacity);
-    },
-    seal: (seq, startSample, samples) => {
-      let frame = this.currentFrame!;
-      this.currentFrame = undefined;
-      const full = audioHeaderBytes(this.stats.callSid) + samples * 2;
-      if (full !== frame.byteLength) {
-        // a short last block: rewrite the header for its real length
-        const short = new ArrayBuffer(full);
-        writeAudioHeader(short, this.stats.callSid, seq, startSample, SAMPLE_RATE_HZ, samples).set(
-          new Int16Array(frame, audioHeaderBytes(this.stats.callSid), samples),
-        );
-        frame = short;
-      }
-      this.stats.blocksMade++;
-      if (samples === this.assembler?.blockSamples) this.timeBlock(); // not the short last block
-      this.relay?.send(seq, frame);
-      if (this.config.ingestAck === "block")
-        this.sendToTwilio(outboundMark(this.streamSid, `ozen-ack:${this.lastMediaSeq}`));
-    },
+  // made once: the hot path allocates no closure per frame
+  private readonly relaySealedBlock = (b: SealedBlock): void => {
+    if (b.full) this.stats.fullBlock(Date.now(), b.openedAtMs, this.relay?.connected ?? false);
+    this.relayBlock(b.seq, b.frame);
   };
 
-  /** Feed cadence and buffering of a full block about to go to the runner (whole-ms clock). */
-  private timeBlock(): void {
-    const now = Date.now();
-    // the block's first frame carried FRAME_MS of audio that was already that old when it arrived
-    this.blockHeld.record(now - this.blockOpenedAtMs + FRAME_MS);
-    if (!this.relay?.connected) {
-      this.lastLiveBlockAtMs = 0; // replayed later in a burst: not the live cadence
-      return;
-    }
-    if (this.lastLiveBlockAtMs !== 0) this.blockInterval.record(now - this.lastLiveBlockAtMs);
-    this.lastLiveBlockAtMs = now;
+  private relayBlock(seq: number, frame: ArrayBuffer): void {
+    this.stats.blocksMade++;
+    this.relay?.send(seq, frame);
+    this.watch.progress(seq + 1, Date.now());
+    if (this.config.ingestAck === "block") this.outbound.ackBlock(this.ingest.lastMediaSequence);
   }
 
-  private recycle(block: PendingBlock): void {
-    if (this.framePool.length < 8) this.framePool.push(block.frame);
-  }
+  private readonly frameOut: FrameOut = {
+    callSid: () => this.stats.callSid,
+    relay: (seq, frame) => this.relayBlock(seq, frame),
+  };
 
-  protected async onStart(m: StartMessage): Promise<void> {
+  private async onStart(m: StartMessage): Promise<void> {
     const t0 = Date.now();
-    if (this.start) {
-      this.bad("second_start", "a second start on the same stream was ignored");
-      return;
-    }
-    this.start = m;
-    this.stats.streamSid = m.streamSid;
+    this.stats.streamSid = this.outbound.streamSid = m.streamSid;
     this.stats.startedAtMs = t0;
     const { callSid, customParameters } = m.start;
-    if (callSid !== this.stats.callSid) {
-      this.logOnce("callsid", "warn", "start.callSid differs from the stream URL's; using the URL's", {});
-    }
+    if (callSid !== this.stats.callSid)
+      this.log.once("callsid", "warn", "start.callSid differs from the stream URL's; using the URL's");
     // the greeting first: it is what the caller hears, and it needs nothing from the network
-    this.playGreeting(t0);
+    // (an account's own greeting file is fetched once per isolate, then played as an utterance)
+    const greetingUrl =
+      this.config.greeting === "asset" ? this.config.voice.greetingUrls.get(m.start.accountSid) : undefined;
+    if (!greetingUrl) this.outbound.playGreeting(t0);
     const { [CALL_TOKEN_PARAMETER]: token, ...params } = customParameters;
     // audio is taken from now on and held in the link until the token is checked
-    this.assembler = new BlockAssembler((this.config.blockMs * SAMPLE_RATE_HZ) / 1000, this.sink);
-    this.relay = new RelayLink({
-      url: this.config.runnerUrl,
-      start: {
-        callSid: this.stats.callSid,
-        streamSid: m.streamSid,
-        accountSid: m.start.accountSid,
-        sampleRateHz: SAMPLE_RATE_HZ,
-        encoding: "pcm16le",
-        blockMs: this.config.blockMs,
-        tracks: m.start.tracks,
-        customParameters: params,
-      },
-      maxPendingBlocks: Math.ceil(this.config.relayBufferMs / this.config.blockMs),
-      backoffMinMs: this.config.relayBackoffMinMs,
-      backoffMaxMs: this.config.relayBackoffMaxMs,
+    const relayStart = relayStartOf(this.config, this.stats.callSid, m, params);
+    const relay = (this.relay = runnerLink(this.config, relayStart, {
       onControl: (c) => this.onRunnerControl(c),
       onBlockDropped: (seq) =>
-        this.logOnce("relay_full", "error", "relay buffer full while the runner is away: oldest audio dropped", {
+        this.log.once("relay_full", "error", "relay buffer full while the runner is away: oldest audio dropped", {
           seq,
         }),
-      onAcked: (b) => this.recycle(b),
-      log: (level, msg, fields) => this.log(level, msg, fields),
-    });
+      onAcked: (b) => this.frames.recycle(b.frame),
+      onInvalidEvent: (error) => this.events.invalidEvent(error),
+      log: (...line) => this.log.line(...line),
+    }));
     this.stats.state = "streaming";
-    if (
-      this.config.verifySignatures &&
-      !(await verifyCallToken(this.config.callTokenSecret, this.stats.callSid, token))
-    ) {
-      this.bad("bad_token", "start has no valid ozen_token parameter; closing");
-      this.relay.close(1008, "bad call token");
-      this.relay = undefined;
-      this.assembler = undefined;
-      this.closeTwilio(1008, "bad call token");
-      return;
-    }
+    this.admitting = this.admit(relay, token);
+    if (!(await this.admitting)) return;
+    if (greetingUrl) void this.voice.playGreetingFile(greetingUrl).then((ok) => ok || this.outbound.playGreeting(t0));
     this.ledger.begin({
       callSid: this.stats.callSid,
       accountSid: m.start.accountSid,
       streamSid: m.streamSid,
       startedAtMs: t0,
     });
-    this.relay.connect();
-    this.persist(Date.now());
+    this.watch.begin(relayStart, t0);
+    relay.connect();
+    this.stats.persist(Date.now());
   }
 
-  protected get streamSid(): string {
-    return this.start?.streamSid ?? "";
+  /**
+   * Checks the stream's `ozen_token` (expiry, MAC, this call) and admits the call's one stream:
+   * "this call has streamed" is written (with the token's nonce) before any of its audio leaves
+   * the object. False when the stream is refused.
+   */
+  private async admit(relay: RelayLink, token: string | undefined): Promise<boolean> {
+    const check = this.config.verifySignatures
+      ? await checkCallToken(this.config.callTokenSecret, this.stats.callSid, token, Date.now())
+      : undefined;
+    if (check && !check.ok) {
+      this.refuseStart(relay, check.message);
+      return false;
+    }
+    if (!this.admission.admit(Date.now(), check?.nonce)) {
+      this.refuseStart(relay, "this call has streamed before");
+      return false;
+    }
+    return true;
   }
 
-  private playGreeting(t0: number): void {
-    if (this.config.greeting === "none" || this.config.streamMode !== "connect") return;
-    const chunks = greetingChunks();
-    for (const chunk of chunks) this.sendToTwilio(outboundMedia(this.streamSid, chunk));
-    this.sendMark("greeting");
-    this.stats.greetingMs = Date.now() - t0;
-    this.stats.greetingFrames = chunks.length;
+  /** The stream's `start` is refused: nothing it sent reaches the runner, and the socket closes 1008. */
+  private refuseStart(relay: RelayLink, why: string): void {
+    const close = this.ingest.rejectStart(why);
+    this.logNotices();
+    relay.close(1008, "bad call token");
+    this.relay = undefined;
+    this.closeTwilio(close.code, close.reason);
   }
 
-  private sendMark(name: string): void {
-    this.pendingMarks.add(name);
-    this.stats.marksSent++;
-    this.sendToTwilio(outboundMark(this.streamSid, name));
-  }
-
-  private onMarkEcho(name: string): void {
-    if (this.pendingMarks.delete(name)) this.stats.marksEchoed++;
-  }
-
-  /** Barge-in: Twilio drops the agent's queued audio and echoes every pending mark. */
-  protected bargeIn(by: string): boolean {
+  /** A clear (the API, the agent, the runner): Twilio drops the agent's audio, the edge its queue. */
+  private bargeIn(by: string): boolean {
     // an ended call's socket is gone (or going): nothing to clear, and the caller must hear so
-    if (this.stats.state !== "streaming" || !this.twilio || this.config.streamMode !== "connect") return false;
-    this.sendToTwilio(outboundClear(this.streamSid));
-    this.stats.clears++;
-    this.log("info", "barge-in: clear sent", { by, pendingMarks: this.pendingMarks.size });
+    if (this.stats.state !== "streaming" || !this.twilio || !this.voice.clear("clear")) return false;
+    this.log.line("info", "barge-in: clear sent", { by, pendingMarks: this.outbound.pendingMarkCount });
     return true;
   }
 
@@ -468,27 +403,23 @@ export class CallSession implements DurableObject {
         this.bargeIn("runner");
         break;
       case "event":
-        this.onTranscriptEvent(m.event);
+        // counted, then into the call's event stream
+        this.stats.countEvent(m.event.type);
+        this.events.fromRunner(this.stats.callSid, m.event);
+        this.voice.onTranscriptEvent(m.event);
         break;
       case "goaway":
-        this.log("info", "runner is draining; the link reconnects", { reason: m.reason });
+        this.log.line("info", "runner is draining; the link reconnects", { reason: m.reason });
         break;
       case "error":
-        this.log("warn", "runner reported an error", { code: m.code, error: m.message });
+        this.log.line("warn", "runner reported an error", { code: m.code, error: m.message });
         break;
       default:
         break;
     }
   }
 
-  /** A transcript event from the runner: counted, then into the call's event stream. */
-  private onTranscriptEvent(event: Readonly<Record<string, unknown>>): void {
-    const type = typeof event["type"] === "string" ? event["type"] : "unknown";
-    this.stats.events[type] = (this.stats.events[type] ?? 0) + 1;
-    this.events.fromRunner(this.stats.callSid, event);
-  }
-
-  protected sendToTwilio(text: string): void {
+  private sendToTwilio(text: string): void {
     try {
       this.twilio?.send(text);
     } catch {
@@ -497,92 +428,57 @@ export class CallSession implements DurableObject {
   }
 
   private closeTwilio(code: number, reason: string): void {
-    try {
-      this.twilio?.close(code, reason);
-    } catch {
-      // already closed
-    }
+    closeQuietly(this.twilio, code, reason);
     void this.end(reason, false);
   }
 
-  // ---- end of call, stats ----
+  // ---- end of call ----
 
   private async end(reason: string, vanished: boolean): Promise<void> {
-    if (this.stats.state === "ended") return;
-    const wasStreaming = this.stats.state === "streaming";
-    this.stats.state = "ended";
-    this.stats.endedAtMs = Date.now();
-    this.stats.endReason = vanished && wasStreaming ? `${reason} without stop` : reason;
-    if (vanished && wasStreaming) this.log("warn", "Twilio socket closed without stop; ending the call", { reason });
-    this.drain();
-    this.assembler?.flush();
-    this.assembler = undefined;
-    this.persist(Date.now());
+    const stats = this.stats;
+    if (stats.state === "ended") return;
+    const wasStreaming = stats.state === "streaming";
+    stats.state = "ended";
+    stats.endedAtMs = Date.now();
+    const endReason = vanished && wasStreaming ? `${reason} without stop` : reason;
+    stats.endReason = endReason;
+    if (vanished && wasStreaming)
+      this.log.line("warn", "Twilio socket closed without stop; ending the call", { reason });
+    this.ingest.finish();
+    this.relaySealed();
+    stats.persist(Date.now());
+    // a stream that ends while its token is checked: its audio goes on only once admitted
+    if (this.admitting) await this.admitting;
+    this.admission.ended(stats.endedAtMs);
     if (this.relay) {
-      this.stats.relay.lostAtEnd = await this.relay.stop(
-        vanished ? "twilio_disconnected" : "caller_hung_up",
-        STOP_GRACE_MS,
-      );
-      this.persist(Date.now());
+      const why = vanished ? "twilio_disconnected" : "caller_hung_up";
+      stats.relayLostAtEnd = await this.relay.stop(why, STOP_GRACE_MS);
+      stats.persist(Date.now());
     }
     // the runner says call.ended when it is done; when it could not, the edge records it
     // (and tells the subscribers: it is gone, or the link closed before its call.ended came)
-    this.events.callEnded(this.stats.callSid, this.stats.endReason ?? reason);
-    this.ledger.finish(this.stats.endReason ?? reason, Date.now());
-    if (this.twilio) {
-      try {
-        this.twilio.close(1000, "call ended");
-      } catch {
-        // already closed
-      }
-    }
+    // what the agent still had playing is cleared, said before call.ended
+    this.voice.end();
+    this.events.callEnded(stats.callSid, endReason);
+    this.ledger.finish(endReason, Date.now());
+    this.watch.end();
+    closeQuietly(this.twilio, 1000, "call ended");
+    // the last report: the call is over, and what its records still wait on
+    await this.ledger.settled(2000);
+    this.report.now(Date.now());
   }
 
-  /** The object's one alarm: D1 write and webhook retries (`ledger.ts`, `alarms.ts`). */
-  async alarm(): Promise<void> {
-    await this.ledger.alarm();
+  /** The ingest's notices, each kind logged once per call (bad input is counted in `bad`). */
+  private logNotices(): void {
+    for (const n of this.ingest.takeNotices())
+      this.log.once(`ingest:${n.kind}`, "warn", n.message, { kind: n.kind, ...n.fields });
   }
+}
 
-  private snapshot(): CallStats {
-    this.stats.blockIntervalMs = this.blockInterval.summary();
-    this.stats.blockHeldMs = this.blockHeld.summary();
-    this.stats.eventStream = this.events.snapshot();
-    if (this.relay) {
-      Object.assign(this.stats.relay, this.relay.stats, { pendingBlocks: this.relay.pendingBlocks });
-      this.stats.relayRttMs = this.relay.rtt.summary();
-      this.stats.relayRttMsHistogram = this.relay.rttHistogram;
-    }
-    return this.stats;
-  }
-
-  private persist(now: number): void {
-    this.lastPersistMs = now;
-    // allowUnconfirmed: outgoing messages (acks, greeting) must not wait for this write
-    void this.ctx.storage.put("stats", this.snapshot(), { allowUnconfirmed: true });
-  }
-
-  private async readStats(): Promise<CallStats | { state: "unknown" }> {
-    if (this.stats.state !== "waiting" || this.twilio) return this.snapshot();
-    return (await this.ctx.storage.get<CallStats>("stats")) ?? { state: "unknown" };
-  }
-
-  // ---- logs ----
-
-  private bad(kind: BadKind, message: string): void {
-    this.stats.bad[kind] = (this.stats.bad[kind] ?? 0) + 1;
-    this.logOnce(`bad:${kind}`, "warn", message, { kind });
-  }
-
-  private logOnce(key: string, level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void {
-    if (this.loggedOnce.has(key)) return;
-    this.loggedOnce.add(key);
-    this.log(level, msg, fields);
-  }
-
-  protected log(level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>): void {
-    if (level === "info") return; // production logs WARNING and above (playbook F)
-    const line = JSON.stringify({ level, msg, callSid: this.stats.callSid, ...fields });
-    if (level === "error") console.error(line);
-    else console.warn(line);
+function closeQuietly(ws: WebSocket | undefined, code: number, reason: string): void {
+  try {
+    ws?.close(code, reason);
+  } catch {
+    // already closed
   }
 }

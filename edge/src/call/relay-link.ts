@@ -1,94 +1,110 @@
 /**
- * The Durable Object's one persistent WebSocket to the stt-runner (adapter).
+ * The Durable Object's one persistent WebSocket to the stt-runner (adapter): socket wiring
+ * around the delivery protocol's edge side, `RelaySender` (shared/src/relay/sender.ts), which
+ * keeps blocks until the runner commits them, resumes and replays on every (re)connect, backs
+ * off, and ends the call with a stop handshake. This class owns the socket, the one timer and
+ * the clock. Never throws into the caller: failures are counted and retried.
  *
- * Blocks are kept until the runner acknowledges them; on (re)connect the link sends `start`
- * with `resumeFromSeq` = the oldest unacknowledged block and replays every kept block in order,
- * so a runner restart loses nothing the edge accepted. Reconnects back off exponentially.
- * Never throws into the caller: failures are counted and retried.
+ * Each dial carries a fresh relay credential for the call (`X-Ozen-Relay-Credential`, signed
+ * with RELAY_SECRET: shared/src/relay/credential.ts), so the runner takes the socket for this
+ * call and no other; a runner that refuses it answers the upgrade 401 (retried with backoff).
  */
-import { DropOldestQueue, LatencyWindow, encodeControl, parseRunnerToEdge, recordMs } from "@ozen/shared";
-import type { MsHistogram, RelayStart, RunnerToEdge } from "@ozen/shared";
-import { newRelayLinkStats } from "./stats.js";
+import {
+  RELAY_CREDENTIAL_HEADER,
+  RelaySender,
+  encodeControl,
+  parseRunnerToEdge,
+  signRelayCredential,
+} from "@ozen/shared";
+import type { MsHistogram, PendingBlock, RelayStart, RunnerToEdge } from "@ozen/shared";
+import type { LatencyWindow } from "@ozen/shared";
 import type { RelayLinkStats } from "./stats.js";
 
-export interface PendingBlock {
-  readonly seq: number;
-  readonly frame: ArrayBuffer;
-  /** Date.now() when last sent; 0 when never sent. */
-  sentAtMs: number;
-}
+export type { PendingBlock } from "@ozen/shared";
 
 export interface RelayLinkOptions {
   readonly url: string;
+  /** RELAY_SECRET: each dial signs a credential for the call with it; empty: none is sent. */
+  readonly relaySecret: string;
   readonly start: Omit<RelayStart, "v" | "type" | "resumeFromSeq">;
+  /** The seq blocks go on from (default 0; the close-out after an edge restart goes on from what it persisted). */
+  readonly firstSeq?: number;
+  /**
+   * Close the link once the stop went out and every block is committed (default true). The
+   * close-out holds it open instead: it waits for what the runner still has to say.
+   */
+  readonly closeWhenFinished?: boolean;
   readonly maxPendingBlocks: number;
   readonly backoffMinMs: number;
   readonly backoffMaxMs: number;
-  /** Control messages other than ack/ping/pong (clear, goaway, error). */
+  /** Control messages other than ack/ping/pong (clear, goaway, error, and typed events). */
   readonly onControl: (m: RunnerToEdge) => void;
-  /** A block fell out of the pending buffer before the runner acknowledged it (lost audio). */
+  /** A block fell out of the full pending buffer before it was ever sent (lost audio). */
   readonly onBlockDropped: (seq: number) => void;
   readonly log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   /** Ends a send's pause for a block frame we no longer need (pool recycling). */
   readonly onAcked?: (block: PendingBlock) => void;
+  /** The runner sent an event that is not a valid transcript event (dropped); `error` says why. */
+  readonly onInvalidEvent?: (error: string) => void;
+  /** Headers the upgrade adds (credentials); a rejection fails the dial, which is retried with backoff. */
+  readonly upgradeHeaders?: () => Promise<Record<string, string>>;
 }
 
-type State = "idle" | "connecting" | "open" | "closed";
-
 export class RelayLink {
-  private state: State = "idle";
+  private readonly sender: RelaySender;
   private ws: WebSocket | undefined;
-  private readonly pending: DropOldestQueue<PendingBlock>;
-  private backoffMs: number;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private stopMessage: string | undefined;
-  private lastAcked = -1;
-  private lastCommitted = -1;
-  /** Send time (Date.now) of blocks awaiting their first ack, by seq, in seq order. */
-  private readonly sentAt = new Map<number, number>();
-  private nextSeq = 0;
-  readonly rtt = new LatencyWindow(2048);
-  /** Every round trip by whole ms (workerd's clock moves in whole ms anyway). */
-  readonly rttHistogram: MsHistogram = {};
-  readonly stats: RelayLinkStats = newRelayLinkStats();
-  /** Resolves when the call is over and everything is acknowledged (or given up on). */
-  private finished: (() => void) | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** The wall time the timer is set for, ms. */
+  private timerDueMs: number | undefined;
+  /** Resolves `stop` with the blocks never committed (on close). */
+  private finished: ((lostBlocks: number) => void) | undefined;
 
   constructor(private readonly o: RelayLinkOptions) {
-    this.pending = new DropOldestQueue(o.maxPendingBlocks);
-    this.backoffMs = o.backoffMinMs;
+    this.sender = new RelaySender({
+      start: o.start,
+      maxPendingBlocks: o.maxPendingBlocks,
+      backoffMinMs: o.backoffMinMs,
+      backoffMaxMs: o.backoffMaxMs,
+      ...(o.firstSeq !== undefined ? { firstSeq: o.firstSeq } : {}),
+    });
+  }
+
+  /** Blocks sent to the runner and not yet committed (a gauge). */
+  get unacknowledgedBlocks(): number {
+    return this.sender.unacknowledgedBlocks;
   }
 
   get connected(): boolean {
-    return this.state === "open";
+    return this.sender.open;
   }
 
   get pendingBlocks(): number {
-    return this.pending.length;
+    return this.sender.pendingBlocks;
+  }
+
+  get stats(): RelayLinkStats {
+    return this.sender.stats;
+  }
+
+  get rtt(): LatencyWindow {
+    return this.sender.rtt;
+  }
+
+  /** Every round trip by whole ms (workerd's clock moves in whole ms anyway). */
+  get rttHistogram(): MsHistogram {
+    return this.sender.rttHistogram;
   }
 
   /** Opens the socket (idempotent). */
   connect(): void {
-    if (this.state === "connecting" || this.state === "open") return;
-    this.state = "connecting";
-    void this.open();
+    if (this.sender.connect()) void this.dial();
   }
 
   /** Queues block `seq` (kept until acked) and sends it now if the socket is open. */
   send(seq: number, frame: ArrayBuffer): void {
-    const block: PendingBlock = { seq, frame, sentAtMs: 0 };
-    this.nextSeq = seq + 1;
-    const lost = this.pending.push(block);
-    if (lost) {
-      this.stats.blocksDropped++;
-      this.o.onBlockDropped(lost.seq);
-    }
-    if (this.state === "open" && this.ws) {
-      block.sentAtMs = Date.now();
-      this.sentAt.set(seq, block.sentAtMs);
-      this.ws.send(frame);
-      this.stats.blocksSent++;
-    }
+    const lost = this.sender.push(seq, frame, Date.now());
+    if (lost && lost.sentAtMs === 0) this.o.onBlockDropped(lost.seq);
+    if (this.sender.open) this.ws?.send(frame);
   }
 
   /**
@@ -96,134 +112,159 @@ export class RelayLink {
    * with the blocks still unacknowledged when it gave up after `graceMs` (0 when none were lost).
    */
   stop(reason: string, graceMs: number): Promise<number> {
-    this.stopMessage = encodeControl({ type: "stop", reason, lastSeq: this.nextSeq - 1 });
-    const done = new Promise<number>((resolve) => {
-      const timer = setTimeout(() => {
-        const lost = this.pending.length;
-        if (lost > 0)
-          this.o.log("error", "runner did not acknowledge the end of the call; audio lost", { lostBlocks: lost });
-        this.close(1001, "gave up");
-      }, graceMs);
-      this.finished = () => {
-        clearTimeout(timer);
-        resolve(this.pending.length);
-      };
-    });
-    if (this.state === "open" && this.ws) {
-      this.ws.send(this.stopMessage);
-      this.maybeFinish();
+    const done = new Promise<number>((resolve) => (this.finished = resolve));
+    if (this.sender.state === "closed") {
+      this.close();
+      return done;
+    }
+    const stopText = this.sender.stop(reason, graceMs, Date.now());
+    if (stopText !== undefined) {
+      this.ws?.send(stopText);
+      this.closeIfFinished();
     } else {
       this.connect();
     }
+    this.schedule();
     return done;
   }
 
   /** Closes at once (the DO is going away or gave up). */
   close(code = 1000, reason = "call ended"): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.state = "closed";
+    this.sender.close();
+    this.schedule();
     try {
       this.ws?.close(code, reason);
     } catch {
       // already closed
     }
     this.ws = undefined;
-    this.finished?.();
+    const finished = this.finished;
+    this.finished = undefined;
+    finished?.(this.sender.pendingBlocks);
   }
 
-  private async open(): Promise<void> {
+  private async dial(): Promise<void> {
     let ws: WebSocket | null | undefined;
     try {
       const url = this.o.url.replace(/^ws/, "http");
       // the call's sid on the upgrade: for the runner's logs and load balancer, before any frame
-      const resp = await fetch(url, { headers: { Upgrade: "websocket", "X-Ozen-Call": this.o.start.callSid } });
+      // the front end's identity (RUNNER_AUTH) first; the relay's own headers are not overridden
+      const extra = await this.o.upgradeHeaders?.();
+      const headers: Record<string, string> = {
+        ...extra,
+        Upgrade: "websocket",
+        "X-Ozen-Call": this.o.start.callSid,
+      };
+      // a fresh credential per dial: it opens this call only, once, for about a minute
+      if (this.o.relaySecret) {
+        headers[RELAY_CREDENTIAL_HEADER] = await signRelayCredential(
+          this.o.relaySecret,
+          this.o.start.callSid,
+          Date.now(),
+        );
+      }
+      const resp = await fetch(url, { headers });
       ws = resp.webSocket;
+      if (!ws && resp.status === 401) {
+        throw new Error(
+          `runner refused the relay credential (HTTP 401: ${(await resp.text()).trim().slice(0, 160)}); ` +
+            "RELAY_SECRET must be the same on the edge and the runner",
+        );
+      }
       if (!ws) throw new Error(`runner answered HTTP ${resp.status}, not a WebSocket upgrade`);
     } catch (e) {
-      if (this.state !== "connecting") return; // closed meanwhile
-      this.stats.connectFailures++;
+      const now = Date.now();
+      const dueMs = this.sender.dialFailed(now);
+      if (dueMs === undefined) return; // closed meanwhile
       this.o.log(this.stats.connectFailures === 1 ? "warn" : "info", "runner unreachable; will retry", {
         error: String(e),
-        retryInMs: this.backoffMs,
-        pendingBlocks: this.pending.length,
+        retryInMs: dueMs - now,
+        pendingBlocks: this.sender.pendingBlocks,
       });
-      this.scheduleRetry();
-      return;
-    }
-    if (this.state !== "connecting") {
-      ws.accept();
-      ws.close(1000, "link closed");
+      this.schedule();
       return;
     }
     ws.accept();
+    const opening = this.sender.opened(Date.now());
+    if (!opening) {
+      ws.close(1000, "link closed");
+      return;
+    }
     this.ws = ws;
-    this.state = "open";
-    this.stats.connects++;
     ws.addEventListener("message", (ev) => this.onMessage(ev.data));
     ws.addEventListener("close", () => this.onDown(ws));
     ws.addEventListener("error", () => this.onDown(ws));
-
-    const oldest = this.pending.peek();
-    ws.send(encodeControl({ type: "start", ...this.o.start, resumeFromSeq: oldest ? oldest.seq : this.nextSeq }));
-    const now = Date.now();
-    for (const block of this.pending) {
-      if (block.sentAtMs !== 0) this.stats.blocksReplayed++;
-      block.sentAtMs = now;
-      if (block.seq > this.lastAcked) this.sentAt.set(block.seq, now);
-      ws.send(block.frame);
-      this.stats.blocksSent++;
+    ws.send(opening.start);
+    for (const block of opening.blocks) ws.send(block.frame);
+    if (opening.stop !== undefined) {
+      ws.send(opening.stop);
+      this.closeIfFinished();
     }
-    if (this.stopMessage) {
-      ws.send(this.stopMessage);
-      this.maybeFinish();
-    }
+    this.schedule();
   }
 
   private onDown(ws: WebSocket): void {
     if (this.ws !== ws) return;
     this.ws = undefined;
-    // answer the runner's close frame: before compatibility date 2026-04-07 workerd does not, and
-    // the runner would hold the half-closed socket for its 30 s close timeout (a drain waits on it)
-    try {
-      ws.close(1000, "closed by the runner");
-    } catch {
-      // already closed (error, or workerd answered it)
-    }
-    if (this.state === "closed") return;
-    this.stats.disconnects++;
-    this.o.log("warn", "runner socket closed; reconnecting", { pendingBlocks: this.pending.length });
-    this.state = "connecting";
-    // no backoff reset here: a runner that accepts and at once closes (draining, 1013) would be
-    // redialled at the minimum forever; acks on a working link reset it (onAck)
-    this.scheduleRetry();
+    answerCloseFrame(ws);
+    const dueMs = this.sender.socketLost(Date.now());
+    if (dueMs === undefined) return; // the link closed
+    this.o.log("warn", "runner socket closed; reconnecting", { pendingBlocks: this.sender.pendingBlocks });
+    this.schedule();
   }
 
-  private scheduleRetry(): void {
-    const delay = this.backoffMs;
-    this.backoffMs = Math.min(this.backoffMs * 2, this.o.backoffMaxMs);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      if (this.state === "connecting") void this.open();
-    }, delay);
+  /** Keeps the one timer on the sender's next due time. */
+  private schedule(): void {
+    const dueMs = this.sender.nextDueMs;
+    if (dueMs === this.timerDueMs) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDueMs = dueMs;
+    if (dueMs === undefined) return;
+    this.timer = setTimeout(() => this.onDue(), Math.max(0, dueMs - Date.now()));
+  }
+
+  private onDue(): void {
+    this.timer = undefined;
+    this.timerDueMs = undefined;
+    switch (this.sender.tick(Date.now())) {
+      case "dial":
+        void this.dial();
+        break;
+      case "give_up": {
+        const lost = this.sender.pendingBlocks;
+        if (lost > 0)
+          this.o.log("error", "runner did not acknowledge the end of the call; audio lost", { lostBlocks: lost });
+        this.close(1001, "gave up");
+        break;
+      }
+      case undefined:
+        break;
+    }
+    this.schedule();
   }
 
   private onMessage(data: unknown): void {
     if (typeof data !== "string") {
-      this.stats.protocolErrors++;
+      this.sender.rejected();
       this.o.log("warn", "runner sent a binary frame; ignored");
       return;
     }
     const r = parseRunnerToEdge(data);
     if (!r.ok) {
-      this.stats.protocolErrors++;
+      if (r.invalidEvent && this.o.onInvalidEvent) {
+        this.o.onInvalidEvent(r.message);
+        return;
+      }
+      this.sender.rejected();
       this.o.log("warn", "runner message rejected", { error: r.message });
       return;
     }
     const m = r.message;
     switch (m.type) {
       case "ack":
-        this.onAck(m.seq, Math.min(m.seq, m.committedSeq ?? m.seq));
+        this.sender.ack(m.seq, m.committedSeq, Date.now(), this.o.onAcked);
+        this.closeIfFinished();
         break;
       case "ping":
         this.ws?.send(encodeControl({ type: "pong", id: m.id }));
@@ -235,28 +276,29 @@ export class RelayLink {
     }
   }
 
-  private onAck(seq: number, committedSeq: number): void {
-    const now = Date.now();
-    if (seq > this.lastAcked) {
-      this.lastAcked = seq;
-      this.backoffMs = this.o.backoffMinMs; // a working link resets the backoff
-      const block = this.sentAt.get(seq);
-      if (block !== undefined) {
-        this.rtt.record(now - block);
-        recordMs(this.rttHistogram, now - block);
-      }
-      for (const k of this.sentAt.keys()) if (k <= seq) this.sentAt.delete(k);
-    }
-    while (this.pending.length > 0 && this.pending.peek()!.seq <= committedSeq) {
-      const done = this.pending.shift()!;
-      this.stats.blocksAcked++;
-      this.o.onAcked?.(done);
-    }
-    this.lastCommitted = Math.max(this.lastCommitted, committedSeq);
-    this.maybeFinish();
+  private closeIfFinished(): void {
+    if (this.sender.finished && this.o.closeWhenFinished !== false) this.close();
   }
+}
 
-  private maybeFinish(): void {
-    if (this.stopMessage && this.pending.length === 0 && this.lastCommitted >= this.nextSeq - 1) this.close();
-  }
+/**
+ * Answers the runner's close frame: before compatibility date 2026-04-07 workerd does not, and the
+ * runner would hold the half-closed socket for its 30 s close timeout (a drain waits on it).
+ *
+ * Not from inside the close event: workerd sends queued frames with a pump, and when the pump
+ * that sent our last frame has finished but its continuation has not run yet, a close() in the
+ * close event starts a second pump; that continuation then sees the socket closed both ways and
+ * releases it, cancelling the second pump before the close frame is written (the runner sees the
+ * TCP connection end, 1006). The same holds for workerd's own reply after that date. One timer
+ * turn later the first pump's continuation has run (with the socket still open outgoing), so the
+ * close goes out whole.
+ */
+function answerCloseFrame(ws: WebSocket): void {
+  setTimeout(() => {
+    try {
+      ws.close(1000, "closed by the runner");
+    } catch {
+      // already closed (error, or workerd answered it)
+    }
+  }, 0);
 }

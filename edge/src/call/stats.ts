@@ -1,33 +1,19 @@
 /**
- * The shapes of a call's record and of its relay link's counters: plain data, no runtime
- * dependency, so the Worker and the tests that read `GET /calls/{CallSid}/stats` share them.
+ * The shapes of a call's record and of its relay link's counters: plain data, so the Worker and
+ * the tests that read `GET /calls/{CallSid}/stats` share them.
  */
-import type { LatencySummary, MsHistogram } from "@ozen/shared";
+import { newRelaySenderCounters } from "@ozen/shared";
+import type { LatencySummary, MsHistogram, RelaySenderCounters } from "@ozen/shared";
 import type { ContinuityCounters } from "@ozen/shared";
 import type { FanoutTotals, SubscriberCounters } from "../events/subscribers.js";
+import type { VoiceStats } from "./playback.js";
+import type { ControlCounters } from "../events/control.js";
 
-export interface RelayLinkStats {
-  connects: number;
-  connectFailures: number;
-  disconnects: number;
-  blocksSent: number;
-  blocksReplayed: number;
-  blocksAcked: number;
-  blocksDropped: number;
-  protocolErrors: number;
-}
+/** The relay link's counters: its sender's (`RelaySenderCounters`), same names and meanings. */
+export type RelayLinkStats = RelaySenderCounters;
 
 export function newRelayLinkStats(): RelayLinkStats {
-  return {
-    connects: 0,
-    connectFailures: 0,
-    disconnects: 0,
-    blocksSent: 0,
-    blocksReplayed: 0,
-    blocksAcked: 0,
-    blocksDropped: 0,
-    protocolErrors: 0,
-  };
+  return newRelaySenderCounters();
 }
 
 export type CallState = "waiting" | "streaming" | "ended";
@@ -40,10 +26,11 @@ export interface CallStats {
   endedAtMs: number | null;
   endReason: string | null;
   framesIn: number;
-  framesDropped: number;
   framesConcealed: number;
   /** Silence put in where Twilio's media timestamps jumped (frames lost before us). */
   gapFilledMs: number;
+  /** Holes in the media timestamps left unfilled: filling them would have run ahead of wall time. */
+  gapFillRefusedMs: number;
   audioMs: number;
   bad: Record<string, number>;
   sequenceGaps: number;
@@ -51,8 +38,16 @@ export interface CallStats {
   sequenceOutOfOrder: number;
   otherTrackFrames: number;
   aheadOfRealtimeMsMax: number;
+  /** Twilio message handler time, summed over every message and its most, ms (whole-ms clock). */
   handlerMsTotal: number;
   handlerMsMax: number;
+  /**
+   * Time spent putting media frames' audio into blocks (base64 + mu-law table decode, gap fill,
+   * concealment), summed over every frame taken, ms. The Worker's clock moves in whole ms (and
+   * not at all inside a handler on Cloudflare): summed over many frames it estimates the total
+   * without bias; 0 says the clock never moved while decoding.
+   */
+  decodeMsTotal: number;
   greetingMs: number | null;
   greetingFrames: number;
   marksSent: number;
@@ -71,13 +66,19 @@ export interface CallStats {
    * buffering. A runner that is away holds blocks longer (`relay.pendingBlocks`, replays).
    */
   blockHeldMs: LatencySummary;
-  relay: RelayLinkStats & { pendingBlocks: number; lostAtEnd: number };
+  /**
+   * The relay link's counters, and gauges: `pendingBlocks` kept for replay, `unacknowledged` of
+   * those sent and not yet committed by the runner, `lostAtEnd` never committed when the call ended.
+   */
+  relay: RelayLinkStats & { pendingBlocks: number; unacknowledged: number; lostAtEnd: number };
   relayRttMs: LatencySummary;
   relayRttMsHistogram: MsHistogram;
   /** Transcript events from the runner, by type. */
   events: Record<string, number>;
   /** The call's event stream: delivered events, continuity, subscribers (with drops), the hub. */
   eventStream?: CallEventStats;
+  /** The agent's voice: utterances, frames, clears, refusals, barge-ins, control (`playback.ts`). */
+  voice?: VoiceStats & { control: ControlCounters };
 }
 
 export interface CallEventStats {

@@ -1,6 +1,6 @@
 /**
- * A call's transcript event stream inside its CallSession (adapter): runner events are parsed
- * (`parseTranscriptEvent`), joined across runner sessions (`TranscriptContinuity`), numbered,
+ * A call's transcript event stream inside its CallSession (adapter): runner events (typed: the
+ * relay's parse validated them) are joined across runner sessions (`TranscriptContinuity`), numbered,
  * kept in a bounded window for replay, fanned out to the call's subscribers and forwarded to
  * the account's hub for `GET /events`. Nothing here awaits on the call's path: the hub is fed
  * by one request at a time from a bounded queue (`HubForwarder`).
@@ -9,10 +9,10 @@
  * number in the call (1, 2, 3, ...): `?since=n` on subscribe replays the events after it that
  * the call still holds.
  */
-import { TranscriptContinuity, parseTranscriptEvent } from "@ozen/shared";
+import { TranscriptContinuity, callEndedEvent } from "@ozen/shared";
 import type { TranscriptEvent } from "@ozen/shared";
 import { Fanout, subscribeSocket } from "./subscribers.js";
-import type { Deliverable, FlowLimits } from "./subscribers.js";
+import type { Deliverable, FlowLimits, SocketHooks } from "./subscribers.js";
 import type { CallEventStats, HubForwarderStats } from "../call/stats.js";
 
 /** Events a call keeps for replay (`?since=`) and `GET /calls/{CallSid}/events` as JSON. */
@@ -81,6 +81,8 @@ export interface CallEventStreamOptions {
   readonly log: (level: "warn" | "error", key: string, msg: string, fields?: Record<string, unknown>) => void;
   /** Each event delivered into the stream (after continuity), e.g. for the call's record. */
   readonly onDelivered?: (e: TranscriptEvent) => void;
+  /** The n of the call's first utterance id (one past any the call's record holds); default 1. */
+  readonly firstUtteranceN?: () => number;
 }
 
 export class CallEventStream {
@@ -90,22 +92,24 @@ export class CallEventStream {
   private readonly held: HeldEvent[] = [];
   private n = 0;
   private ended = false;
+  /** Closes the subscribers still reading DRAIN_AFTER_END_MS after the end (`closeStragglersLater`). */
+  private stragglersTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly stats = { invalid: 0, delivered: {} as Record<string, number> };
 
   constructor(private readonly o: CallEventStreamOptions) {
-    this.fanout = new Fanout(o.limits);
+    this.fanout = new Fanout(o.limits, () => this.forgetStragglers());
     this.hub = new HubForwarder(o.hub, (error) => o.log("warn", "hub", "account hub unreachable", { error }));
   }
 
-  /** An event from the runner (any shape: it is parsed here). */
-  fromRunner(callSid: string, value: unknown): void {
-    const r = parseTranscriptEvent(value);
-    if (!r.ok) {
-      this.stats.invalid++;
-      this.o.log("warn", "bad_event", "runner sent an invalid transcript event; dropped", { error: r.message });
-      return;
-    }
-    this.deliver(callSid, r.event);
+  /** An event from the runner (validated where it entered the edge, `parseRunnerToEdge`). */
+  fromRunner(callSid: string, event: TranscriptEvent): void {
+    this.deliver(callSid, event);
+  }
+
+  /** The runner sent an event that is not a valid transcript event: counted, logged once. */
+  invalidEvent(error: string): void {
+    this.stats.invalid++;
+    this.o.log("warn", "bad_event", "runner sent an invalid transcript event; dropped", { error });
   }
 
   /**
@@ -113,11 +117,11 @@ export class CallEventStream {
    * the edge says it, so every subscriber and the hub learn the call ended.
    */
   callEnded(callSid: string, reason: string): void {
-    if (!this.ended) this.deliver(callSid, { v: 1, type: "call.ended", callSid, wallMs: Date.now(), reason });
+    if (!this.ended) this.deliver(callSid, callEndedEvent(callSid, reason, Date.now()));
   }
 
   private deliver(callSid: string, event: TranscriptEvent): void {
-    this.continuity ??= new TranscriptContinuity(callSid);
+    this.continuity ??= new TranscriptContinuity(callSid, { firstUtteranceN: this.o.firstUtteranceN?.() ?? 1 });
     const verdict = this.continuity.accept(event);
     if (!("event" in verdict)) return;
     const e = verdict.event;
@@ -138,13 +142,41 @@ export class CallEventStream {
     if (e.type === "call.ended") {
       this.ended = true;
       this.fanout.closeWhenDrained(1000, "call ended");
-      // one that stopped reading would keep the object (and its socket) alive for nothing
-      setTimeout(() => this.fanout.closeStragglers(), DRAIN_AFTER_END_MS);
+      this.closeStragglersLater();
     }
   }
 
-  /** `GET /calls/{CallSid}/events` with an upgrade: a subscriber, replaying after `?since=`. */
-  subscribe(url: URL): Response {
+  /**
+   * A subscriber still reading when the call ended gets DRAIN_AFTER_END_MS, then 4008: one that
+   * stopped reading would keep the object (and its socket) alive for nothing. The timer runs only
+   * while such a subscriber is there, because a pending timer keeps the Durable Object in memory
+   * too: workerd evicts an object about 10 s after its last activity, and an unconditional timer
+   * kept every ended call's object 30 s longer, overlapping the next calls' (`ozen bench soak`).
+   */
+  private closeStragglersLater(): void {
+    if (this.stragglersTimer !== undefined || this.fanout.size === 0) return;
+    this.stragglersTimer = setTimeout(() => {
+      this.stragglersTimer = undefined;
+      this.fanout.closeStragglers();
+    }, DRAIN_AFTER_END_MS);
+  }
+
+  /** The last subscriber went away: nobody is left to wait for. */
+  private forgetStragglers(): void {
+    if (this.stragglersTimer !== undefined) clearTimeout(this.stragglersTimer);
+    this.stragglersTimer = undefined;
+  }
+
+  /** An event the edge itself says (the agent's voice, DTMF): numbered and delivered like the runner's. */
+  fromEdge(callSid: string, event: TranscriptEvent): void {
+    this.deliver(callSid, event);
+  }
+
+  /**
+   * `GET /calls/{CallSid}/events` with an upgrade: a subscriber, replaying after `?since=`;
+   * `hooks` take what it sends besides acks (agent control).
+   */
+  subscribe(url: URL, hooks?: SocketHooks): Response {
     const since = url.searchParams.get("since");
     const after = since === null ? undefined : Number(since);
     if (after !== undefined && !(Number.isSafeInteger(after) && after >= 0)) {
@@ -153,9 +185,14 @@ export class CallEventStream {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     server.accept();
-    const s = subscribeSocket(this.fanout, server);
+    // binary frames (agent audio) as ArrayBuffers, not Blobs (the standard default in newer workerd)
+    (server as unknown as { binaryType: string }).binaryType = "arraybuffer";
+    const s = subscribeSocket(this.fanout, server, hooks);
     if (after !== undefined) s.replay(this.held.filter((d) => d.n > after));
-    if (this.ended) s.closeWhenDrained(1000, "call ended");
+    if (this.ended) {
+      s.closeWhenDrained(1000, "call ended");
+      this.closeStragglersLater();
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 

@@ -293,7 +293,11 @@ export class Fanout {
   private readonly gone: SubscriberCounters[] = [];
   private nextId = 1;
 
-  constructor(private readonly limits: FlowLimits) {}
+  constructor(
+    private readonly limits: FlowLimits,
+    /** Called when the last subscriber went away. */
+    private readonly onEmpty?: () => void,
+  ) {}
 
   get size(): number {
     return this.subscribers.size;
@@ -306,6 +310,7 @@ export class Fanout {
       this.totals.active = this.subscribers.size;
       this.gone.push(gone.counters);
       if (this.gone.length > KEEP_GONE) this.gone.shift();
+      if (this.subscribers.size === 0) this.onEmpty?.();
     });
     this.subscribers.add(s);
     this.totals.subscribed++;
@@ -341,11 +346,32 @@ export class Fanout {
   }
 }
 
-/** A workerd WebSocket as a subscriber of `fanout`: accepted, acks and close wired. */
-export function subscribeSocket(fanout: Fanout, ws: WebSocket): Subscriber {
+/**
+ * What a socket may do besides acknowledging (agent control, `control.ts`): `opened` gets a
+ * `reply` that queues a message to this socket (never dropped, counted like an event for acks);
+ * `message` takes every message that is not an ack and says whether it handled it (else it is
+ * counted as a bad ack); `gone` is called once when the socket closes.
+ */
+export interface SocketHooks {
+  opened(reply: (message: object) => void): void;
+  message(data: string | ArrayBuffer): boolean;
+  gone(): void;
+}
+
+/** A workerd WebSocket as a subscriber of `fanout`: accepted, acks and close wired (and control, with `hooks`). */
+export function subscribeSocket(fanout: Fanout, ws: WebSocket, hooks?: SocketHooks): Subscriber {
   const s = fanout.add(ws);
-  ws.addEventListener("message", (ev) => s.onMessage(ev.data));
-  ws.addEventListener("close", () => s.gone());
-  ws.addEventListener("error", () => s.gone());
+  const gone = () => {
+    s.gone();
+    hooks?.gone();
+  };
+  ws.addEventListener("message", (ev) => {
+    const data = ev.data;
+    if (hooks && !(typeof data === "string" && parseAck(data) !== undefined) && hooks.message(data)) return;
+    s.onMessage(data);
+  });
+  ws.addEventListener("close", gone);
+  ws.addEventListener("error", gone);
+  hooks?.opened((message) => s.offer({ text: JSON.stringify(message), type: "control" }));
   return s;
 }

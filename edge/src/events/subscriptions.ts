@@ -1,49 +1,52 @@
 /**
  * The agent event streams' routes (hono): `GET /calls/{CallSid}/events` (the call's Durable
  * Object), `GET /events` (the account's hub) and the live page `GET /live`. Subscribers
- * authenticate with the API token as a bearer header, or `?token=` where a browser cannot set
- * headers on a WebSocket; a missing or wrong token is 401.
+ * authenticate with the API token as a bearer header, or `?token=` on the WebSocket upgrade
+ * where a browser cannot set headers (`auth.ts`); a missing or wrong token is 401. A socket that
+ * asks for control (`?control=1`) and `POST /calls/{CallSid}/play` need a token that may control
+ * (403 otherwise; `docs/agent-control.md`).
  */
-import type { Context, Hono } from "hono";
-import type { EdgeConfig } from "../config.js";
-import type { Env } from "../env.js";
+import type { Hono } from "hono";
+import { logRefusal, requireToken } from "../auth.js";
+import { callObject, requireCallSid } from "../call-sid.js";
+import { callObjectRequest } from "../call/call-object-route.js";
+import type { AppEnv } from "../env.js";
 import { accountHub } from "./account-hub.js";
 import livePage from "../../assets/live.html";
 
-type SubscriptionEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
+/** The header that tells a call's object a socket may control it; only the Worker sets it. */
+export const CONTROL_HEADER = "X-Ozen-Control";
 
-const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
-
-/** The account the request's token opens, or the response refusing it. */
-function authenticate(c: Context<SubscriptionEnv>): { account: string } | Response {
-  const config = c.get("config");
-  if (!config.apiToken) return c.text("API_TOKEN is not configured; the event streams are disabled", 503);
-  const header = c.req.header("Authorization");
-  const token = header?.startsWith("Bearer ") ? header.slice(7) : (c.req.query("token") ?? "");
-  const account = token ? config.subscriptions.accountFor(token) : undefined;
-  if (account === undefined) {
-    return c.text(token ? "wrong token" : "a token is required (Authorization: Bearer, or ?token=)", 401, {
-      "WWW-Authenticate": 'Bearer realm="ozen"',
-    });
-  }
-  return { account };
-}
-
-/** Mounts the routes; call it before middleware that would authenticate `/calls/*` otherwise. */
-export function mountSubscriptions(app: Hono<SubscriptionEnv>): void {
-  app.get("/calls/:callSid/events", (c) => {
-    const auth = authenticate(c);
-    if (auth instanceof Response) return auth;
+export function mountSubscriptions(app: Hono<AppEnv>): void {
+  app.get("/calls/:callSid/events", requireToken("events"), requireCallSid, (c) => {
     const callSid = c.req.param("callSid");
-    if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
-    return c.env.CALL_SESSION.get(c.env.CALL_SESSION.idFromName(callSid)).fetch(c.req.raw);
+    const wantsControl = c.req.query("control") === "1";
+    if (wantsControl && !c.get("mayControl")) {
+      logRefusal(c, "api_control_refused", "control asked with a token that may not control");
+      return c.text("this token may not control calls (read-only, or AGENT_CONTROL=off)", 403);
+    }
+    const search = new URL(c.req.url).search;
+    const req = callObjectRequest("events", callSid, c.req.raw, search);
+    // the object trusts this header: set by the Worker alone, a client's own is dropped
+    req.headers.delete(CONTROL_HEADER);
+    if (wantsControl) req.headers.set(CONTROL_HEADER, "1");
+    return callObject(c.env.CALL_SESSION, callSid).fetch(req);
   });
 
-  app.get("/events", (c) => {
-    const auth = authenticate(c);
-    if (auth instanceof Response) return auth;
+  // the agent's voice as a whole file (docs/agent-control.md): bearer only, a token that may control
+  app.post("/calls/:callSid/play", requireToken("events"), requireCallSid, (c) => {
+    const callSid = c.req.param("callSid");
+    if (!c.get("mayControl")) {
+      logRefusal(c, "api_control_refused", "play with a token that may not control");
+      return c.text("this token may not control calls (read-only, or AGENT_CONTROL=off)", 403);
+    }
+    const search = new URL(c.req.url).search;
+    return callObject(c.env.CALL_SESSION, callSid).fetch(callObjectRequest("play", callSid, c.req.raw, search));
+  });
+
+  app.get("/events", requireToken("events"), (c) => {
     const url = new URL(c.req.url);
-    return accountHub(c.env, auth.account).fetch(new Request(`https://hub/events${url.search}`, c.req.raw));
+    return accountHub(c.env, c.get("account")).fetch(new Request(`https://hub/events${url.search}`, c.req.raw));
   });
 
   app.get("/live", (c) =>

@@ -28,14 +28,24 @@ export class AlarmMux {
     this.arm();
   }
 
-  /** The purposes due at `nowMs`, removed from the table (running one may schedule it again). */
-  takeDue(nowMs: number): string[] {
+  /**
+   * The purposes among `purposes` due at `nowMs`, removed from the table (running one may
+   * schedule it again). Each part of the object takes its own purposes: one part's alarm never
+   * swallows another's.
+   */
+  takeDue(nowMs: number, purposes: readonly string[]): string[] {
     const due = this.storage.sql
       .exec<{ purpose: string }>("SELECT purpose FROM ozen_alarm WHERE due_ms <= ?", nowMs)
       .toArray()
-      .map((r) => r.purpose);
-    this.storage.sql.exec("DELETE FROM ozen_alarm WHERE due_ms <= ?", nowMs);
+      .map((r) => r.purpose)
+      .filter((p) => purposes.includes(p));
+    for (const p of due) this.storage.sql.exec("DELETE FROM ozen_alarm WHERE purpose = ?", p);
     return due;
+  }
+
+  /** Whether `purpose` has a due time set. */
+  has(purpose: string): boolean {
+    return this.storage.sql.exec("SELECT 1 FROM ozen_alarm WHERE purpose = ?", purpose).toArray().length > 0;
   }
 
   /** Sets the object's alarm to the earliest due time, or deletes it when nothing is due. */

@@ -30,6 +30,8 @@ const SCHEMA = [
      is_final INTEGER NOT NULL DEFAULT 0, record TEXT, first_partial_latency_ms REAL,
      version INTEGER NOT NULL DEFAULT 0, d1_version INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS ozen_utterance_unwritten ON ozen_utterance (is_final, d1_version, version)`,
+  // the highest utterance n the call gave, kept or not: a restarted object numbers past it
+  `CREATE TABLE IF NOT EXISTS ozen_utterance_ids (id INTEGER PRIMARY KEY CHECK (id = 1), last_n INTEGER NOT NULL)`,
 ];
 
 function utteranceN(utteranceId: string): number {
@@ -51,6 +53,8 @@ export class CallRecordStore {
   private cached: { record: CallRecord; version: number } | undefined;
   /** Utterances whose first partial is stored: later partials write nothing (no output-gate wait). */
   private readonly firstPartialStored = new Set<string>();
+  /** The highest utterance n given so far (cached from storage). */
+  private lastUtteranceN: number | undefined;
 
   constructor(private readonly sql: SqlStorage) {
     for (const s of SCHEMA) sql.exec(s);
@@ -66,6 +70,35 @@ export class CallRecordStore {
       this.cached = { record: JSON.parse(row.record) as CallRecord, version: row.version };
     }
     return this.cached.record;
+  }
+
+  /**
+   * One past the highest utterance n the call ever gave (delivered, or kept in the record): where
+   * the numbering of a restarted object starts, so no id is given twice.
+   */
+  nextUtteranceN(): number {
+    return this.lastN() + 1;
+  }
+
+  /** An utterance id was delivered: its n is kept (one write per new utterance, none per partial). */
+  noteUtterance(utteranceId: string): void {
+    const n = utteranceN(utteranceId);
+    if (n <= this.lastN()) return;
+    this.lastUtteranceN = n;
+    this.sql.exec(
+      `INSERT INTO ozen_utterance_ids (id, last_n) VALUES (1, ?)
+       ON CONFLICT (id) DO UPDATE SET last_n = max(last_n, excluded.last_n)`,
+      n,
+    );
+  }
+
+  private lastN(): number {
+    if (this.lastUtteranceN === undefined) {
+      const given = this.sql.exec<{ n: number | null }>("SELECT max(last_n) AS n FROM ozen_utterance_ids").one().n;
+      const kept = this.sql.exec<{ n: number | null }>("SELECT max(n) AS n FROM ozen_utterance").one().n;
+      this.lastUtteranceN = Math.max(given ?? 0, kept ?? 0);
+    }
+    return this.lastUtteranceN;
   }
 
   /** Twilio's `start`: the call exists from here on (a second begin keeps the first). */

@@ -1,10 +1,10 @@
 /**
  * Settings of what a call leaves behind: D1 records (when they are written, how failures are
  * retried) and webhooks (where, signed with what, which event types, retry and bound). Read with
- * the rest of the edge's config (`config.ts`); every setting is in the README table.
+ * the rest of the edge's config (`config.ts`).
  */
-import type { TranscriptEventType } from "@ozen/shared";
-import { TRANSCRIPT_EVENT_TYPES } from "@ozen/shared";
+import { SettingError, TRANSCRIPT_EVENT_TYPES, readSettings, setting } from "@ozen/shared";
+import type { SettingsEnv, TranscriptEventType } from "@ozen/shared";
 
 /** One account's webhook target. */
 export interface WebhookTarget {
@@ -42,78 +42,192 @@ export const DEFAULT_WEBHOOK_EVENTS: readonly TranscriptEventType[] = [
   "call.ended",
 ];
 
-type Read = {
-  str(key: string, fallback?: string): string;
-  int(key: string, fallback: number, min: number, max: number): number;
-  fail(message: string): never;
-};
+export const DELIVERY_RECORDS_SETTINGS = {
+  RECORDS_FLUSH_FINALS: setting.int({
+    description: "Write to D1 once this many finals wait (and on `call.ended`).",
+    default: 10,
+    min: 1,
+    max: 10_000,
+  }),
+  RECORDS_FLUSH_MS: setting.int({
+    description: "Write to D1 at the latest this long after a change D1 lacks, ms.",
+    default: 5000,
+    min: 10,
+    max: 3_600_000,
+  }),
+  RECORDS_RETRY_MIN_MS: setting.int({
+    description: "D1 write retries: first delay, ms (doubling, +-20% jitter).",
+    default: 1000,
+    min: 10,
+    max: 600_000,
+  }),
+  RECORDS_RETRY_MAX_MS: setting.int({
+    description: "D1 write retries: longest delay, ms.",
+    default: 60_000,
+    min: { setting: "RECORDS_RETRY_MIN_MS" },
+    max: 3_600_000,
+  }),
+} as const;
 
-function eventTypes(read: Read, key: string, raw: string | readonly string[]): ReadonlySet<TranscriptEventType> {
-  const list = typeof raw === "string" ? raw.split(",") : raw;
+export const DELIVERY_WEBHOOK_SETTINGS = {
+  WEBHOOK_URL: setting.url({
+    description:
+      "Where every account's events are POSTed (unless `WEBHOOK_ACCOUNTS` says otherwise); unset: no webhooks.",
+    schemes: ["https", "http"],
+  }),
+  WEBHOOK_SECRET: setting.secret({
+    description: "The HMAC key that signs `WEBHOOK_URL`'s requests (`X-Ozen-Signature`); needed with it.",
+    minLength: 16,
+  }),
+  WEBHOOK_EVENTS: setting.list({
+    description: "Event types POSTed (no `partial`, `meaningful` by default).",
+    of: TRANSCRIPT_EVENT_TYPES,
+    default: DEFAULT_WEBHOOK_EVENTS,
+  }),
+  WEBHOOK_ACCOUNTS: setting.secret({
+    description:
+      'Per Twilio AccountSid, JSON: `{"AC...": {"url", "secret", "events": [...]}}`, or `null` for none; others use `WEBHOOK_URL`.',
+  }),
+  WEBHOOK_RETRY_MIN_MS: setting.int({
+    description: "Webhook retries: first delay, ms (doubling, +-20% jitter).",
+    default: 1000,
+    min: 10,
+    max: 600_000,
+  }),
+  WEBHOOK_RETRY_MAX_MS: setting.int({
+    description: "Webhook retries: longest delay, ms.",
+    default: 60_000,
+    min: { setting: "WEBHOOK_RETRY_MIN_MS" },
+    max: 3_600_000,
+  }),
+  WEBHOOK_TIMEOUT_MS: setting.int({
+    description: "One POST's time limit, ms; longer is a failed attempt.",
+    default: 10_000,
+    min: 100,
+    max: 120_000,
+  }),
+  WEBHOOK_OUTBOX_MAX: setting.int({
+    description: "Events waiting per call, at most; past it the oldest partials go first.",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+  }),
+  WEBHOOK_GIVE_UP_MS: setting.int({
+    description:
+      "A receiver failing this long without a success loses that call's waiting events (logged as an error), ms.",
+    default: 86_400_000,
+    min: 1000,
+    max: 30 * 86_400_000,
+  }),
+} as const;
+
+const ACCOUNT_SHAPE = '{"url": string, "secret": string, "events"?: [...]} or null';
+
+/** The event types of one `WEBHOOK_ACCOUNTS` entry. */
+function accountEvents(key: string, events: unknown[]): ReadonlySet<TranscriptEventType> {
   const out = new Set<TranscriptEventType>();
-  for (const item of list) {
+  for (const item of events) {
     const t = String(item).trim();
-    if (t === "") continue;
     if (!(TRANSCRIPT_EVENT_TYPES as readonly string[]).includes(t)) {
-      read.fail(`${key} names ${JSON.stringify(t)}, expected some of ${TRANSCRIPT_EVENT_TYPES.join(", ")}`);
+      throw new SettingError({
+        setting: `${key} events`,
+        value: t,
+        problem: `names ${JSON.stringify(t)}`,
+        expected: `some of ${TRANSCRIPT_EVENT_TYPES.join(", ")}`,
+      });
     }
     out.add(t as TranscriptEventType);
   }
   return out;
 }
 
-function target(read: Read, key: string, url: string, secret: string, events: ReadonlySet<TranscriptEventType>) {
-  if (!/^https?:\/\/[^/?#]+/.test(url)) read.fail(`${key} url is ${JSON.stringify(url)}, expected http(s)://...`);
-  if (secret.length < 16) read.fail(`${key} needs a secret of at least 16 characters to sign with`);
-  return { url, secret, events };
+/** One account's target, its url and secret held to the rules of `WEBHOOK_URL` and `WEBHOOK_SECRET`. */
+function target(key: string, url: string, secret: string, events: ReadonlySet<TranscriptEventType>): WebhookTarget {
+  const { WEBHOOK_URL, WEBHOOK_SECRET } = DELIVERY_WEBHOOK_SETTINGS;
+  const noEarlier = () => undefined;
+  const checkedUrl = WEBHOOK_URL.parse(`${key} url`, url, noEarlier);
+  const checkedSecret = WEBHOOK_SECRET.parse(`${key} secret`, secret, noEarlier);
+  if (checkedUrl === undefined)
+    throw new SettingError({ setting: `${key} url`, value: url, expected: WEBHOOK_URL.expected });
+  if (checkedSecret === undefined) {
+    throw new SettingError({
+      setting: `${key} secret`,
+      value: secret,
+      secret: true,
+      expected: WEBHOOK_SECRET.expected,
+    });
+  }
+  return { url: checkedUrl, secret: checkedSecret, events };
 }
 
-export function loadDeliveryConfig(read: Read): DeliveryConfig {
-  const defaultEvents = eventTypes(
-    read,
-    "WEBHOOK_EVENTS",
-    read.str("WEBHOOK_EVENTS", DEFAULT_WEBHOOK_EVENTS.join(",")),
-  );
-  const url = read.str("WEBHOOK_URL", "");
-  const fallback = url ? target(read, "WEBHOOK_URL", url, read.str("WEBHOOK_SECRET", ""), defaultEvents) : undefined;
+function webhookAccounts(
+  json: string,
+  defaultEvents: ReadonlySet<TranscriptEventType>,
+): Map<string, WebhookTarget | undefined> {
   const perAccount = new Map<string, WebhookTarget | undefined>();
-  const accountsJson = read.str("WEBHOOK_ACCOUNTS", "");
-  if (accountsJson) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(accountsJson);
-    } catch {
-      read.fail("WEBHOOK_ACCOUNTS is not JSON");
-    }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      read.fail('WEBHOOK_ACCOUNTS must be an object: {"AC...": {"url": ..., "secret": ..., "events": [...]}}');
-    }
-    for (const [account, v] of Object.entries(parsed as Record<string, unknown>)) {
-      const key = `WEBHOOK_ACCOUNTS.${account}`;
-      if (v === null) {
-        perAccount.set(account, undefined); // this account has no webhook even when WEBHOOK_URL is set
-        continue;
-      }
-      const o = v as { url?: unknown; secret?: unknown; events?: unknown };
-      if (typeof o !== "object" || typeof o.url !== "string" || typeof o.secret !== "string") {
-        read.fail(`${key} must be {"url": string, "secret": string, "events"?: [...]} or null`);
-      }
-      const events = Array.isArray(o.events) ? eventTypes(read, key, o.events.map(String)) : defaultEvents;
-      perAccount.set(account, target(read, key, o.url, o.secret, events));
-    }
+  const malformed = (problem: string) =>
+    new SettingError({
+      setting: "WEBHOOK_ACCOUNTS",
+      value: json,
+      secret: true,
+      problem,
+      expected: `{"AC...": ${ACCOUNT_SHAPE}}`,
+    });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw malformed("is not JSON");
   }
-  const recordsRetryMinMs = read.int("RECORDS_RETRY_MIN_MS", 1000, 10, 600_000);
-  const webhookRetryMinMs = read.int("WEBHOOK_RETRY_MIN_MS", 1000, 10, 600_000);
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw malformed("is not a JSON object");
+  for (const [account, v] of Object.entries(parsed as Record<string, unknown>)) {
+    const key = `WEBHOOK_ACCOUNTS.${account}`;
+    if (v === null) {
+      perAccount.set(account, undefined); // this account has no webhook even when WEBHOOK_URL is set
+      continue;
+    }
+    const o = v as { url?: unknown; secret?: unknown; events?: unknown };
+    if (typeof o !== "object" || typeof o.url !== "string" || typeof o.secret !== "string") {
+      throw new SettingError({
+        setting: key,
+        value: v,
+        secret: true,
+        problem: "is malformed",
+        expected: ACCOUNT_SHAPE,
+      });
+    }
+    const events = Array.isArray(o.events) ? accountEvents(key, o.events) : defaultEvents;
+    perAccount.set(account, target(key, o.url, o.secret, events));
+  }
+  return perAccount;
+}
+
+export function loadDeliveryConfig(env: SettingsEnv): DeliveryConfig {
+  const records = readSettings(DELIVERY_RECORDS_SETTINGS, env);
+  const hooks = readSettings(DELIVERY_WEBHOOK_SETTINGS, env);
+  const defaultEvents: ReadonlySet<TranscriptEventType> = new Set(hooks.WEBHOOK_EVENTS);
+  if (hooks.WEBHOOK_URL !== undefined && hooks.WEBHOOK_SECRET === undefined) {
+    throw new SettingError({
+      setting: "WEBHOOK_SECRET",
+      value: undefined,
+      expected: "a secret of at least 16 characters to sign WEBHOOK_URL's requests with",
+    });
+  }
+  const fallback =
+    hooks.WEBHOOK_URL !== undefined
+      ? { url: hooks.WEBHOOK_URL, secret: hooks.WEBHOOK_SECRET ?? "", events: defaultEvents }
+      : undefined;
+  const perAccount = hooks.WEBHOOK_ACCOUNTS ? webhookAccounts(hooks.WEBHOOK_ACCOUNTS, defaultEvents) : new Map();
   return {
-    recordsFlushFinals: read.int("RECORDS_FLUSH_FINALS", 10, 1, 10_000),
-    recordsFlushMs: read.int("RECORDS_FLUSH_MS", 5000, 10, 3_600_000),
-    recordsRetryMinMs,
-    recordsRetryMaxMs: read.int("RECORDS_RETRY_MAX_MS", 60_000, recordsRetryMinMs, 3_600_000),
+    recordsFlushFinals: records.RECORDS_FLUSH_FINALS,
+    recordsFlushMs: records.RECORDS_FLUSH_MS,
+    recordsRetryMinMs: records.RECORDS_RETRY_MIN_MS,
+    recordsRetryMaxMs: records.RECORDS_RETRY_MAX_MS,
     webhookFor: (accountSid) => (perAccount.has(accountSid) ? perAccount.get(accountSid) : fallback),
-    webhookRetryMinMs,
-    webhookRetryMaxMs: read.int("WEBHOOK_RETRY_MAX_MS", 60_000, webhookRetryMinMs, 3_600_000),
-    webhookTimeoutMs: read.int("WEBHOOK_TIMEOUT_MS", 10_000, 100, 120_000),
-    webhookOutboxMax: read.int("WEBHOOK_OUTBOX_MAX", 10_000, 1, 1_000_000),
-    webhookGiveUpMs: read.int("WEBHOOK_GIVE_UP_MS", 86_400_000, 1000, 30 * 86_400_000),
+    webhookRetryMinMs: hooks.WEBHOOK_RETRY_MIN_MS,
+    webhookRetryMaxMs: hooks.WEBHOOK_RETRY_MAX_MS,
+    webhookTimeoutMs: hooks.WEBHOOK_TIMEOUT_MS,
+    webhookOutboxMax: hooks.WEBHOOK_OUTBOX_MAX,
+    webhookGiveUpMs: hooks.WEBHOOK_GIVE_UP_MS,
   };
 }

@@ -88,7 +88,13 @@ export class CallLedger {
     this.record({ v: 1, type: "call.ended", callSid: call.callSid, wallMs: nowMs, reason });
   }
 
+  /** The n of the first utterance id a (re)started object gives: past every id the call gave. */
+  nextUtteranceN(): number {
+    return this.store.nextUtteranceN();
+  }
+
   private record(e: TranscriptEvent): void {
+    if ("utteranceId" in e) this.store.noteUtterance(e.utteranceId);
     const call = this.store.get();
     if (!call) {
       this.logOnce("no_call", "warn", "a transcript event came before the call's start; not recorded");
@@ -278,7 +284,7 @@ export class CallLedger {
    * meanwhile, that alarm resumes it from storage).
    */
   async alarm(): Promise<void> {
-    const due = this.alarms.takeDue(Date.now());
+    const due = this.alarms.takeDue(Date.now(), ["d1", "webhook"]);
     const work: [string, Promise<void>][] = [];
     if (due.includes("d1")) {
       this.d1RetryAtMs = 0;
@@ -296,6 +302,31 @@ export class CallLedger {
     if (timer !== undefined) clearTimeout(timer);
     for (const purpose of pending) this.alarms.schedule(purpose, Date.now() + ALARM_BUDGET_MS);
     this.alarms.arm();
+  }
+
+  /** The call this ledger records, once it began (also after an eviction: it is in storage). */
+  callSid(): string | undefined {
+    return this.store.get()?.callSid;
+  }
+
+  /** What waits now: utterances not yet in D1, webhook events not yet delivered (for the edge's metrics). */
+  backlog(): { d1Utterances: number; webhookEvents: number } {
+    return { d1Utterances: this.db ? this.store.unwrittenCount() : 0, webhookEvents: this.outbox.size() };
+  }
+
+  /** Resolves when the D1 write and webhook sends under way are done, or after `maxMs`. */
+  async settled(maxMs: number): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([this.flushing, this.pumping]),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, maxMs))),
+    ]);
+    if (timer !== undefined) clearTimeout(timer);
+  }
+
+  /** Adds to one of the record's counters (saved with the record's next change). */
+  count(name: string, by = 1): void {
+    this.store.count(name, by);
   }
 
   view(): LedgerView {

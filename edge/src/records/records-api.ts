@@ -2,42 +2,22 @@
  * The records API (hono routes): `GET /calls` (a page of calls, newest first, by time and status),
  * `GET /calls/{CallSid}` (the call and its final utterances with timings) and
  * `GET /calls/{CallSid}/record` (the call as its Durable Object holds it: timeline, D1 and webhook
- * state). Bearer token (`API_TOKEN`); a missing or wrong token is 401.
+ * state). Bearer token (`API_TOKEN`, `auth.ts`); a missing or wrong token is 401.
  */
 import type { Context, Hono } from "hono";
-import type { Env } from "../env.js";
+import { requireToken } from "../auth.js";
+import { callObject, requireCallSid } from "../call-sid.js";
+import { callObjectRequest } from "../call/call-object-route.js";
+import type { AppEnv, Env } from "../env.js";
 import type { CallRecord, CallStatus, UtteranceRecord } from "./call-record.js";
-import type { EdgeConfig } from "../config.js";
 import type { LedgerView } from "./ledger.js";
 import { decodeCursor, getCall, listCalls } from "./records.js";
 import type { CallQuery } from "./records.js";
 
-type RecordsEnv = { Bindings: Env; Variables: { config: EdgeConfig } };
-
-const CALL_SID = /^[A-Za-z0-9_-]{1,64}$/;
 const MAX_LIMIT = 200;
 
-function equalInConstantTime(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
-/** Undefined when the request carries the API token; else the refusal. */
-function refuse(c: Context<RecordsEnv>): Response | undefined {
-  const token = c.get("config").apiToken;
-  if (!token) return c.text("API_TOKEN is not configured; the records API is disabled", 503);
-  const header = c.req.header("Authorization") ?? "";
-  const given = header.startsWith("Bearer ") ? header.slice(7) : "";
-  if (given && equalInConstantTime(given, token)) return undefined;
-  return c.text(given ? "wrong token" : "a bearer token is required (Authorization: Bearer ...)", 401, {
-    "WWW-Authenticate": 'Bearer realm="ozen"',
-  });
-}
-
 /** A wall time given as ms since the epoch or as an ISO 8601 date; undefined when absent. */
-function timeParam(c: Context<RecordsEnv>, name: string): number | undefined | Error {
+function timeParam(c: Context<AppEnv>, name: string): number | undefined | Error {
   const v = c.req.query(name);
   if (v === undefined || v === "") return undefined;
   const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
@@ -46,7 +26,7 @@ function timeParam(c: Context<RecordsEnv>, name: string): number | undefined | E
     : new Error(`${name} is ${JSON.stringify(v)}, expected ms since the epoch or an ISO date`);
 }
 
-function parseQuery(c: Context<RecordsEnv>): CallQuery | string {
+function parseQuery(c: Context<AppEnv>): CallQuery | string {
   const rawLimit = c.req.query("limit");
   const limit = rawLimit === undefined ? 50 : Number(rawLimit);
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
@@ -80,20 +60,17 @@ function publicUtterance(u: UtteranceRecord): Omit<UtteranceRecord, "version"> {
 }
 
 async function fromDurableObject(env: Env, callSid: string): Promise<LedgerView> {
-  const stub = env.CALL_SESSION.get(env.CALL_SESSION.idFromName(callSid));
-  return (await (await stub.fetch(`https://call/calls/${encodeURIComponent(callSid)}/record`)).json()) as LedgerView;
+  const res = await callObject(env.CALL_SESSION, callSid).fetch(callObjectRequest("record", callSid));
+  return (await res.json()) as LedgerView;
 }
 
-function d1Unavailable(c: Context<RecordsEnv>, e: unknown): Response {
+function d1Unavailable(c: Context<AppEnv>, e: unknown): Response {
   console.warn(JSON.stringify({ level: "warn", msg: "records API: D1 failed", error: String(e).slice(0, 200) }));
   return c.text("the records database did not answer; try again", 503, { "Retry-After": "5" });
 }
 
-/** Mounts the routes; before middleware that would authenticate `/calls/*` otherwise. */
-export function mountRecords(app: Hono<RecordsEnv>): void {
-  app.get("/calls", async (c) => {
-    const refused = refuse(c);
-    if (refused) return refused;
+export function mountRecords(app: Hono<AppEnv>): void {
+  app.get("/calls", requireToken("records"), async (c) => {
     const q = parseQuery(c);
     if (typeof q === "string") return c.text(q, 400);
     if (!c.env.DB) return c.text("no D1 binding DB: the records API has nothing to list", 503);
@@ -104,11 +81,8 @@ export function mountRecords(app: Hono<RecordsEnv>): void {
     }
   });
 
-  app.get("/calls/:callSid", async (c) => {
-    const refused = refuse(c);
-    if (refused) return refused;
+  app.get("/calls/:callSid", requireToken("records"), requireCallSid, async (c) => {
     const callSid = c.req.param("callSid");
-    if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
     let found: { call: CallRecord; utterances: UtteranceRecord[] } | undefined;
     let d1Error: unknown;
     if (c.env.DB) {
@@ -128,11 +102,8 @@ export function mountRecords(app: Hono<RecordsEnv>): void {
     return c.text("no such call", 404);
   });
 
-  app.get("/calls/:callSid/record", async (c) => {
-    const refused = refuse(c);
-    if (refused) return refused;
+  app.get("/calls/:callSid/record", requireToken("records"), requireCallSid, async (c) => {
     const callSid = c.req.param("callSid");
-    if (!CALL_SID.test(callSid)) return c.text("CallSid is malformed", 400);
     const view = await fromDurableObject(c.env, callSid);
     return view.call ? c.json(view) : c.text("no such call", 404);
   });

@@ -40,6 +40,11 @@ export class DropOldestQueue<T> {
     return this.size === 0 ? undefined : this.items[this.head];
   }
 
+  /** The item `i` places after the oldest (0: the oldest), or undefined past the end. */
+  at(i: number): T | undefined {
+    return i >= 0 && i < this.size ? this.items[(this.head + i) % this.capacity] : undefined;
+  }
+
   /** Items oldest first (for replay); does not remove them. */
   *[Symbol.iterator](): IterableIterator<T> {
     for (let i = 0; i < this.size; i++) yield this.items[(this.head + i) % this.capacity]!;

@@ -18,6 +18,9 @@
  *   H      ...   PCM16 samples, mono
  */
 
+import { parseTranscriptEvent } from "../transcript/events.js";
+import type { TranscriptEvent } from "../transcript/events.js";
+
 export const RELAY_VERSION = 1;
 export const AUDIO_KIND = 1;
 export const MAX_CALL_ID_BYTES = 64;
@@ -191,47 +194,100 @@ export interface RelayGoAway {
 
 /**
  * Runner -> edge: a transcript event for the agent (`partial`, `meaningful`, `final`, ...; the
- * schema is in shared/src/transcript). Validated by the receiver with its own parser.
+ * schema is in shared/src/transcript). `parseRunnerToEdge` validates it (`parseTranscriptEvent`):
+ * past the parse it is typed, and a bad one is a parse error marked `invalidEvent`.
  */
 export interface RelayEvent {
   readonly v: 1;
   readonly type: "event";
-  readonly event: Readonly<Record<string, unknown>>;
+  readonly event: TranscriptEvent;
 }
 
-/** Either way: the peer could not use something; `code` is stable, `message` for people. */
+/**
+ * Either way: the peer could not use something; `code` is stable, `message` for people.
+ * `lost` comes with code `events_lost` (runner -> edge, first on a socket that starts a call the
+ * runner gave up on): the transcript events it produced for the call that no edge received.
+ */
 export interface RelayError {
   readonly v: 1;
   readonly type: "error";
   readonly code: string;
   readonly message: string;
+  readonly lost?: RelayEventsLost;
 }
+
+/** Events the runner produced for a call and could not deliver (its edge never came back in time). */
+export interface RelayEventsLost {
+  /** Transcript events of every type. */
+  readonly events: number;
+  /** Of those, finals. */
+  readonly finals: number;
+}
+
+/**
+ * Close codes of the relay socket beyond the standard ones (1000 done, 1012 goaway on drain,
+ * 1013 refused while draining). The runner sends an `error` with the same `code` first. All are
+ * the runner refusing something on a socket it had accepted (a credential that does not open it
+ * is refused before that, with HTTP 401 on the upgrade).
+ */
+export const RELAY_CLOSE = {
+  /** `start.callSid` is not the call the socket's credential was signed for. */
+  call_mismatch: { code: 4001, reason: "start is for another call than the credential's" },
+  /** A second `start` on a socket: one socket carries one call. */
+  second_start: { code: 4002, reason: "one call per socket" },
+  /** A block's seq is further ahead of the next expected seq than the relay buffer allows. */
+  seq_out_of_window: { code: 4003, reason: "block seq out of window" },
+  /** The call's edge came back on a newer socket: this one is done. */
+  replaced: { code: 4004, reason: "replaced by a newer socket" },
+  /** The call's audio came faster than real time beyond the relay buffer's worth. */
+  too_fast: { code: 4005, reason: "audio faster than real time" },
+  /** `start` names a block size or sample rate the runner does not take. */
+  bad_start: { code: 4006, reason: "bad start" },
+} as const;
+
+export type RelayCloseCode = keyof typeof RELAY_CLOSE;
 
 export type EdgeToRunner = RelayStart | RelayStop | RelayPing | RelayPong | RelayError;
 export type RunnerToEdge = RelayAck | RelayClear | RelayGoAway | RelayEvent | RelayPing | RelayPong | RelayError;
 export type RelayControl = EdgeToRunner | RunnerToEdge;
 
-export type RelayParseResult<T> = { ok: true; message: T } | { ok: false; message: string };
+/**
+ * A parsed control message, or what is wrong with it. `invalidEvent`: an `event` message whose
+ * transcript event failed `parseTranscriptEvent` (the edge counts those apart).
+ */
+export type RelayParseResult<T> = { ok: true; message: T } | { ok: false; message: string; invalidEvent?: true };
 
 type Obj = Record<string, unknown>;
 
-function field<T extends "string" | "number" | "object">(m: Obj, key: string, type: T): boolean {
-  const v = m[key];
-  if (type === "number") return typeof v === "number" && Number.isFinite(v);
-  if (type === "object") return typeof v === "object" && v !== null;
-  return typeof v === "string";
-}
+const isString = (v: unknown): v is string => typeof v === "string";
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 
-const SHAPES: Record<string, ReadonlyArray<readonly [string, "string" | "number" | "object"]>> = {
+/** Each kind of field: its check, and what a rejection says when a field is not one. */
+const FIELDS = {
+  string: [isString, "missing or not a string"],
+  number: [isNumber, "missing or not a number"],
+  object: [(v) => typeof v === "object" && v !== null, "missing or not an object"],
+  strings: [(v) => Array.isArray(v) && v.every(isString), "missing or not a list of strings"],
+  stringMap: [
+    (v) => typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every(isString),
+    "missing or not an object of strings",
+  ],
+  pcm16le: [(v) => v === "pcm16le", 'missing or not "pcm16le"'],
+  optionalNumber: [(v) => v === undefined || isNumber(v), "not a number"],
+} satisfies Record<string, readonly [(v: unknown) => boolean, string]>;
+
+type FieldType = keyof typeof FIELDS;
+
+const SHAPES: Record<string, ReadonlyArray<readonly [string, FieldType]>> = {
   start: [
     ["callSid", "string"],
     ["streamSid", "string"],
     ["accountSid", "string"],
     ["sampleRateHz", "number"],
-    ["encoding", "string"],
+    ["encoding", "pcm16le"],
     ["blockMs", "number"],
-    ["tracks", "object"],
-    ["customParameters", "object"],
+    ["tracks", "strings"],
+    ["customParameters", "stringMap"],
     ["resumeFromSeq", "number"],
   ],
   stop: [
@@ -240,7 +296,10 @@ const SHAPES: Record<string, ReadonlyArray<readonly [string, "string" | "number"
   ],
   ping: [["id", "number"]],
   pong: [["id", "number"]],
-  ack: [["seq", "number"]],
+  ack: [
+    ["seq", "number"],
+    ["committedSeq", "optionalNumber"],
+  ],
   clear: [],
   goaway: [["reason", "string"]],
   event: [["event", "object"]],
@@ -270,7 +329,18 @@ function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseRes
     return { ok: false, message: `relay message type ${JSON.stringify(type)} is not expected here` };
   }
   for (const [key, t] of SHAPES[type]!) {
-    if (!field(o, key, t)) return { ok: false, message: `relay ${type}.${key} is missing or not a ${t}` };
+    const [ok, says] = FIELDS[t];
+    if (!ok(o[key])) return { ok: false, message: `relay ${type}.${key} is ${says}` };
+  }
+  if (type === "error" && o["lost"] !== undefined) {
+    const lost = o["lost"] as Obj | null;
+    if (typeof lost !== "object" || lost === null || !isNumber(lost["events"]) || !isNumber(lost["finals"]))
+      return { ok: false, message: "relay error.lost is not { events, finals }" };
+  }
+  if (type === "event") {
+    const r = parseTranscriptEvent(o["event"]);
+    if (!r.ok) return { ok: false, message: `relay event: ${r.message}`, invalidEvent: true };
+    return { ok: true, message: { v: RELAY_VERSION, type, event: r.event } };
   }
   return { ok: true, message: o as unknown as RelayControl };
 }

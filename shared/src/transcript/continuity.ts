@@ -5,7 +5,9 @@
  * again, and possibly the last final again (when it was sent but its commit was not
  * acknowledged before the runner died). This state machine, fed the runner's events in arrival
  * order, makes the call's stream read as if one runner had done it all:
- * - utterance ids are the edge's own, `${callSid}:u${n}` with n = 1, 2, ... in delivery order;
+ * - utterance ids are the edge's own, `${callSid}:u${n}` with n = 1, 2, ... in delivery order
+ *   (from `firstUtteranceN` when the call's object restarted: ids it gave before are never
+ *   given again, so a record kept by id is never overwritten by another utterance);
  *   the first utterance of a new runner session continues the utterance the old one left open
  *   (partials but no final), keeping its id and carrying on its partial `seq`;
  * - a final that ends at or before the end of the last final delivered is a duplicate: dropped;
@@ -15,7 +17,7 @@
  * Pure: no I/O, no clock.
  */
 import type { TranscriptEvent, UtteranceEvent } from "./events.js";
-import { utteranceIdOf } from "./events.js";
+import { isUtteranceEvent, utteranceIdOf } from "./events.js";
 
 export type ContinuityDrop =
   "duplicate_final" | "stale_partial" | "duplicate_meaningful" | "duplicate_call_started" | "duplicate_call_ended";
@@ -40,14 +42,30 @@ export class TranscriptContinuity {
   private started = false;
   private ended = false;
   private lastFinalEndMs = -1;
-  private nextN = 1;
+  private nextN: number;
   /** The runner session's utterance ids -> the edge's open utterances. */
   private readonly byRunnerId = new Map<string, OpenUtterance>();
   /** The utterance a previous runner session left without a final, for the new session's first. */
   private carried: OpenUtterance | undefined;
   private lastOpened: OpenUtterance | undefined;
 
-  constructor(private readonly callSid: string) {}
+  /**
+   * `firstUtteranceN`: the n of the first utterance id this continuity gives (default 1); the
+   * adapter passes one past the highest it ever gave for the call.
+   */
+  constructor(
+    private readonly callSid: string,
+    o: { readonly firstUtteranceN?: number } = {},
+  ) {
+    const first = o.firstUtteranceN ?? 1;
+    if (!Number.isSafeInteger(first) || first < 1) throw new RangeError(`firstUtteranceN is ${first}, expected n >= 1`);
+    this.nextN = first;
+  }
+
+  /** The n the next new utterance id gets. */
+  get nextUtteranceN(): number {
+    return this.nextN;
+  }
 
   /** The event to deliver for `e` (ids and seq rewritten), or the reason it is dropped. */
   accept(e: TranscriptEvent): { event: TranscriptEvent } | { drop: ContinuityDrop } {
@@ -67,7 +85,8 @@ export class TranscriptContinuity {
       case "engine.switched":
         return { event: e };
       default:
-        return this.utterance(e);
+        // speech activity and the edge's own voice events pass as they are
+        return isUtteranceEvent(e) ? this.utterance(e) : { event: e };
     }
   }
 

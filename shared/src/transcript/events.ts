@@ -28,6 +28,14 @@ export const TRANSCRIPT_EVENT_TYPES = [
   "final",
   "call.ended",
   "engine.switched",
+  "speech.started",
+  "speech.ended",
+  "dtmf",
+  "playback.started",
+  "playback.finished",
+  "playback.cleared",
+  "playback.mark",
+  "barge_in",
 ] as const;
 
 export type TranscriptEventType = (typeof TRANSCRIPT_EVENT_TYPES)[number];
@@ -158,12 +166,95 @@ export interface EngineSwitchedEvent extends EventBase {
   readonly resumeFromMs?: number;
 }
 
+/**
+ * The runner's voice activity detector heard the caller start speaking (every engine). `audioMs`
+ * is the onset in call audio (not the later moment it was decided).
+ */
+export interface SpeechStartedEvent extends EventBase {
+  readonly type: "speech.started";
+  readonly audioMs: number;
+}
+
+/** The caller stopped speaking at `audioMs` (call audio); the speech began at `startAudioMs`. */
+export interface SpeechEndedEvent extends EventBase {
+  readonly type: "speech.ended";
+  readonly audioMs: number;
+  readonly startAudioMs: number;
+}
+
+/** The caller pressed a key; `audioMs` is the call audio time it came at. */
+export interface DtmfEvent extends EventBase {
+  readonly type: "dtmf";
+  readonly digit: string;
+  readonly audioMs: number;
+}
+
+/** Why an agent utterance was cut. */
+export type PlaybackClearReason = "clear" | "barge_in" | "call_ended";
+
+/**
+ * Twilio began playing an agent utterance (the echo of the mark before its first frame).
+ * `audioMs` is call audio time at the echo; `queuedMs` is its first chunk arriving at the edge ->
+ * its first frame sent to Twilio.
+ */
+export interface PlaybackStartedEvent extends EventBase {
+  readonly type: "playback.started";
+  readonly playId: string;
+  readonly audioMs: number;
+  readonly queuedMs: number;
+}
+
+/** The caller heard the utterance's last frame; `durationMs` is its length. */
+export interface PlaybackFinishedEvent extends EventBase {
+  readonly type: "playback.finished";
+  readonly playId: string;
+  readonly audioMs: number;
+  readonly durationMs: number;
+}
+
+/** The utterance was cut; the caller heard `heardMs` of it (estimated between mark echoes). */
+export interface PlaybackClearedEvent extends EventBase {
+  readonly type: "playback.cleared";
+  readonly playId: string;
+  readonly audioMs: number;
+  readonly heardMs: number;
+  readonly reason: PlaybackClearReason;
+}
+
+/** An agent mark's echo: the audio before it played, or (`cleared`) a clear emptied the line first. */
+export interface PlaybackMarkEvent extends EventBase {
+  readonly type: "playback.mark";
+  readonly name: string;
+  readonly audioMs: number;
+  readonly cleared: boolean;
+}
+
+/**
+ * The caller spoke over the agent and the edge cleared the agent's audio itself. `speechAudioMs`
+ * is the caller's speech onset (call audio); `latencyMs` is that audio arriving at the edge ->
+ * `clear` sent (absent when the arrival time is no longer known); `audioMs` is call audio time
+ * when the clear was sent.
+ */
+export interface BargeInEvent extends EventBase {
+  readonly type: "barge_in";
+  readonly policy: "speech" | "meaningful";
+  readonly playId: string;
+  readonly speechAudioMs: number;
+  readonly audioMs: number;
+  readonly latencyMs?: number;
+}
+
 /** Events about one utterance. */
 export type UtteranceEvent = PartialEvent | MeaningfulEvent | FinalEvent;
 /** Events about the call as a whole. */
 export type CallEvent = CallStartedEvent | CallEndedEvent | EngineSwitchedEvent;
+/** The caller's voice activity (from the runner). */
+export type SpeechEvent = SpeechStartedEvent | SpeechEndedEvent;
+/** What the edge says about the agent's voice and the caller's keys (`docs/agent-control.md`). */
+export type VoiceEvent =
+  DtmfEvent | PlaybackStartedEvent | PlaybackFinishedEvent | PlaybackClearedEvent | PlaybackMarkEvent | BargeInEvent;
 /** Every event an agent can receive, version 1. */
-export type TranscriptEvent = UtteranceEvent | CallEvent;
+export type TranscriptEvent = UtteranceEvent | CallEvent | SpeechEvent | VoiceEvent;
 
 /** The outcome of parsing: the typed event, or a message saying what is wrong (never transcript text). */
 export type TranscriptEventParseResult = { ok: true; event: TranscriptEvent } | { ok: false; message: string };
@@ -176,6 +267,14 @@ export function utteranceIdOf(callSid: string, n: number): string {
 /** True for the events that belong to an utterance. */
 export function isUtteranceEvent(e: TranscriptEvent): e is UtteranceEvent {
   return e.type === "partial" || e.type === "meaningful" || e.type === "final";
+}
+
+/**
+ * The call's `call.ended` event: the one place it is built, by the runner's transcript policy
+ * and by the edge when the runner could not say it. `wallMs` is the emitter's clock, ms.
+ */
+export function callEndedEvent(callSid: string, reason: string, wallMs: number): CallEndedEvent {
+  return { v: 1, type: "call.ended", callSid, wallMs, reason };
 }
 
 /** The text form of an event (JSON). */
@@ -290,6 +389,25 @@ class Reader {
     return v;
   }
 
+  /** One of `values` (a closed set of words, so echoing it is safe). */
+  oneOf<const V extends readonly string[]>(key: string, values: V): V[number] {
+    const v = this.o[key];
+    if (typeof v !== "string" || !values.includes(v)) {
+      this.fail(
+        `${key} is ${typeof v === "string" ? JSON.stringify(v.slice(0, 20)) : describe(v)}, expected one of ${values.join(", ")}`,
+      );
+    }
+    return v;
+  }
+
+  /** A DTMF key: 0-9, *, #, A-D. */
+  digit(): string {
+    const v = this.o["digit"];
+    if (typeof v !== "string" || !/^[0-9*#A-D]$/.test(v))
+      this.fail(`digit is ${describe(v)}, expected one of 0-9 * # A-D`);
+    return v;
+  }
+
   /** An `EngineProfile` object, or undefined when the field is absent. */
   optProfile(key: string): EngineProfile | undefined {
     const v = this.o[key];
@@ -390,6 +508,61 @@ function build(type: TranscriptEventType, r: Reader): TranscriptEvent {
     }
     case "meaningful":
       return { ...utterance(), type, seq: r.number("seq", 0, true), text: r.string("text"), ...r.audioSpan(false) };
+    case "speech.started":
+      return { ...base, type, audioMs: r.number("audioMs") };
+    case "speech.ended": {
+      const startAudioMs = r.number("startAudioMs");
+      const audioMs = r.number("audioMs");
+      if (audioMs < startAudioMs) r.fail(`audioMs (${audioMs}) is before startAudioMs (${startAudioMs})`);
+      return { ...base, type, audioMs, startAudioMs };
+    }
+    case "dtmf":
+      return { ...base, type, digit: r.digit(), audioMs: r.number("audioMs") };
+    case "playback.started":
+      return {
+        ...base,
+        type,
+        playId: r.string("playId", true),
+        audioMs: r.number("audioMs"),
+        queuedMs: r.number("queuedMs"),
+      };
+    case "playback.finished":
+      return {
+        ...base,
+        type,
+        playId: r.string("playId", true),
+        audioMs: r.number("audioMs"),
+        durationMs: r.number("durationMs"),
+      };
+    case "playback.cleared":
+      return {
+        ...base,
+        type,
+        playId: r.string("playId", true),
+        audioMs: r.number("audioMs"),
+        heardMs: r.number("heardMs"),
+        reason: r.oneOf("reason", ["clear", "barge_in", "call_ended"] as const),
+      };
+    case "playback.mark":
+      return {
+        ...base,
+        type,
+        name: r.string("name", true),
+        audioMs: r.number("audioMs"),
+        cleared: r.boolean("cleared"),
+      };
+    case "barge_in": {
+      const latencyMs = r.optNumber("latencyMs");
+      return {
+        ...base,
+        type,
+        policy: r.oneOf("policy", ["speech", "meaningful"] as const),
+        playId: r.string("playId", true),
+        speechAudioMs: r.number("speechAudioMs"),
+        audioMs: r.number("audioMs"),
+        ...(latencyMs === undefined ? {} : { latencyMs }),
+      };
+    }
     case "final": {
       const u = utterance();
       if (r.boolean("stable") !== true) r.fail("stable is false, expected true");

@@ -49,7 +49,7 @@ import type {
   PartialEvent,
   UtteranceEvent,
 } from "./events.js";
-import { MAX_FINAL_ALTERNATIVES, utteranceIdOf } from "./events.js";
+import { MAX_FINAL_ALTERNATIVES, callEndedEvent, utteranceIdOf } from "./events.js";
 import { mergeFragments, polishFinal } from "./polish.js";
 
 export interface PolicyOptions {
@@ -257,7 +257,7 @@ export class TranscriptPolicy {
     if (this.ended) return [];
     this.ended = true;
     this.u.pending = undefined;
-    return [{ v: 1, type: "call.ended", callSid: this.callSid, wallMs: nowMs, reason }];
+    return [callEndedEvent(this.callSid, reason, nowMs)];
   }
 
   /**

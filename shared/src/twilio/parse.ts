@@ -69,12 +69,12 @@ function num(parent: Obj, key: string, path: string): number {
 function stringMap(v: unknown, path: string): Record<string, string> {
   if (v === undefined || v === null) return {};
   if (!isObj(v)) throw new FieldError("bad_field", `${path} is not an object`);
-  const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(v)) {
+  const entries = Object.entries(v);
+  for (const [k, val] of entries) {
     if (typeof val !== "string") throw new FieldError("bad_field", `${path}.${k} is not a string`);
-    out[k] = val;
   }
-  return out;
+  // fromEntries, not assignment: a parameter named "__proto__" stays a parameter (found by fuzzing)
+  return Object.fromEntries(entries) as Record<string, string>;
 }
 
 function stringList(v: unknown, path: string): string[] {

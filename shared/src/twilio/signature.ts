@@ -5,6 +5,8 @@
  * sorted; a https URL is also checked with and without its default port.
  */
 
+import { equalSecrets } from "../auth/compare.js";
+
 const encoder = new TextEncoder();
 
 export type SignatureParams = Readonly<Record<string, string | readonly string[]>>;
@@ -33,13 +35,6 @@ export function computeTwilioSignature(authToken: string, url: string, params: S
   return hmacSha1Base64(authToken, signaturePayload(url, params));
 }
 
-function constantTimeEqual(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return diff === 0;
-}
-
 /** The URL variants Twilio's validator accepts: as given, and with/without the default port. */
 function urlVariants(url: string): string[] {
   const m = /^(https?|wss?):\/\/([^/:?#]+)(:\d+)?(.*)$/.exec(url);
@@ -61,7 +56,7 @@ export async function validateTwilioSignature(
 ): Promise<boolean> {
   if (!signature || !authToken) return false;
   for (const u of urlVariants(url)) {
-    if (constantTimeEqual(await computeTwilioSignature(authToken, u, params), signature)) return true;
+    if (equalSecrets(signature, await computeTwilioSignature(authToken, u, params))) return true;
   }
   return false;
 }

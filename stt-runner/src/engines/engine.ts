@@ -3,7 +3,7 @@
  * `EngineSession` per call, fed PCM blocks in order, closed at the end. Results go to the
  * `EngineListener` given at open, with times in call audio (ms since the stream began).
  */
-import type { EngineProfile, RelayStart } from "@ozen/shared";
+import type { EngineProfile, RelayStart, SpeechActivity } from "@ozen/shared";
 
 export interface InterimSegment {
   readonly text: string;
@@ -58,6 +58,8 @@ export interface EngineListener {
   failed(f: EngineFailure): void;
   /** The call moved to another engine (a failover wrapper says so; plain engines never call it). */
   switched?(s: EngineSwitch): void;
+  /** The caller started or stopped speaking (the speech activity wrapper says so, for every engine). */
+  speech?(a: SpeechActivity): void;
 }
 
 export interface EngineSession {

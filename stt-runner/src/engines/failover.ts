@@ -16,8 +16,8 @@ import type { RelayStart } from "@ozen/shared";
 import { CircuitBreaker } from "./breaker.js";
 import { CallAudio } from "./call-audio.js";
 import type { Admission, BreakerOptions } from "./breaker.js";
-import { readNumber } from "./settings.js";
-import type { Env } from "./settings.js";
+import { readSettings, setting } from "@ozen/shared";
+import type { SettingsEnv } from "@ozen/shared";
 import type { Engine, EngineFailure, EngineListener, EngineSession } from "./engine.js";
 
 const RATE = 8000;
@@ -34,15 +34,59 @@ export interface FailoverConfig {
   readonly breaker: BreakerOptions;
 }
 
-export function loadFailoverConfig(env: Env): FailoverConfig {
+export const FAILOVER_SETTINGS = {
+  OZEN_FAILOVER_NO_RESULT_MS: setting.number({
+    description:
+      "Call audio judged speech with no Google result (interim or final) that moves the call to whisper, ms; 0: off.",
+    default: 5000,
+    min: 0,
+    max: 600_000,
+  }),
+  OZEN_FAILOVER_SPEECH_DBFS: setting.number({
+    description: "RMS level (per 100 ms block) at or above which audio counts as speech for that check, dBFS.",
+    default: -40,
+    min: -90,
+    max: 0,
+  }),
+  OZEN_FAILOVER_BUFFER_MAX_S: setting.number({
+    description:
+      "Most audio kept since Google's last final, replayed to whisper at a switch, s (older is dropped, counted).",
+    default: 120,
+    min: 5,
+    max: 600,
+  }),
+  OZEN_BREAKER_FAILURES: setting.number({
+    description: "Google failures (failed calls, no-result switches) within the window that open the circuit breaker.",
+    default: 3,
+    min: 1,
+    max: 1000,
+  }),
+  OZEN_BREAKER_WINDOW_MS: setting.number({
+    description: "The circuit breaker's window, ms.",
+    default: 60_000,
+    min: 1000,
+    max: 3_600_000,
+  }),
+  OZEN_BREAKER_COOLDOWN_MS: setting.number({
+    description:
+      "While open, new calls start on whisper; after this, one call probes Google (its first result closes the breaker), ms.",
+    default: 60_000,
+    min: 100,
+    max: 3_600_000,
+  }),
+} as const;
+
+/** Reads and checks the failover and breaker settings; throws `SettingError`. */
+export function loadFailoverConfig(env: SettingsEnv): FailoverConfig {
+  const s = readSettings(FAILOVER_SETTINGS, env);
   return {
-    noResultMs: readNumber(env, "OZEN_FAILOVER_NO_RESULT_MS", 5000, 0, 600_000),
-    speechDbfs: readNumber(env, "OZEN_FAILOVER_SPEECH_DBFS", -40, -90, 0),
-    bufferMaxS: readNumber(env, "OZEN_FAILOVER_BUFFER_MAX_S", 120, 5, 600),
+    noResultMs: s.OZEN_FAILOVER_NO_RESULT_MS,
+    speechDbfs: s.OZEN_FAILOVER_SPEECH_DBFS,
+    bufferMaxS: s.OZEN_FAILOVER_BUFFER_MAX_S,
     breaker: {
-      failures: readNumber(env, "OZEN_BREAKER_FAILURES", 3, 1, 1000),
-      windowMs: readNumber(env, "OZEN_BREAKER_WINDOW_MS", 60_000, 1000, 3_600_000),
-      cooldownMs: readNumber(env, "OZEN_BREAKER_COOLDOWN_MS", 60_000, 100, 3_600_000),
+      failures: s.OZEN_BREAKER_FAILURES,
+      windowMs: s.OZEN_BREAKER_WINDOW_MS,
+      cooldownMs: s.OZEN_BREAKER_COOLDOWN_MS,
     },
   };
 }

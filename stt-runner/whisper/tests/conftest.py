@@ -24,13 +24,30 @@ from ozen_whisper.protocol import JsonFrame, encode_audio, encode_json, read_fra
 
 WORKER_DIR = Path(__file__).resolve().parent.parent
 REPO_ROOT = WORKER_DIR.parent.parent
-DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+# The evaluation sets: ../shared/data beside the repository, or where OZEN_SHARED_DATA points;
+# OZEN_SHARED_DATA=none hides them, as for a clone on its own (as tools/src/speech-data.ts does).
+_SHARED_DATA = os.environ.get("OZEN_SHARED_DATA", "")
+DATA_DIR = (
+    Path(_SHARED_DATA).resolve()
+    if _SHARED_DATA not in ("", "none")
+    else REPO_ROOT.parent / "shared" / "data"
+)
 ASTERISK = DATA_DIR / "en" / "asterisk-8k"
 
 
 def data_or_skip(path: Path) -> Path:
+    """`path` inside an evaluation set, or a skip saying which set and how to get it."""
+    parts = path.relative_to(DATA_DIR).parts
+    evaluation_set = "/".join(parts[:1] if parts[0] == "vad" else parts[:2])
+    how = (
+        "put the shared speech data at ../shared/data or point OZEN_SHARED_DATA at it "
+        "(docs/benchmarks.md, evaluation sets)"
+    )
+    if _SHARED_DATA == "none":
+        hidden = "hidden by OZEN_SHARED_DATA=none; to run it"
+        pytest.skip(f"evaluation set {evaluation_set} {hidden}, {how}")
     if not path.exists():
-        pytest.skip(f"{path} is absent (the shared speech data lives at ../shared/data)")
+        pytest.skip(f"evaluation set {evaluation_set} not found at {path}: {how}")
     return path
 
 

@@ -56,7 +56,10 @@ def test_a_prompt_streams_partials_then_the_final(tiny_worker: Worker) -> None:
         assert p["text"].startswith(p["stable"])
     assert any(p["stable"] for p in partials)
     final = next(m for m in got if m["type"] == "final")
-    assert final["beam"] == 5 and final["utt"] == 0
+    # one call, nothing else waits: a decoded final is beam 5; tiny.en (greedy finals auto) may
+    # take it from two agreeing partials instead, which were beam 1 and are said to be its source
+    assert (final["source"], final["beam"]) in (("decode", 5), ("partials", 1))
+    assert final["utt"] == 0
     assert 900 <= final["audio_start_ms"] <= 1500
     assert wer(asterisk_transcripts()[name], finals_text(got)) <= 0.15
 

@@ -18,13 +18,13 @@
  */
 import { writeFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encodeControl, percentile } from "@ozen/shared";
-import { RelayServer, nullEngine } from "@ozen/stt-runner";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
-import type { LocalEdge } from "../../../edge/scripts/local-edge.js";
-import { fail, positive } from "../args.js";
+import { nullEngine } from "@ozen/stt-runner";
+import type { LocalEdge } from "@ozen/edge/local";
+import { fail, parseCommand, positive } from "../args.js";
+import { BENCH_FANOUT } from "../commands.js";
+import { startLocalStack } from "../local-stack.js";
 import { TwilioStreamScript, newIdentity, openStream } from "../simulator.js";
 
 const API = "bench-api-token";
@@ -190,16 +190,7 @@ async function run(
 }
 
 export async function benchFanout(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      subscribers: { type: "string" },
-      rates: { type: "string" },
-      seconds: { type: "string" },
-      stream: { type: "string" },
-      json: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(BENCH_FANOUT, argv);
   const subscribers = positive("subscribers", values.subscribers, 10);
   const rates = (values.rates ?? "100,200,500,1000,2000").split(",").map((r) => positive("rates", r, 0));
   const stream = values.stream ?? "call";
@@ -207,27 +198,19 @@ export async function benchFanout(argv: string[]): Promise<void> {
     fail(`--stream is ${JSON.stringify(stream)}, expected call or account`);
   const o = { rates, seconds: positive("seconds", values.seconds, 3), stream: stream as "call" | "account" };
   const runnerSends = new Map<string, (text: string) => void>();
-  const runner = new RelayServer({
-    engine: nullEngine,
-    port: 0,
-    log: () => {},
-    listenerFor: (start, send) => {
-      runnerSends.set(start.callSid, send);
-      return { interim() {}, final() {}, failed() {} };
+  const stack = await startLocalStack({
+    runner: {
+      engine: nullEngine,
+      listenerFor: (start, send) => {
+        runnerSends.set(start.callSid, send);
+        return { interim() {}, final() {}, failed() {} };
+      },
     },
+    apiToken: API,
+    // signatures off: nothing is signed against it, the stream is opened by path
+    vars: { TWILIO_SIGNATURE: "off", GREETING: "none" },
   });
-  const runnerPort = await runner.listen();
-  const edge = await startLocalEdge({
-    verbose: false,
-    vars: {
-      // signatures off: nothing is signed against it, the stream is opened by path
-      PUBLIC_BASE_URL: "http://127.0.0.1:1",
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_SIGNATURE: "off",
-      API_TOKEN: API,
-      GREETING: "none",
-    },
-  });
+  const edge = stack.edge;
   try {
     const result: Record<string, unknown> = {
       note:
@@ -243,7 +226,6 @@ export async function benchFanout(argv: string[]): Promise<void> {
     if (values.json) writeFileSync(values.json, text + "\n");
     console.log(text);
   } finally {
-    await edge.close();
-    await runner.close();
+    await stack.close();
   }
 }

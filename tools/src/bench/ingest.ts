@@ -7,16 +7,16 @@
  * holding that frame). The relay round trip is the Durable Object's own (whole-ms clock).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { histogramPercentile, mergeMs } from "@ozen/shared";
 import type { MsHistogram } from "@ozen/shared";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
 import { loadAudio8k } from "../audio.js";
-import { fail, positive } from "../args.js";
+import { parseCommand, positive } from "../args.js";
+import { BENCH_INGEST } from "../commands.js";
+import { startLocalStack } from "../local-stack.js";
+import { evaluationPath, testSpeech } from "../speech-data.js";
 import { measureDecode } from "./decode.js";
 import { cpuSeconds, findDescendants, spawnTs } from "./procs.js";
 
@@ -41,27 +41,10 @@ export interface IngestRun {
   call_errors: string[];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** The default bench audio: real 8 kHz telephony speech when the shared data is present. */
+/** The default bench audio: real 8 kHz telephony speech when the shared data is here, else the project's own. */
 function defaultAudio(): string {
-  const candidates = [path.resolve(repo, "../shared/data/en/asterisk-8k/demo-thanks.wav")];
-  for (const c of candidates) {
-    try {
-      readFileSync(c);
-      return c;
-    } catch {
-      // not here
-    }
-  }
-  return "";
+  const asterisk = evaluationPath("en/asterisk-8k", "demo-thanks.wav");
+  return "path" in asterisk ? asterisk.path : testSpeech("directory").path;
 }
 
 async function runPhase(
@@ -134,7 +117,6 @@ function round(x: number | null): number | null {
 
 interface CallStatsView {
   framesIn: number;
-  framesDropped: number;
   blocksMade: number;
   relay: { blocksDropped: number; pendingBlocks: number; lostAtEnd: number };
   relayRttMsHistogram: MsHistogram;
@@ -153,7 +135,7 @@ async function edgeSide(edgeUrl: string, callSids: string[], naive: boolean) {
     });
     const s = (await res.json()) as CallStatsView;
     framesIn += s.framesIn;
-    dropped += s.framesDropped + s.relay.blocksDropped + s.relay.lostAtEnd;
+    dropped += s.relay.blocksDropped + s.relay.lostAtEnd;
     blocks += s.blocksMade;
     mergeMs(rtt, s.relayRttMsHistogram);
   }
@@ -167,40 +149,20 @@ async function edgeSide(edgeUrl: string, callSids: string[], naive: boolean) {
 }
 
 export async function benchIngest(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: { type: "string" },
-      seconds: { type: "string" },
-      "warmup-s": { type: "string" },
-      audio: { type: "string" },
-      json: { type: "string" },
-      "skip-naive": { type: "boolean" },
-    },
-  });
+  const { values } = parseCommand(BENCH_INGEST, argv);
   const calls = positive("calls", values.calls, 100);
   const seconds = positive("seconds", values.seconds, 20);
   const warmupS = positive("warmup-s", values["warmup-s"], 3, true);
   const audio = values.audio ?? defaultAudio();
-  if (!audio) fail("--audio FILE is required when ../shared/data is absent");
   loadAudio8k(audio); // fail early on a bad file, in this process
 
-  const runnerProc = spawnTs(path.join(repo, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "null"]);
-  const runnerPort = Number((await runnerProc.waitFor(/"port":(\d+)/))[1]);
-  const edgePort = await freePort();
-  const edgeUrl = `http://127.0.0.1:${edgePort}`;
-  const edge = await startLocalEdge({
-    port: edgePort,
-    verbose: false,
-    vars: {
-      PUBLIC_BASE_URL: edgeUrl,
-      RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
-      INGEST_ACK: "block",
-      BENCH_NAIVE: "on",
-    },
+  const stack = await startLocalStack({
+    runner: { process: "null" },
+    authToken: AUTH,
+    apiToken: API,
+    vars: { INGEST_ACK: "block", BENCH_NAIVE: "on" },
   });
+  const edgeUrl = stack.url;
   try {
     const workerd = findDescendants(process.pid, "workerd");
     if (workerd.length !== 1) throw new Error(`expected one workerd process under this one, found ${workerd.length}`);
@@ -233,8 +195,6 @@ export async function benchIngest(argv: string[]): Promise<void> {
     if (values.json) writeFileSync(values.json, text + "\n");
     console.log(text);
   } finally {
-    await edge.close();
-    runnerProc.child.kill("SIGTERM");
-    await runnerProc.exited;
+    await stack.close();
   }
 }

@@ -15,29 +15,17 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname } from "node:path";
-import { createServer } from "node:net";
-import { parseArgs } from "node:util";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
-import type { LocalEdge } from "../../../edge/scripts/local-edge.js";
-import { positive } from "../args.js";
+import type { LocalEdge } from "@ozen/edge/local";
+import { parseCommand, positive } from "../args.js";
+import { BENCH_RECORDS } from "../commands.js";
+import { startLocalStack } from "../local-stack.js";
 import { placeCalls } from "../simulator.js";
-import { TalkingEngine, startTalkingRunner } from "../talking-runner.js";
+import { TalkingEngine } from "../talking-runner.js";
 import { WebhookReceiver } from "../webhook-receiver.js";
 
 const AUTH = "bench-auth-token";
 const API = "bench-api-token";
 const SECRET = "bench-webhook-secret-0123";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      srv.close(() => (a && typeof a === "object" ? resolve(a.port) : reject(new Error("no port"))));
-    });
-  });
-}
 
 const started = Date.now();
 const progress = (msg: string) => process.stderr.write(`[bench records ${Date.now() - started} ms] ${msg}\n`);
@@ -119,41 +107,27 @@ async function record(edgeUrl: string, callSid: string, tries = 3): Promise<Reco
 }
 
 export async function benchRecords(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: { type: "string" },
-      seconds: { type: "string" },
-      speed: { type: "string" },
-      "outage-s": { type: "string" },
-      "retry-max-ms": { type: "string" },
-      json: { type: "string" },
-    },
-  });
+  const { values } = parseCommand(BENCH_RECORDS, argv);
   const calls = positive("calls", values.calls, 10);
   const seconds = positive("seconds", values.seconds, 20);
   const speed = positive("speed", values.speed, 5);
   const outageS = positive("outage-s", values["outage-s"], 10);
   const retryMaxMs = positive("retry-max-ms", values["retry-max-ms"], 60_000);
 
-  const runner = await startTalkingRunner(new TalkingEngine(200));
   const receiver = await WebhookReceiver.start();
-  const port = await freePort();
-  const edgeUrl = `http://127.0.0.1:${port}`;
-  const edge = await startLocalEdge({
-    port,
+  const stack = await startLocalStack({
+    runner: { engine: new TalkingEngine(200), transcripts: true },
+    authToken: AUTH,
+    apiToken: API,
     verbose: process.env["OZEN_BENCH_VERBOSE"] === "1",
     vars: {
-      PUBLIC_BASE_URL: edgeUrl,
-      TWILIO_AUTH_TOKEN: AUTH,
-      API_TOKEN: API,
-      RUNNER_URL: `ws://127.0.0.1:${runner.port}/relay`,
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: SECRET,
       RECORDS_RETRY_MAX_MS: String(retryMaxMs),
       WEBHOOK_RETRY_MAX_MS: String(retryMaxMs),
     },
   });
+  const { edge, url: edgeUrl } = stack;
   const audio = noise(seconds);
   const loadBefore = loadavg()[0]!;
   const callOpts = { edgeUrl, authToken: AUTH, audio, seconds, speed, calls, rampMs: 500 };
@@ -289,12 +263,10 @@ export async function benchRecords(argv: string[]): Promise<void> {
     placing = false;
     await poll;
     progress("closing");
-    await edge.close();
-    progress("edge closed");
+    await stack.close();
+    progress("edge and runner closed");
     await receiver.close();
     progress("receiver closed");
-    await runner.close();
-    progress("runner closed");
   }
   // every server and edge this run opened is closed, yet some handle (not identified) keeps
   // Node's loop alive for about a minute more: the figures are out, end here

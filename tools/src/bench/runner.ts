@@ -13,12 +13,13 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import WebSocket from "ws";
 import { encodeAudioFrame, encodeControl, parseRunnerToEdge, percentile } from "@ozen/shared";
-import { startSpeechServer, wordBlock } from "../../../stt-runner/test/google-grpc.js";
-import { positive } from "../args.js";
+import { startSpeechServer, wordBlock } from "@ozen/stt-runner/testing";
+import { parseCommand, positive } from "../args.js";
+import { BENCH_RUNNER } from "../commands.js";
 import { cpuSeconds, spawnTs } from "./procs.js";
+import { newRelaySecret, relayHeaders } from "../relay-secret.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
@@ -40,7 +41,9 @@ interface Run {
 async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: number): Promise<Run> {
   const speech = await startSpeechServer();
   speech.behaviour.wordPerBlock = true;
+  const relaySecret = newRelaySecret();
   const runner = spawnTs(path.join(repo, "stt-runner/src/main.ts"), ["--port", "0", "--engine", "google"], {
+    RELAY_SECRET: relaySecret,
     GOOGLE_ENDPOINT: `127.0.0.1:${speech.port}`,
     GOOGLE_INSECURE: "true",
     GOOGLE_ENCODING: encoding,
@@ -60,7 +63,10 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
     Array.from({ length: calls }, async (_, c) => {
       await new Promise((r) => setTimeout(r, (c * 100) / calls));
       const callSid = `CAbench${c}`;
-      const ws = new WebSocket(`ws://127.0.0.1:${port}/relay`, { perMessageDeflate: false });
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/relay`, {
+        perMessageDeflate: false,
+        headers: await relayHeaders(relaySecret, callSid),
+      });
       await new Promise((r) => ws.once("open", r));
       const sentAt = new Float64Array(blocks);
       const seen = new Uint8Array(blocks);
@@ -70,10 +76,10 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
         if (isBinary) return;
         const m = parseRunnerToEdge(data.toString());
         if (!m.ok || m.message.type !== "event") return;
-        const e = m.message.event as { type?: string; rawText?: string };
+        const e = m.message.event;
         if (e.type === "call.ended") ended();
         if (e.type !== "final") return;
-        const k = Number(/w(\d+)/.exec(e.rawText ?? "")?.[1]);
+        const k = Number(/w(\d+)/.exec(e.rawText)?.[1]);
         if (!(k >= 0 && k < blocks)) return;
         if (seen[k]! > 0) {
           duplicates++;
@@ -150,10 +156,7 @@ async function run(encoding: "LINEAR16" | "MULAW", calls: number, seconds: numbe
 }
 
 export async function benchRunner(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { calls: { type: "string" }, seconds: { type: "string" }, json: { type: "string" } },
-  });
+  const { values } = parseCommand(BENCH_RUNNER, argv);
   const calls = positive("calls", values.calls, 20);
   const seconds = positive("seconds", values.seconds, 10);
   const result: Record<string, unknown> = {};

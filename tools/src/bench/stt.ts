@@ -28,11 +28,11 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
 import { decodeMulaw, percentile, pooledWer, transcriptErrors } from "@ozen/shared";
 import type { WerLanguage, WordErrors } from "@ozen/shared";
-import { startLocalEdge } from "../../../edge/scripts/local-edge.js";
-import { fail, positive } from "../args.js";
+import { startLocalEdge } from "@ozen/edge/local";
+import { fail, parseCommand, positive } from "../args.js";
+import { BENCH_STT } from "../commands.js";
 import { loadAudio8k } from "../audio.js";
 import { FRAME_BYTES, FRAME_MS, newIdentity, placeCall } from "../simulator.js";
 import { benchPython, findModel, listModels, repoRoot, workerPython } from "../whisper-env.js";
@@ -42,6 +42,7 @@ import type { NodeChild } from "./procs.js";
 import { measureCall, round, setLatencies, turnsFromSpeech } from "./stt-measure.js";
 import type { CallMeasures, CallTrace, Observation, SetFigures, Turn, TurnTrace } from "./stt-measure.js";
 import { loadSet } from "./stt-sets.js";
+import { newRelaySecret } from "../relay-secret.js";
 import type { EvalSet } from "./stt-sets.js";
 import { startWhisperLive, streamToWhisperLive } from "./whisperlive.js";
 import type { WhisperLiveServer } from "./whisperlive.js";
@@ -51,26 +52,6 @@ const API = "bench-api-token";
 /** By default a concurrency level holds while TTFP p95 and TTFS p95 stay at or under this, every turn finalised. */
 export const LATENCY_LIMIT_MS = 2000;
 
-export const STT_USAGE = `usage: ozen bench stt --set DIR [--set DIR ...] [options]
-
-Each recording of each set as a simulated Twilio call (8 kHz mu-law, real time) through the edge,
-the runner and the whisper worker; WhisperLive fed the same audio in the same run; an offline
-beam-5 pass of the same audio with the same model. Prints JSON; --json FILE also writes it, with
-everything else (per file, per turn, per level, settings, load) in FILE.details.json.
-
-  --set DIR            a folder of WAVs with references (repeatable); its language comes from the
-                       set (transcripts.json \`language\`, a README \`language: he\` line) or a he/ folder
-  --engine NAME        the runner's engine (default whisper)
-  --model M            the whisper model (default tiny.en; \`ozen models\` lists them)
-  --files N            the first N files of each set
-  --tail-s S           silence after each recording, s (default 3)
-  --max-calls N        the concurrency ramp goes up to N calls (default 8; 0: no ramp)
-  --ramp-p95-ms MS     a ramp level holds while TTFP p95 and TTFS p95 are at most this (default ${LATENCY_LIMIT_MS})
-  --anchor whisperlive|none   the comparison (default whisperlive; \`make bench-install\`)
-  --anchor-wait-s S    WhisperLive's line stays open up to S more seconds for its last segment (default 10)
-  --language he|en     force one language on every set
-  --json FILE          write the JSON (and FILE.details.json)
-  -h, --help           this text`;
 const LEVELS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
 /** The call of the concurrency ramp: short files (many turns) of the first set joined to at least this long. */
 const RAMP_CALL_S = 30;
@@ -295,8 +276,12 @@ interface Runner {
   stop(): Promise<void>;
 }
 
+/** The relay's secret of this run's local stack, on both sides. */
+const RELAY_SECRET = newRelaySecret();
+
 async function startRunner(engine: string, port: number, model: ModelInfo, language: WerLanguage): Promise<Runner> {
   const proc = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", String(port), "--engine", engine], {
+    RELAY_SECRET,
     WHISPER_MODEL: model.path,
     WHISPER_LANGUAGE: language,
     HF_HUB_OFFLINE: "1",
@@ -406,37 +391,8 @@ function referenced(errors: readonly WordErrors[]): WordErrors[] {
 
 // ---------------------------------------------------------------------------------------------
 
-function parseSttArgs(argv: string[]) {
-  try {
-    return parseArgs({
-      args: argv,
-      options: {
-        engine: { type: "string", default: "whisper" },
-        model: { type: "string", default: "tiny.en" },
-        set: { type: "string", multiple: true },
-        json: { type: "string" },
-        files: { type: "string" },
-        "tail-s": { type: "string" },
-        "max-calls": { type: "string" },
-        "ramp-p95-ms": { type: "string" },
-        "anchor-wait-s": { type: "string" },
-        anchor: { type: "string", default: "whisperlive" },
-        language: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }).values;
-  } catch (e) {
-    console.error(`ozen bench stt: ${(e as Error).message}\n\n${STT_USAGE}`);
-    process.exit(2);
-  }
-}
-
 export async function benchStt(argv: string[]): Promise<void> {
-  const values = parseSttArgs(argv);
-  if (values.help) {
-    console.log(STT_USAGE);
-    return;
-  }
+  const { values } = parseCommand(BENCH_STT, argv);
   if (!values.set?.length) fail("--set DIR is required (e.g. --set ../shared/data/en/asterisk-8k)");
   if (values.language && values.language !== "he" && values.language !== "en") fail("--language is he or en");
   if (values.anchor !== "whisperlive" && values.anchor !== "none") fail("--anchor is whisperlive or none");
@@ -516,6 +472,7 @@ export async function benchStt(argv: string[]): Promise<void> {
     vars: {
       PUBLIC_BASE_URL: edgeUrl,
       RUNNER_URL: `ws://127.0.0.1:${runnerPort}/relay`,
+      RELAY_SECRET,
       TWILIO_AUTH_TOKEN: AUTH,
       API_TOKEN: API,
       INGEST_ACK: "off",

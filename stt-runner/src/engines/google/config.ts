@@ -1,7 +1,9 @@
 /**
- * Settings of the Google engine, read once from the environment and validated. Every setting
- * is in the README table with its default.
+ * Settings of the Google engine, read once from the environment and validated; each is declared
+ * once in `GOOGLE_SETTINGS` (docs/settings.md is generated from it).
  */
+import { SettingError, readSettings, setting, splitList } from "@ozen/shared";
+import type { SettingsEnv } from "@ozen/shared";
 
 export type GoogleApi = "v1" | "v2";
 export type GoogleEncoding = "LINEAR16" | "MULAW";
@@ -36,70 +38,146 @@ export interface GoogleConfig {
   readonly drainTimeoutMs: number;
 }
 
-export class GoogleConfigError extends Error {}
-
-type Env = Readonly<Record<string, string | undefined>>;
-
-function pick<T extends string>(env: Env, key: string, fallback: T, allowed: readonly T[]): T {
-  const v = env[key] || fallback;
-  if (!(allowed as readonly string[]).includes(v)) {
-    throw new GoogleConfigError(`${key} is ${JSON.stringify(v)}, expected one of ${allowed.join(", ")}`);
-  }
-  return v as T;
-}
-
-function num(env: Env, key: string, fallback: number, min: number, max: number): number {
-  const raw = env[key];
-  const v = raw === undefined || raw === "" ? fallback : Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    throw new GoogleConfigError(`${key} is ${JSON.stringify(raw)}, expected a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
-function list(raw: string | undefined): string[] {
-  return (raw ?? "")
-    .split(/[,|]/)
-    .map((s) => s.trim())
-    .filter((s) => s.length > 0);
-}
-
 export const DEFAULT_MODELS: Record<GoogleApi, readonly string[]> = {
   v1: ["telephony", "phone_call", "latest_long", ""],
   v2: ["telephony", "chirp_3", "long"],
 };
 
-export function loadGoogleConfig(env: Env): GoogleConfig {
-  const api = pick(env, "GOOGLE_API", "v1", ["v1", "v2"]);
-  const languageCode = env["GOOGLE_LANGUAGE"] || (api === "v1" ? "he-IL" : "iw-IL");
-  if (!/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/.test(languageCode)) {
-    throw new GoogleConfigError(`GOOGLE_LANGUAGE is ${JSON.stringify(languageCode)}, expected a BCP-47 tag like he-IL`);
+/** Phrase hints: Google's, and the whisper worker's unless `WHISPER_HINTS` is set. */
+export const PHRASES_SETTING = setting.list({
+  description: 'Phrase hints, comma-separated; a call adds its own with `<Parameter name="ozen_phrases">`.',
+  separator: "comma-or-bar",
+  default: [],
+});
+
+export const GOOGLE_SETTINGS = {
+  GOOGLE_API: setting.choice({ description: "`v1` or `v2` StreamingRecognize.", values: ["v1", "v2"], default: "v1" }),
+  GOOGLE_LANGUAGE: setting.string({
+    description: "BCP-47 code; both Hebrew spellings are accepted (see `docs/google-hebrew.md`).",
+    pattern: /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/,
+    expected: "a BCP-47 tag like he-IL",
+    defaultText: "`he-IL` (v1), `iw-IL` (v2)",
+  }),
+  GOOGLE_MODELS: setting.list({
+    description:
+      "Model chain, tried in order when Google says a model is not supported; an empty entry is Google's default.",
+    keepEmptyItems: true,
+    emptyIsValue: true,
+    defaultText: "v1 `telephony,phone_call,latest_long,`; v2 `telephony,chirp_3,long`",
+  }),
+  GOOGLE_PROFILE: setting.choice({
+    description: "`fast`: automatic punctuation off (finals are polished by ozen); `accurate`: on.",
+    values: ["fast", "accurate"],
+    default: "fast",
+  }),
+  GOOGLE_ENCODING: setting.choice({
+    description: "`LINEAR16` (the edge's PCM) or `MULAW` (re-encoded by table: Twilio's exact bytes, half the size).",
+    values: ["LINEAR16", "MULAW"],
+    default: "LINEAR16",
+  }),
+  GOOGLE_PHRASES: PHRASES_SETTING,
+  GOOGLE_PHRASE_BOOST: setting.number({ description: "Boost of the phrase hints.", default: 10, min: 0, max: 20 }),
+  GOOGLE_PROJECT: setting.string({
+    description: "v2 recognizer `projects/{p}/locations/{loc}/recognizers/_`.",
+    defaultText: "`GOOGLE_CLOUD_PROJECT` (required for v2)",
+  }),
+  GOOGLE_CLOUD_PROJECT: setting.string({
+    description: "The project when `GOOGLE_PROJECT` is unset (Google's own name).",
+  }),
+  GOOGLE_LOCATION: setting.string({
+    description: "v2 recognizer location; a regional location uses its regional endpoint.",
+    default: "global",
+  }),
+  GOOGLE_ENDPOINT: setting.string({
+    description: "gRPC endpoint `host[:port]`.",
+    defaultText: "`speech.googleapis.com` or `{loc}-speech.googleapis.com`",
+  }),
+  GOOGLE_INSECURE: setting.bool({
+    description: "`true`: plaintext, no credentials (the local fake in tests only).",
+    default: false,
+    words: ["true", "false"],
+  }),
+  GOOGLE_RESTART_AFTER_S: setting.number({
+    description: "Roll over to a new stream at the first final after this much stream audio, s.",
+    default: 240,
+    min: 1,
+    max: 300,
+  }),
+  GOOGLE_MAX_STREAM_S: setting.number({
+    description: "Roll over regardless at this much stream audio, s (Google stops at 305 s).",
+    default: 290,
+    min: { setting: "GOOGLE_RESTART_AFTER_S" },
+    max: 300,
+  }),
+  GOOGLE_RETRY_BUDGET: setting.number({
+    description: "Consecutive failed streams (UNAVAILABLE, DEADLINE_EXCEEDED, ...) before the call is handed over.",
+    default: 5,
+    min: 0,
+    max: 100,
+  }),
+  GOOGLE_KEEPALIVE_MS: setting.number({
+    description: "Send silence when the call's audio stalls this long, ms, so Google's audio timeout never trips.",
+    default: 1000,
+    min: 100,
+    max: 8000,
+  }),
+  GOOGLE_DRAIN_TIMEOUT_MS: setting.number({
+    description: "How long a half-closed stream may take to deliver its last results, ms.",
+    default: 5000,
+    min: 100,
+    max: 60_000,
+  }),
+} as const;
+
+/** Where Google's Application Default Credentials come from (`findCredentials` in engine.ts). */
+export const CREDENTIAL_SETTINGS = {
+  GOOGLE_APPLICATION_CREDENTIALS: setting.string({
+    description: "A service account key file (the Google way).",
+    defaultText: "(ADC: gcloud's, or the metadata server's)",
+  }),
+  CLOUDSDK_CONFIG: setting.string({
+    description: "gcloud's configuration directory, where `gcloud auth application-default login` writes.",
+    defaultText: "`~/.config/gcloud`",
+  }),
+  K_SERVICE: setting.string({
+    description: "Set by Cloud Run: credentials come from its metadata server.",
+  }),
+  GCE_METADATA_HOST: setting.string({
+    description: "Set where a GCE metadata server provides credentials.",
+  }),
+} as const;
+
+/** Reads and checks the Google engine's settings; throws `SettingError`. */
+export function loadGoogleConfig(env: SettingsEnv): GoogleConfig {
+  const s = readSettings(GOOGLE_SETTINGS, env);
+  const api = s.GOOGLE_API;
+  const project = s.GOOGLE_PROJECT ?? s.GOOGLE_CLOUD_PROJECT ?? "";
+  if (api === "v2" && !project) {
+    throw new SettingError({
+      setting: "GOOGLE_PROJECT",
+      value: undefined,
+      expected: "a project for the v2 API (the recognizer is projects/{p}/...)",
+    });
   }
-  const models =
-    env["GOOGLE_MODELS"] !== undefined ? env["GOOGLE_MODELS"].split(",").map((m) => m.trim()) : DEFAULT_MODELS[api];
-  const project = env["GOOGLE_PROJECT"] ?? env["GOOGLE_CLOUD_PROJECT"] ?? "";
-  if (api === "v2" && !project)
-    throw new GoogleConfigError("GOOGLE_PROJECT is required for the v2 API (the recognizer is projects/{p}/...)");
-  const location = env["GOOGLE_LOCATION"] || "global";
-  const restartAfterS = num(env, "GOOGLE_RESTART_AFTER_S", 240, 1, 300);
+  const location = s.GOOGLE_LOCATION;
   return {
     api,
-    languageCode,
-    models,
-    profile: pick(env, "GOOGLE_PROFILE", "fast", ["fast", "accurate"]),
-    encoding: pick(env, "GOOGLE_ENCODING", "LINEAR16", ["LINEAR16", "MULAW"]),
-    phrases: list(env["GOOGLE_PHRASES"]),
-    phraseBoost: num(env, "GOOGLE_PHRASE_BOOST", 10, 0, 20),
+    languageCode: s.GOOGLE_LANGUAGE ?? (api === "v1" ? "he-IL" : "iw-IL"),
+    models: s.GOOGLE_MODELS ?? DEFAULT_MODELS[api],
+    profile: s.GOOGLE_PROFILE,
+    encoding: s.GOOGLE_ENCODING,
+    phrases: s.GOOGLE_PHRASES,
+    phraseBoost: s.GOOGLE_PHRASE_BOOST,
     project,
     location,
     endpoint:
-      env["GOOGLE_ENDPOINT"] || (location === "global" ? "speech.googleapis.com" : `${location}-speech.googleapis.com`),
-    insecure: env["GOOGLE_INSECURE"] === "true",
-    restartAfterS,
-    maxStreamS: num(env, "GOOGLE_MAX_STREAM_S", 290, restartAfterS, 300),
-    retryBudget: num(env, "GOOGLE_RETRY_BUDGET", 5, 0, 100),
-    keepaliveAfterMs: num(env, "GOOGLE_KEEPALIVE_MS", 1000, 100, 8000),
-    drainTimeoutMs: num(env, "GOOGLE_DRAIN_TIMEOUT_MS", 5000, 100, 60_000),
+      s.GOOGLE_ENDPOINT ?? (location === "global" ? "speech.googleapis.com" : `${location}-speech.googleapis.com`),
+    insecure: s.GOOGLE_INSECURE,
+    restartAfterS: s.GOOGLE_RESTART_AFTER_S,
+    maxStreamS: s.GOOGLE_MAX_STREAM_S,
+    retryBudget: s.GOOGLE_RETRY_BUDGET,
+    keepaliveAfterMs: s.GOOGLE_KEEPALIVE_MS,
+    drainTimeoutMs: s.GOOGLE_DRAIN_TIMEOUT_MS,
   };
 }
 
@@ -110,5 +188,5 @@ export function punctuates(config: Pick<GoogleConfig, "profile">): boolean {
 
 /** Phrase hints of one call: the configured ones plus the call's `<Parameter name="ozen_phrases">`. */
 export function callPhrases(config: GoogleConfig, customParameters: Readonly<Record<string, string>>): string[] {
-  return [...new Set([...config.phrases, ...list(customParameters["ozen_phrases"])])].slice(0, 5000);
+  return [...new Set([...config.phrases, ...splitList(customParameters["ozen_phrases"])])].slice(0, 5000);
 }

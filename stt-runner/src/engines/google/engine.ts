@@ -7,9 +7,10 @@ import os from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import speech from "@google-cloud/speech";
-import type { EngineProfile, RelayStart } from "@ozen/shared";
+import { readSettings } from "@ozen/shared";
+import type { EngineProfile, RelayStart, SettingsEnv } from "@ozen/shared";
 import type { Engine, EngineListener, EngineSession } from "../engine.js";
-import { callPhrases, punctuates } from "./config.js";
+import { CREDENTIAL_SETTINGS, callPhrases, punctuates } from "./config.js";
 import type { GoogleConfig } from "./config.js";
 import { GoogleSession } from "./session.js";
 import type { SpeechStream } from "./session.js";
@@ -18,19 +19,20 @@ import type { SpeechStream } from "./session.js";
  * Where Application Default Credentials would come from, or an error a person can act on.
  * Checked at start so a missing credential is a clear message, not a failed first call.
  */
-export function findCredentials(env: NodeJS.ProcessEnv): { source: string } | { error: string } {
-  const file = env["GOOGLE_APPLICATION_CREDENTIALS"];
+export function findCredentials(env: SettingsEnv): { source: string } | { error: string } {
+  const s = readSettings(CREDENTIAL_SETTINGS, env);
+  const file = s.GOOGLE_APPLICATION_CREDENTIALS;
   if (file) {
     return existsSync(file)
       ? { source: `GOOGLE_APPLICATION_CREDENTIALS (${path.basename(file)})` }
       : { error: `GOOGLE_APPLICATION_CREDENTIALS points to ${file}, which does not exist` };
   }
   const gcloud = path.join(
-    env["CLOUDSDK_CONFIG"] ?? path.join(os.homedir(), ".config", "gcloud"),
+    s.CLOUDSDK_CONFIG ?? path.join(os.homedir(), ".config", "gcloud"),
     "application_default_credentials.json",
   );
   if (existsSync(gcloud)) return { source: "gcloud application-default credentials" };
-  if (env["K_SERVICE"] || env["GCE_METADATA_HOST"]) return { source: "the Cloud Run / GCE metadata server" };
+  if (s.K_SERVICE || s.GCE_METADATA_HOST) return { source: "the Cloud Run / GCE metadata server" };
   return {
     error:
       "no Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account key, run " +
@@ -43,11 +45,21 @@ interface StreamingClient {
   close(): Promise<void>;
 }
 
+/** The session counters the engine sums for /stats and /metrics (stream restarts and opens). */
+const ENGINE_STAT_KEYS = ["streamsOpened", "rollovers", "reconnects", "modelFallbacks"] as const;
+
 export class GoogleEngine implements Engine {
   readonly name: string;
   readonly profile: EngineProfile;
   private readonly client: StreamingClient;
   readonly sessions = new Set<GoogleSession>();
+  /** The counters of the calls that ended. */
+  private readonly ended: Record<(typeof ENGINE_STAT_KEYS)[number], number> = {
+    streamsOpened: 0,
+    rollovers: 0,
+    reconnects: 0,
+    modelFallbacks: 0,
+  };
 
   constructor(
     private readonly config: GoogleConfig,
@@ -77,8 +89,19 @@ export class GoogleEngine implements Engine {
     });
     this.sessions.add(session);
     const end = session.end.bind(session);
-    session.end = () => end().finally(() => this.sessions.delete(session));
+    session.end = () =>
+      end().finally(() => {
+        if (!this.sessions.delete(session)) return;
+        for (const k of ENGINE_STAT_KEYS) this.ended[k] += session.stats[k];
+      });
     return session;
+  }
+
+  /** Counters for /stats and /metrics: the stream restarts of every call, ended and live. */
+  stats(): Record<string, number> {
+    const sum = { ...this.ended };
+    for (const session of this.sessions) for (const k of ENGINE_STAT_KEYS) sum[k] += session.stats[k];
+    return sum;
   }
 
   close(): Promise<void> {

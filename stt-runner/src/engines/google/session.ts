@@ -14,6 +14,7 @@ import { encodeMulawInto } from "@ozen/shared";
 import type { EngineListener, EngineSession } from "../engine.js";
 import { punctuates } from "./config.js";
 import type { GoogleConfig } from "./config.js";
+import { isModelUnavailable } from "./model-errors.js";
 
 const RATE = 8000;
 
@@ -455,15 +456,17 @@ export class GoogleSession implements EngineSession {
       this.open();
       return;
     }
-    if (code === Code.INVALID_ARGUMENT && /model/i.test(message) && /not supported/i.test(message)) {
+    if (isModelUnavailable(code, message)) {
       if (this.modelIndex + 1 < this.config.models.length) {
         const from = this.model;
         this.modelIndex++;
         this.stats.modelFallbacks++;
-        this.log("warn", "Google does not support this model for the language; trying the next", {
+        this.log("warn", "Google has no such model for this language or location; trying the next", {
           from,
           to: this.model || "(default)",
           language: this.config.languageCode,
+          location: this.config.location,
+          error: message,
         });
         this.open();
         return;

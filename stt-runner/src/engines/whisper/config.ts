@@ -1,12 +1,13 @@
 /**
- * Settings of the whisper worker and its engine, read once from the environment and validated.
- * Every setting is in the README table with its default.
+ * Settings of the whisper worker and its engine, read once from the environment and validated;
+ * each is declared once in `WHISPER_SETTINGS` (docs/settings.md is generated from it).
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { SettingError, readList, readNumber } from "../settings.js";
-import type { Env } from "../settings.js";
+import { readSettings, setting, splitList } from "@ozen/shared";
+import type { SettingsEnv } from "@ozen/shared";
+import { PHRASES_SETTING } from "../google/config.js";
 
 export interface WhisperConfig {
   /** The worker's Python (its venv). */
@@ -34,29 +35,97 @@ export interface WhisperConfig {
 /** `stt-runner/whisper`, next to this package's sources. */
 export const DEFAULT_WORKER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../whisper");
 
-export function loadWhisperConfig(env: Env): WhisperConfig {
-  const workerDir = env["WHISPER_WORKER_DIR"] || DEFAULT_WORKER_DIR;
+export const WHISPER_SETTINGS = {
+  WHISPER_MODEL: setting.string({
+    description:
+      "Model the worker loads: a name `python -m ozen_whisper models` lists (`tiny.en`, `base`) or a CTranslate2 " +
+      "directory. Production Hebrew: `ivrit-ai/whisper-large-v3-turbo-ct2`, float16 on a GPU.",
+    // multilingual (the default language is Hebrew); production: ivrit-ai/whisper-large-v3-turbo-ct2 on a GPU
+    default: "base",
+  }),
+  WHISPER_LANGUAGE: setting.string({
+    description: 'Language whisper is forced to when the call does not say (`<Parameter name="ozen_language">`).',
+    default: "he",
+    pattern: /^[a-z]{2,3}$/,
+    expected: "a code like he or en",
+  }),
+  WHISPER_HINTS: setting.list({
+    description: "Phrase hints (hotwords), comma-separated; a call adds its `ozen_phrases`. Empty: none.",
+    separator: "comma-or-bar",
+    emptyIsValue: true,
+    defaultText: "`GOOGLE_PHRASES`",
+  }),
+  GOOGLE_PHRASES: PHRASES_SETTING,
+  WHISPER_PYTHON: setting.string({
+    description: "The worker's interpreter (`make install` builds the venv).",
+    defaultText: "`stt-runner/whisper/.venv/bin/python` when it exists, else `python3`",
+  }),
+  WHISPER_WORKER_DIR: setting.string({
+    description: "The worker's directory (where `ozen_whisper` is importable).",
+    defaultText: "`stt-runner/whisper`",
+  }),
+  WHISPER_WORKER_ARGS: setting.list({
+    description: "Extra `ozen_whisper serve` flags (`--device cuda --compute-type float16 --pool 2`).",
+    separator: "space",
+    default: [],
+  }),
+  WHISPER_READY_TIMEOUT_MS: setting.number({
+    description: "How long the worker may take to load its model, at start and after a restart, ms.",
+    default: 120_000,
+    min: 1000,
+    max: 600_000,
+  }),
+  WHISPER_RESTART_BACKOFF_MS: setting.number({
+    description: "A worker that dies is restarted after this delay, ms (doubling, at most 5 s).",
+    default: 200,
+    min: 10,
+    max: 5000,
+  }),
+  WHISPER_MAX_RESTARTS: setting.number({
+    description: "Failed restarts in a row before the worker is given up (its calls get `engine.switched` to `none`).",
+    default: 5,
+    min: 1,
+    max: 100,
+  }),
+  WHISPER_REPLAY_MAX_S: setting.number({
+    description: "Most audio a call keeps since its last whisper final, replayed to a restarted worker, s.",
+    default: 120,
+    min: 5,
+    max: 600,
+  }),
+  WHISPER_END_TIMEOUT_MS: setting.number({
+    description: "How long the end of a call waits for whisper's last final, ms.",
+    default: 30_000,
+    min: 100,
+    max: 300_000,
+  }),
+  WHISPER_WATCHDOG_MS: setting.number({
+    description:
+      "A worker silent this long (asked for stats every quarter of it) is killed and restarted, ms; 0: never.",
+    default: 30_000,
+    min: 0,
+    max: 600_000,
+  }),
+} as const;
+
+/** Reads and checks the whisper engine's settings; throws `SettingError`. */
+export function loadWhisperConfig(env: SettingsEnv): WhisperConfig {
+  const s = readSettings(WHISPER_SETTINGS, env);
+  const workerDir = s.WHISPER_WORKER_DIR ?? DEFAULT_WORKER_DIR;
   const venvPython = path.join(workerDir, ".venv", "bin", "python");
-  const python = env["WHISPER_PYTHON"] || (existsSync(venvPython) ? venvPython : "python3");
-  const language = env["WHISPER_LANGUAGE"] || "he";
-  if (!/^[a-z]{2,3}$/.test(language)) {
-    throw new SettingError(`WHISPER_LANGUAGE is ${JSON.stringify(language)}, expected a code like he or en`);
-  }
-  // multilingual (the default language is Hebrew); production: ivrit-ai/whisper-large-v3-turbo-ct2 on a GPU
-  const model = env["WHISPER_MODEL"] || "base";
   return {
-    python,
+    python: s.WHISPER_PYTHON ?? (existsSync(venvPython) ? venvPython : "python3"),
     workerDir,
-    model,
-    workerArgs: (env["WHISPER_WORKER_ARGS"] ?? "").split(/\s+/).filter((s) => s.length > 0),
-    language,
-    hints: readList(env["WHISPER_HINTS"] ?? env["GOOGLE_PHRASES"]),
-    readyTimeoutMs: readNumber(env, "WHISPER_READY_TIMEOUT_MS", 120_000, 1000, 600_000),
-    restartBackoffMs: readNumber(env, "WHISPER_RESTART_BACKOFF_MS", 200, 10, 5000),
-    maxRestarts: readNumber(env, "WHISPER_MAX_RESTARTS", 5, 1, 100),
-    replayMaxS: readNumber(env, "WHISPER_REPLAY_MAX_S", 120, 5, 600),
-    endTimeoutMs: readNumber(env, "WHISPER_END_TIMEOUT_MS", 30_000, 100, 300_000),
-    watchdogMs: readNumber(env, "WHISPER_WATCHDOG_MS", 30_000, 0, 600_000),
+    model: s.WHISPER_MODEL,
+    workerArgs: s.WHISPER_WORKER_ARGS,
+    language: s.WHISPER_LANGUAGE,
+    hints: s.WHISPER_HINTS ?? s.GOOGLE_PHRASES,
+    readyTimeoutMs: s.WHISPER_READY_TIMEOUT_MS,
+    restartBackoffMs: s.WHISPER_RESTART_BACKOFF_MS,
+    maxRestarts: s.WHISPER_MAX_RESTARTS,
+    replayMaxS: s.WHISPER_REPLAY_MAX_S,
+    endTimeoutMs: s.WHISPER_END_TIMEOUT_MS,
+    watchdogMs: s.WHISPER_WATCHDOG_MS,
   };
 }
 
@@ -69,5 +138,5 @@ export function callLanguage(config: WhisperConfig, customParameters: Readonly<R
 
 /** Phrase hints of one call: the configured ones plus the call's `ozen_phrases`. */
 export function callHints(config: WhisperConfig, customParameters: Readonly<Record<string, string>>): string[] {
-  return [...new Set([...config.hints, ...readList(customParameters["ozen_phrases"])])].slice(0, 200);
+  return [...new Set([...config.hints, ...splitList(customParameters["ozen_phrases"])])].slice(0, 200);
 }

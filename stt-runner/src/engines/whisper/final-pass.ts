@@ -22,8 +22,8 @@ import type {
   EngineSession,
   EngineSwitch,
 } from "../engine.js";
-import { readChoice, readNumber } from "../settings.js";
-import type { Env } from "../settings.js";
+import { readSettings, setting } from "@ozen/shared";
+import type { SettingsEnv } from "@ozen/shared";
 import { callHints, callLanguage } from "./config.js";
 import type { OfflineResult, WhisperEngine } from "./engine.js";
 
@@ -40,12 +40,26 @@ export interface FinalPassConfig {
   readonly bufferMaxS: number;
 }
 
-/** OZEN_FINAL_PASS_TIMEOUT_MS (default 1000), OZEN_FINAL_PASS_PREFER (google|whisper, default google). */
-export function loadFinalPassConfig(env: Env): FinalPassConfig {
-  const prefer = readChoice(env, "OZEN_FINAL_PASS_PREFER", "google", ["google", "whisper"]);
+export const FINAL_PASS_SETTINGS = {
+  OZEN_FINAL_PASS_TIMEOUT_MS: setting.number({
+    description: "Most a Google final waits for whisper, ms; later, it goes out with Google's text alone.",
+    default: 1000,
+    min: 50,
+    max: 30_000,
+  }),
+  OZEN_FINAL_PASS_PREFER: setting.choice({
+    description: "Whose text is `text`: `google` (whisper's in `alternatives`) or `whisper` (Google's there).",
+    values: ["google", "whisper"],
+    default: "google",
+  }),
+} as const;
+
+/** Reads and checks the final pass's settings; throws `SettingError`. */
+export function loadFinalPassConfig(env: SettingsEnv): FinalPassConfig {
+  const s = readSettings(FINAL_PASS_SETTINGS, env);
   return {
-    timeoutMs: readNumber(env, "OZEN_FINAL_PASS_TIMEOUT_MS", 1000, 50, 30_000),
-    prefer: prefer === "google" ? "primary" : "whisper",
+    timeoutMs: s.OZEN_FINAL_PASS_TIMEOUT_MS,
+    prefer: s.OZEN_FINAL_PASS_PREFER === "google" ? "primary" : "whisper",
     bufferMaxS: 60,
   };
 }

@@ -1,8 +1,11 @@
 /**
- * A small Speech service on loopback for tests: grpc-js serving Google's own v1 and v2
+ * A small Speech service on loopback, for the tests and `ozen bench runner` (Google cannot be
+ * reached from them): grpc-js serving Google's own v1 and v2
  * StreamingRecognize definitions, loaded from the protos inside `@google-cloud/speech`. It says
  * "שלום" as an interim once 300 ms of audio arrived and "שלום עולם" as the final when the client
- * half-closes; a model in `unsupported` is refused the way Google refuses it.
+ * half-closes; a model in `unsupportedModels` is refused the way v1 refuses a model without the
+ * language, and one in `modelsMissingInLocation` the way v2 refuses a model its recognizer's
+ * location does not serve.
  */
 import { createRequire } from "node:module";
 import path from "node:path";
@@ -20,11 +23,18 @@ const commonProtos = path.join(gaxMain.slice(0, gaxMain.lastIndexOf(`${path.sep}
 export interface Seen {
   api: "v1" | "v2";
   requests: any[];
+  /** The client half-closed or cancelled the stream: it is over. */
+  ended: boolean;
 }
 
 /** A StreamingRecognize that says "שלום" as an interim after 300 ms of audio and finals it on half-close. */
 export interface SpeechBehaviour {
   unsupportedModels: Set<string>;
+  /**
+   * v2 models this service's locations do not serve: refused with Google's INVALID_ARGUMENT
+   * `The model "M" does not exist in the location named "L"`, L from the request's recognizer.
+   */
+  modelsMissingInLocation?: Set<string>;
   /**
    * Word mode: the test's audio carries its block number in every sample; the service answers
    * each 100 ms request at once with a final `w{block}` ending at that request's stream time.
@@ -46,18 +56,26 @@ export interface SpeechBehaviour {
 
 function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviour) {
   return (call: grpc.ServerDuplexStream<any, any>) => {
-    const s: Seen = { api, requests: [] };
+    const s: Seen = { api, requests: [], ended: false };
+    call.on("cancelled", () => (s.ended = true));
     seen.push(s);
     let bytes = 0;
     let interimSent = false;
     call.on("data", (req: any) => {
       s.requests.push(req);
       if (s.requests.length === 1) {
-        if (behaviour().unsupportedModels.has(req.streaming_config?.config?.model ?? "")) {
+        const model: string = req.streaming_config?.config?.model ?? "";
+        if (behaviour().unsupportedModels.has(model)) {
           call.emit("error", {
             code: grpc.status.INVALID_ARGUMENT,
             details:
               "Invalid recognition 'config': The requested model is currently not supported for language : iw-IL.",
+          });
+        } else if (api === "v2" && behaviour().modelsMissingInLocation?.has(model)) {
+          const location = /\/locations\/([^/]+)\//.exec(req.recognizer ?? "")?.[1] ?? "global";
+          call.emit("error", {
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `The model "${model}" does not exist in the location named "${location}".`,
           });
         }
         return;
@@ -125,6 +143,7 @@ function handler(api: "v1" | "v2", seen: Seen[], behaviour: () => SpeechBehaviou
       }
     });
     call.on("end", () => {
+      s.ended = true;
       const b = behaviour();
       if (b.wordPerBlock || b.silent || b.finalOnHalfClose === false) {
         call.end();
