@@ -124,14 +124,14 @@ bench-stt:
 ## anchor here (its venv is CPU-only); the offline reference pass in the JSON runs on the CPU.
 IVRIT_REPO := ivrit-ai/whisper-large-v3-turbo-ct2
 IVRIT_DIR := stt-runner/whisper/.models/ivrit-ai--whisper-large-v3-turbo-ct2
-GPU_WORKER_ARGS := --device cuda --compute-type float16
+GPU_WORKER_ENV := OZEN_WHISPER_DEVICE=cuda OZEN_WHISPER_COMPUTE=float16
 bench-gpu:
 	@stt-runner/whisper/.venv/bin/python -m ozen_whisper.device --require-cuda --model-dir $(IVRIT_DIR) --repo $(IVRIT_REPO)
 	@mkdir -p $(BENCH_OUT)
-	WHISPER_WORKER_ARGS="$(GPU_WORKER_ARGS)" $(OZEN) bench stt --engine whisper --model $(IVRIT_DIR) \
+	$(GPU_WORKER_ENV) $(OZEN) bench stt --engine whisper --model $(IVRIT_DIR) \
 	  --set $(DATA)/he/saspeech --set $(DATA)/he/dialog --max-calls 0 --anchor none \
 	  --json $(BENCH_OUT)/stt-he-ivrit-turbo-gpu.json
-	WHISPER_WORKER_ARGS="$(GPU_WORKER_ARGS)" $(OZEN) bench stt --engine whisper --model tiny.en \
+	$(GPU_WORKER_ENV) $(OZEN) bench stt --engine whisper --model tiny.en \
 	  --set $(DATA)/en/asterisk-8k --anchor none --json $(BENCH_OUT)/stt-en-tiny.en-gpu.json
 
 clean:

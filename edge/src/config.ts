@@ -12,6 +12,8 @@ import type { SubscriptionConfig } from "./events/subscription-config.js";
 import { RUNNER_AUTH_SETTINGS, loadRunnerAuth } from "./call/runner-auth.js";
 import type { RunnerAuthConfig } from "./call/runner-auth.js";
 import { VOICE_SETTINGS, loadVoiceConfig } from "./call/voice-config.js";
+import { PHRASE_SETTINGS, loadPhraseHints } from "./call/phrase-config.js";
+import type { PhraseHintsConfig } from "./call/phrase-config.js";
 import type { VoiceConfig } from "./call/voice-config.js";
 
 export interface EdgeConfig {
@@ -43,6 +45,8 @@ export interface EdgeConfig {
   readonly runnerAuth: RunnerAuthConfig;
   /** `asset`: the bundled greeting plays on `start` (bidirectional streams only); `agent`: the agent speaks first; `none`: silence. */
   readonly greeting: "asset" | "agent" | "none";
+  /** Phrase hints per account and per called number (`phrase-config.ts`). */
+  readonly phrases: PhraseHintsConfig;
   /** The agent's voice: barge-in, pacing, the queue (`voice-config.ts`). */
   readonly voice: VoiceConfig;
   /** Bearer token for the HTTP API and the event streams; they answer 503 without one. */
@@ -157,6 +161,13 @@ export const EDGE_SETTINGS: SettingsDeployable = {
     "locally). Read and checked once per isolate; a wrong value answers every request 500 naming it.",
   areas: [
     { title: "Twilio", settings: TWILIO_SETTINGS },
+    {
+      title: "Phrase hints",
+      intro:
+        "Names and words the recognizer should expect, per account and per called number; a call adds its own " +
+        "with `ozen_phrases` (docs/api.md). The runner's `GOOGLE_PHRASES` and `WHISPER_HINTS` apply to every call.",
+      settings: PHRASE_SETTINGS,
+    },
     { title: "Relay to the runner", settings: RELAY_SETTINGS },
     {
       title: "The runner's platform (Cloud Run IAM)",
@@ -210,6 +221,7 @@ export function loadConfig(env: EdgeEnv): EdgeConfig {
     benchNaive: bench.BENCH_NAIVE,
     subscriptions,
     voice: loadVoiceConfig(env),
+    phrases: loadPhraseHints(env),
     delivery: loadDeliveryConfig(env),
   };
 }

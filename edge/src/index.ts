@@ -11,6 +11,7 @@ import { callObject, requireCallSid } from "./call-sid.js";
 import { callObjectRequest } from "./call/call-object-route.js";
 import { CALL_TOKEN_PARAMETER, mintCallToken } from "./call/call-token.js";
 import { configFor, streamUrl } from "./config.js";
+import { numberPhraseParameters } from "./call/phrase-config.js";
 import type { AppEnv } from "./env.js";
 import { mountRecords } from "./records/records-api.js";
 import { mountSubscriptions } from "./events/subscriptions.js";
@@ -80,7 +81,8 @@ app.post("/twilio/voice", async (c) => {
   const twiml = streamTwiml({
     mode: config.streamMode,
     streamUrl: streamUrl(config, callSid),
-    parameters: { [CALL_TOKEN_PARAMETER]: token },
+    // the called number's phrase hints (Twilio's `start` does not name the number)
+    parameters: { [CALL_TOKEN_PARAMETER]: token, ...numberPhraseParameters(config.phrases, form.get("To")) },
   });
   return c.body(twiml, 200, { "Content-Type": "text/xml" });
 });

@@ -16,6 +16,7 @@ import {
   AUTH_TOKEN,
   Bystander,
   PUBLIC_BASE_URL,
+  RELAY_SECRET,
   RecordingEngine,
   TwilioCall,
   bearer,
@@ -38,6 +39,7 @@ beforeAll(async () => {
   server = new RelayServer({
     engine: withSpeechActivity(engine),
     port: 0,
+    relaySecret: RELAY_SECRET,
     log: () => {},
     listenerFor: (start, send, clock) => new TranscriptForwarder({ start, engine: "recording", send, clock }),
   });

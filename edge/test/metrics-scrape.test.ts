@@ -12,10 +12,12 @@ import { startSpeechServer } from "@ozen/stt-runner/testing";
 import type { SpeechServer } from "@ozen/stt-runner/testing";
 import { histogramOf, parseScrape, scraped, valueOf } from "./prometheus-scrape.js";
 import type { ScrapedFamily } from "./prometheus-scrape.js";
-import { TwilioCall, bearer, startTestEdge, testAudio, waitFor } from "./helpers.js";
+import { RELAY_SECRET, TwilioCall, bearer, startTestEdge, testAudio, waitFor } from "./helpers.js";
 import type { TestEdge } from "./helpers.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+const RUNNER_METRICS_TOKEN = "runner-metrics-token-0123456789";
 
 let speech: SpeechServer;
 let runner: { port: number; stderr: string[]; stop(): Promise<void> };
@@ -28,6 +30,8 @@ async function startRunnerProcess(speechPort: number): Promise<typeof runner> {
       ...process.env,
       OZEN_ENGINE: "google",
       OZEN_FALLBACK: "none",
+      RELAY_SECRET,
+      RUNNER_METRICS_TOKEN,
       OZEN_LOG_LEVEL: "info",
       GOOGLE_ENDPOINT: `127.0.0.1:${speechPort}`,
       GOOGLE_INSECURE: "true",
@@ -72,7 +76,8 @@ async function scrape(url: string, headers: Record<string, string> = {}): Promis
   return parseScrape(await res.text());
 }
 
-const runnerMetrics = () => scrape(`http://127.0.0.1:${runner.port}/metrics`);
+const runnerMetrics = () =>
+  scrape(`http://127.0.0.1:${runner.port}/metrics`, { Authorization: `Bearer ${RUNNER_METRICS_TOKEN}` });
 const edgeMetrics = () => scrape(`${edge.url}/metrics`, bearer);
 
 beforeAll(async () => {

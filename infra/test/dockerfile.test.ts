@@ -62,7 +62,8 @@ describe("stt-runner/Dockerfile", () => {
   });
 
   it("runs the worker on the GPU in float16, as the engine the GPU service expects", () => {
-    expect(gpu.lines).toContain('ENV WHISPER_WORKER_ARGS="--device cuda --compute-type float16"');
+    expect(gpu.lines).toContain("ENV OZEN_WHISPER_DEVICE=cuda");
+    expect(gpu.lines).toContain("ENV OZEN_WHISPER_COMPUTE=float16");
     expect(gpu.lines).toContain("ENV OZEN_ENGINE=whisper");
     const env = gpuRunnerService({ project: "p", region: "europe-west4", serviceId: "s", image: "i" }).service.template
       .containers[0]!.env;

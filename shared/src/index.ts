@@ -13,6 +13,7 @@ export * from "./relay/sender.js";
 export * from "./relay/receiver.js";
 export * from "./relay/credential.js";
 export * from "./relay/pacing.js";
+export * from "./relay/phrases.js";
 export * from "./metrics/latency.js";
 export * from "./metrics/queue.js";
 export * from "./metrics/wer.js";

@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   MAX_CALL_ID_BYTES,
+  checkPhrases,
   decodeAudioFrame,
   encodeAudioFrame,
   encodeControl,
@@ -54,6 +55,7 @@ function typeProblem(m: RelayControl): string | undefined {
             Object.values(m.customParameters).every(isStr),
         ],
         ["resumeFromSeq", isNum(m.resumeFromSeq)],
+        ["phrases", m.phrases === undefined || checkPhrases(m.phrases, "phrases").ok],
       );
       break;
     case "stop":
@@ -108,18 +110,35 @@ const params = fc
 type Body<T> = T extends unknown ? Omit<T, "v"> : never;
 
 const edgeToRunner: fc.Arbitrary<Body<EdgeToRunner>> = fc.oneof(
-  fc.record({
-    type: fc.constant("start" as const),
-    callSid: text,
-    streamSid: text,
-    accountSid: text,
-    sampleRateHz: fc.constantFrom(8000, 16000),
-    encoding: fc.constant("pcm16le" as const),
-    blockMs: fc.integer({ min: 20, max: 1000 }),
-    tracks: fc.array(text, { maxLength: 3 }),
-    customParameters: params,
-    resumeFromSeq: count,
-  }),
+  fc.record(
+    {
+      type: fc.constant("start" as const),
+      callSid: text,
+      streamSid: text,
+      accountSid: text,
+      sampleRateHz: fc.constantFrom(8000, 16000),
+      encoding: fc.constant("pcm16le" as const),
+      blockMs: fc.integer({ min: 20, max: 1000 }),
+      tracks: fc.array(text, { maxLength: 3 }),
+      customParameters: params,
+      resumeFromSeq: count,
+      phrases: fc.array(fc.stringMatching(/^[a-z\u05d0-\u05ea]{1,8}( [a-z]{1,8})?$/), { maxLength: 4 }),
+    },
+    {
+      requiredKeys: [
+        "type",
+        "callSid",
+        "streamSid",
+        "accountSid",
+        "sampleRateHz",
+        "encoding",
+        "blockMs",
+        "tracks",
+        "customParameters",
+        "resumeFromSeq",
+      ],
+    },
+  ),
   fc.record({ type: fc.constant("stop" as const), reason: text, lastSeq: fc.integer({ min: -1, max: 1e9 }) }),
   fc.record({ type: fc.constantFrom("ping" as const, "pong" as const), id: count }),
   fc.record({ type: fc.constant("error" as const), code: text, message: text }),

@@ -47,6 +47,7 @@ import type {
   RelayReceiverCounters,
   RelayStart,
 } from "@ozen/shared";
+import { callOwnPhrases } from "./call-phrases.js";
 import type { Engine } from "./engines/engine.js";
 import { runnerLog } from "./log.js";
 import { LogLimiter } from "./log-limiter.js";
@@ -375,6 +376,17 @@ export class RelayServer {
       state.call = existing;
       existing.resume(ws);
       return;
+    }
+    const phrases = callOwnPhrases(start);
+    if (!phrases.ok) {
+      this.logLimited(
+        start.callSid,
+        "phrases_refused",
+        "the call's phrase hints are refused; it goes on without them",
+        {
+          error: phrases.message,
+        },
+      );
     }
     const lost = this.tombstones.take(start.callSid, Date.now());
     if (lost !== undefined) ws.send(lost); // first: what the edge's close-out records as lost

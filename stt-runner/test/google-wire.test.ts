@@ -119,6 +119,39 @@ describe("Google engine on the wire (official client, Google's protos)", () => {
     expect(finals[0]).toMatchObject({ text: "שלום עולם", audioEndMs: 500 });
   });
 
+  it("the call's phrases from the relay start reach v1's speech contexts and v2's inline phrase set", async () => {
+    const hinted: RelayStart = { ...start, customParameters: {}, phrases: ["Aoife Nakagawa", "אוזן"] };
+    for (const api of ["v1", "v2"] as const) {
+      const before = seen.length;
+      const engine = new GoogleEngine(
+        loadGoogleConfig({
+          GOOGLE_ENDPOINT: `127.0.0.1:${port}`,
+          GOOGLE_INSECURE: "true",
+          GOOGLE_API: api,
+          GOOGLE_PROJECT: "ozen-test",
+          GOOGLE_PHRASES: "ozen",
+          GOOGLE_PHRASE_BOOST: "12",
+        }),
+      );
+      const session = engine.open(hinted, { interim() {}, final() {}, failed() {} });
+      session.feed(new Int16Array(800), 0);
+      await session.end();
+      await engine.close();
+      const config = seen[before]!.requests[0].streaming_config.config;
+      if (api === "v1") {
+        expect(config.speech_contexts).toEqual([{ phrases: ["ozen", "Aoife Nakagawa", "אוזן"], boost: 12 }]);
+      } else {
+        expect(config.adaptation.phrase_sets).toEqual([
+          {
+            inline_phrase_set: {
+              phrases: ["ozen", "Aoife Nakagawa", "אוזן"].map((value) => ({ value, boost: 12 })),
+            },
+          },
+        ]);
+      }
+    }
+  });
+
   it("moves to the next model when the service answers model-not-supported through the client", async () => {
     speech.unsupportedModels = new Set(["telephony"]);
     const before = seen.length;

@@ -252,6 +252,38 @@ describe("relay credentials", () => {
   });
 });
 
+describe("a start's phrase hints", () => {
+  it("phrases that break the rules are a protocol error with the reason; no engine session opens", async () => {
+    const engine = new ScriptedEngine();
+    const { port } = await startRunner(engine);
+    const c = await connect(port, "CAhints");
+    c.send(encodeControl({ ...startOf("CAhints"), phrases: ["ok", "bad\u0000"] }));
+    await waitFor("the runner's answer", () => c.messages.find((m) => m.type === "error"));
+    expect(c.messages).toContainEqual(
+      expect.objectContaining({
+        type: "error",
+        message: 'relay start.phrases[1] "badU+0000" holds a control character (U+0000)',
+      }),
+    );
+    expect(engine.sessions).toEqual([]);
+  });
+
+  it("a client's own ozen_phrases that are not phrases: logged once with the reason; the call goes on without them", async () => {
+    const engine = new ScriptedEngine();
+    const { port, logs } = await startRunner(engine);
+    const c = await connect(port, "CAownhints");
+    c.send(encodeControl({ ...startOf("CAownhints"), customParameters: { ozen_phrases: "x".repeat(101) } }));
+    await waitFor("the engine session", () => engine.sessions[0]);
+    expect(logs).toContainEqual(
+      expect.objectContaining({
+        msg: "the call's phrase hints are refused; it goes on without them",
+        callSid: "CAownhints",
+        error: `ozen_phrases[0] "${"x".repeat(24)}..." is 101 characters, at most 100`,
+      }),
+    );
+  });
+});
+
 describe("seqs and pace", () => {
   it("a block with a huge seq is refused (4003), never acknowledged, and the edge's later blocks are fed", async () => {
     const engine = new ScriptedEngine();

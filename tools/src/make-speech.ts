@@ -21,7 +21,7 @@ import path from "node:path";
 import { encodeMulaw } from "@ozen/shared";
 import { loadAudio8k } from "./audio.js";
 import { levelDbfs } from "./check/onset.js";
-import { PROJECT_SPEECH, PROJECT_SPEECH_DIR } from "./speech-data.js";
+import { PROJECT_SPEECH, PROJECT_SPEECH_DIR, RARE_NAME_SPEECH } from "./speech-data.js";
 import type { TestUtterance } from "./speech-data.js";
 
 /** espeak-ng's voice and rate (words per minute) for each utterance. */
@@ -76,23 +76,30 @@ function mulawWav(mulaw: Uint8Array): Uint8Array {
   return Buffer.concat([header, mulaw]);
 }
 
+/** Speaks `text` with espeak-ng into `file` under `out`, trimmed and kept as 8 kHz mu-law. */
+function speak(tmp: string, file: string, text: string, spoken: { voice: string; wordsPerMinute: number }): void {
+  const wav = path.join(tmp, path.basename(file));
+  const r = spawnSync("espeak-ng", ["-v", spoken.voice, "-s", String(spoken.wordsPerMinute), "-w", wav, text], {
+    encoding: "utf8",
+  });
+  if (r.error || r.status !== 0) {
+    throw new Error(`espeak-ng ${r.error ? "is not installed (apt-get install espeak-ng)" : `failed: ${r.stderr}`}`);
+  }
+  const pcm = trimmed(loadAudio8k(wav).pcm);
+  mkdirSync(path.dirname(path.join(out, file)), { recursive: true });
+  writeFileSync(path.join(out, file), mulawWav(encodeMulaw(pcm)));
+  console.log(`wrote ${path.join(out, file)}: ${(pcm.length / RATE_HZ).toFixed(2)} s  "${text}"`);
+}
+
 const out = process.argv[2] ?? PROJECT_SPEECH_DIR;
 mkdirSync(out, { recursive: true });
 const tmp = mkdtempSync(path.join(os.tmpdir(), "ozen-speech-"));
 try {
   for (const [name, u] of Object.entries(PROJECT_SPEECH) as [TestUtterance, (typeof PROJECT_SPEECH)[TestUtterance]][]) {
-    const wav = path.join(tmp, u.file);
-    const { voice, wordsPerMinute } = SPOKEN[name];
-    const r = spawnSync("espeak-ng", ["-v", voice, "-s", String(wordsPerMinute), "-w", wav, u.text], {
-      encoding: "utf8",
-    });
-    if (r.error || r.status !== 0) {
-      throw new Error(`espeak-ng ${r.error ? "is not installed (apt-get install espeak-ng)" : `failed: ${r.stderr}`}`);
-    }
-    const pcm = trimmed(loadAudio8k(wav).pcm);
-    writeFileSync(path.join(out, u.file), mulawWav(encodeMulaw(pcm)));
-    console.log(`wrote ${path.join(out, u.file)}: ${(pcm.length / RATE_HZ).toFixed(2)} s  "${u.text}"`);
+    speak(tmp, u.file, u.text, SPOKEN[name]);
   }
+  // not in transcripts.json: it is the phrase-hint test's utterance, not part of the WER set
+  speak(tmp, RARE_NAME_SPEECH.file, RARE_NAME_SPEECH.text, { voice: "en-us+f2", wordsPerMinute: 160 });
   const transcripts = Object.values(PROJECT_SPEECH).map((u) => ({ file: u.file, text: u.text }));
   writeFileSync(path.join(out, "transcripts.json"), JSON.stringify(transcripts, null, 2) + "\n");
 } finally {

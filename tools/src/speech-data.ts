@@ -71,6 +71,17 @@ export const PROJECT_SPEECH = {
 
 export type TestUtterance = keyof typeof PROJECT_SPEECH;
 
+/**
+ * An utterance with a name whisper cannot spell unhinted (`make speech` writes it beside the
+ * others, in `hints/`): tiny.en hears "Eva Nakagawa" alone and "Aoife Nakagawa" with the phrase
+ * hint, so a test can see a hint reach the decoder.
+ */
+export const RARE_NAME_SPEECH = {
+  file: "hints/rare-name.wav",
+  text: "Please transfer me to Aoife Nakagawa.",
+  hint: "Aoife Nakagawa",
+} as const;
+
 /** The Asterisk prompt (en/asterisk-8k) that says what each of the project's utterances says. */
 const ASTERISK_PROMPT: Readonly<Record<TestUtterance, string>> = {
   password: "agent-pass.wav", // "Please enter your password followed by the pound key."

@@ -3,7 +3,7 @@
  * whisper tiny.en), one barge-in per policy, a few plays on an idle line. It checks the JSON has
  * every key of the issue with figures in it, and the one that must hold however loaded the
  * machine: no agent frame reaches the caller after a clear. The figures are the benchmark's
- * business (docs/benchmarks-turn.md), not this test's.
+ * business (docs/benchmarks.md), not this test's.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

@@ -125,6 +125,13 @@ describe("ozen with a bad argument", () => {
       'ozen bench fanout: --subscribers is "many", expected a positive number (see `ozen bench fanout --help`)',
     );
   });
+
+  it("refuses a records retry cap below the edge's first retry before it starts a stack", async () => {
+    expectUsageError(
+      await ozen("bench", "records", "--retry-max-ms", "500"),
+      "ozen bench records: --retry-max-ms is 500, expected 1000 or more (the retries start at 1000 ms) (see `ozen bench records --help`)",
+    );
+  });
 });
 
 describe("help text layout", () => {

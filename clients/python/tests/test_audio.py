@@ -6,7 +6,7 @@ import struct
 
 import pytest
 from conftest import mulaw_wav, pcm_wav
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ozen_client import MAX_CHUNK_BYTES, AudioFormat, read_wav
@@ -43,6 +43,9 @@ def test_refuses_what_ozen_cannot_play(wav: bytes, message: str) -> None:
         read_wav(wav)
 
 
+# correctness, not speed: building 300 KB of audio can take longer than Hypothesis' 200 ms
+# deadline on a loaded machine
+@settings(deadline=None)
 @given(
     st.integers(0, 300_000),
     st.sampled_from(

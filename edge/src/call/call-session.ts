@@ -9,9 +9,10 @@
  * will be sent (no per-frame allocation) and hands full blocks to the relay link. Nothing on
  * that road awaits the network.
  */
-import { MediaIngest } from "@ozen/shared";
+import { MediaIngest, PHRASES_PARAMETER } from "@ozen/shared";
 import type { MediaMessage, RunnerToEdge, StartMessage } from "@ozen/shared";
 import { CALL_TOKEN_PARAMETER, checkCallToken } from "./call-token.js";
+import { callPhrasesOf } from "./phrase-config.js";
 import { callObjectRoute } from "./call-object-route.js";
 import { StreamAdmission } from "./stream-admission.js";
 import { configFor } from "../config.js";
@@ -201,7 +202,7 @@ export class CallSession implements DurableObject {
   // message instead, whose native memory comes back only with a major GC, which the object's small
   // JS heap rarely triggers: at 50 messages a second per call, workerd's RSS grew ~1 KB a message,
   // round after round, until something forced a collection (`ozen bench soak`,
-  // docs/benchmarks-soak.md). The object does not hibernate during a call: Twilio's media keeps
+  // docs/benchmarks.md). The object does not hibernate during a call: Twilio's media keeps
   // it busy, and the relay link's socket keeps it in memory.
 
   /** A message on the Twilio socket. */
@@ -333,8 +334,11 @@ export class CallSession implements DurableObject {
       this.config.greeting === "asset" ? this.config.voice.greetingUrls.get(m.start.accountSid) : undefined;
     if (!greetingUrl) this.outbound.playGreeting(t0);
     const { [CALL_TOKEN_PARAMETER]: token, ...params } = customParameters;
+    // the account's hints and the stream's own; they reach the runner only once the token is checked
+    const hints = callPhrasesOf(this.config.phrases, m.start.accountSid, params[PHRASES_PARAMETER]);
+    if (hints.refused !== undefined) this.ingest.refusePhrases(hints.refused);
     // audio is taken from now on and held in the link until the token is checked
-    const relayStart = relayStartOf(this.config, this.stats.callSid, m, params);
+    const relayStart = relayStartOf(this.config, this.stats.callSid, m, params, hints.phrases);
     const relay = (this.relay = runnerLink(this.config, relayStart, {
       onControl: (c) => this.onRunnerControl(c),
       onBlockDropped: (seq) =>

@@ -166,9 +166,11 @@ export class RelayLink {
       const resp = await fetch(url, { headers });
       ws = resp.webSocket;
       if (!ws && resp.status === 401) {
+        const said = (await resp.text()).trim().slice(0, 160);
         throw new Error(
-          `runner refused the relay credential (HTTP 401: ${(await resp.text()).trim().slice(0, 160)}); ` +
-            "RELAY_SECRET must be the same on the edge and the runner",
+          this.o.relaySecret
+            ? `runner refused the relay credential (HTTP 401: ${said}); RELAY_SECRET must be the same on the edge and the runner`
+            : `runner refused the relay (HTTP 401: ${said}): RELAY_SECRET is not set at the edge; set the runner's there`,
         );
       }
       if (!ws) throw new Error(`runner answered HTTP ${resp.status}, not a WebSocket upgrade`);

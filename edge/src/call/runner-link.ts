@@ -23,13 +23,14 @@ export type RunnerLinkHooks = Pick<
 
 /**
  * The relay `start` of the call `callSid` whose stream started with `m`; `customParameters` are
- * the stream's, less the call token.
+ * the stream's, less the call token; `phrases` its hints (`phrase-config.ts`).
  */
 export function relayStartOf(
   config: EdgeConfig,
   callSid: string,
   m: StartMessage,
   customParameters: Record<string, string>,
+  phrases: readonly string[] = [],
 ): RelayStartBody {
   return {
     callSid,
@@ -40,6 +41,7 @@ export function relayStartOf(
     blockMs: config.blockMs,
     tracks: m.start.tracks,
     customParameters,
+    phrases,
   };
 }
 

@@ -18,6 +18,7 @@
  *   H      ...   PCM16 samples, mono
  */
 
+import { checkPhrases } from "./phrases.js";
 import { parseTranscriptEvent } from "../transcript/events.js";
 import type { TranscriptEvent } from "../transcript/events.js";
 
@@ -140,8 +141,13 @@ export interface RelayStart {
   readonly encoding: "pcm16le";
   readonly blockMs: number;
   readonly tracks: readonly string[];
-  /** The call's `<Parameter>`s minus the edge's own token. */
+  /** The call's `<Parameter>`s minus the edge's own token (`ozen_phrases` stays; `phrases` has them checked). */
   readonly customParameters: Readonly<Record<string, string>>;
+  /**
+   * The call's phrase hints (`relay/phrases.ts`): the edge's configured ones for its account and
+   * number, and its own `ozen_phrases`, checked. Absent from an edge that sends none.
+   */
+  readonly phrases?: readonly string[];
   /** First block seq that follows on this socket: 0 for a new call, the oldest unacked on resume. */
   readonly resumeFromSeq: number;
 }
@@ -336,6 +342,10 @@ function parseControl(text: string, allowed: ReadonlySet<string>): RelayParseRes
     const lost = o["lost"] as Obj | null;
     if (typeof lost !== "object" || lost === null || !isNumber(lost["events"]) || !isNumber(lost["finals"]))
       return { ok: false, message: "relay error.lost is not { events, finals }" };
+  }
+  if (type === "start" && o["phrases"] !== undefined) {
+    const r = checkPhrases(o["phrases"], "relay start.phrases");
+    if (!r.ok) return { ok: false, message: r.message };
   }
   if (type === "event") {
     const r = parseTranscriptEvent(o["event"]);

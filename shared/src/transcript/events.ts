@@ -118,7 +118,7 @@ export interface FinalEvent extends UtteranceEventBase {
   /**
    * Other engines' texts for the same audio, polished like `text`: the whisper final pass over a
    * Google final (`[{ engine: "whisper", text }]`), or Google's text when the final pass won.
-   * Absent when no other engine heard it (or it was too late; see the README's final pass).
+   * Absent when no other engine heard it (or it came after OZEN_FINAL_PASS_TIMEOUT_MS, docs/settings.md).
    */
   readonly alternatives?: readonly FinalAlternativeText[];
 }

@@ -47,7 +47,8 @@ export type BadInputKind =
   | "payload_empty"
   | "second_start"
   | "other_stream_sid"
-  | "bad_token";
+  | "bad_token"
+  | "bad_phrases";
 
 /** Something worth telling the operator: bad input (counted under `kind`) or a stream warning. */
 export interface IngestNotice {
@@ -247,6 +248,14 @@ export class MediaIngest {
     );
     this.state = "ended";
     return BAD_TOKEN;
+  }
+
+  /**
+   * The stream's `ozen_phrases` parameter is not phrase hints (`relay/phrases.ts` says `why`):
+   * counted as `bad_phrases`; the call goes on without them.
+   */
+  refusePhrases(why: string): void {
+    this.bad("bad_phrases", `start's ozen_phrases is refused: ${why}; the call goes on without them`);
   }
 
   /** The stream is over: seals the partly filled last block; no more audio is taken. */

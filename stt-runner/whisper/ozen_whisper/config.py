@@ -6,6 +6,8 @@ import argparse
 import os
 from dataclasses import dataclass, replace
 
+from .device import DEVICES
+
 
 @dataclass(frozen=True)
 class VadConfig:
@@ -54,8 +56,10 @@ class ServeConfig:
     pool: int = 1
     batch: int = 4
     """Most partial passes of different calls decoded as one batch (1: no batching)."""
-    device: str = "cpu"
-    compute_type: str = "int8"
+    device: str = "auto"
+    """auto | cpu | cuda (device.choose_device resolves auto)."""
+    compute_type: str = "auto"
+    """auto (float16 on a GPU, int8 on the CPU) or a CTranslate2 compute type."""
     cpu_threads: int = 0
     """CTranslate2 threads per decode (0 = cores / pool)."""
     window_margin_ms: int = 1000
@@ -81,8 +85,17 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch", type=int, default=4, help="most partial passes of different calls per batch"
     )
-    p.add_argument("--device", default="cpu", help="cpu | cuda")
-    p.add_argument("--compute-type", default="int8", help="int8 (CPU) | float16 (GPU) | ...")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="auto (CUDA when CTranslate2 sees a GPU) | cpu | cuda",
+    )
+    p.add_argument(
+        "--compute-type",
+        default="auto",
+        help="auto (float16 on a GPU, int8 on the CPU) | int8 | int8_float16 | float16 | ...",
+    )
     p.add_argument("--cpu-threads", type=int, default=0, help="threads per decode, 0 = auto")
     p.add_argument(
         "--window-margin-ms",

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import models
 from .config import ServeConfig, resolve_greedy_finals, serve_config
+from .device import choose_device
 from .engine import Engine
 from .protocol import AudioFrame, BadFrame, JsonFrame, encode_json, read_frame
 from .streaming import (
@@ -828,13 +829,17 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
         info = models.resolve_model(cfg.model)
     except models.ModelNotFoundError as e:
         return _fatal(out, "model_not_found", str(e))
+    try:
+        choice = choose_device(cfg.device, cfg.compute_type)
+    except ValueError as e:
+        return _fatal(out, "device_unavailable", str(e))
     cpu_threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // cfg.pool)
     t0 = time.monotonic()
     try:
         engine = Engine(
             info.path,
-            device=cfg.device,
-            compute_type=cfg.compute_type,
+            device=choice.device,
+            compute_type=choice.compute_type,
             cpu_threads=cpu_threads,
             pool=cfg.pool,
             window_margin_ms=cfg.window_margin_ms,
@@ -851,8 +856,8 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
         info.name,
         info.path,
         time.monotonic() - t0,
-        cfg.device,
-        cfg.compute_type,
+        choice.device,
+        choice.compute_type,
         cfg.pool,
         cpu_threads,
     )
@@ -865,8 +870,8 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
             "model": info.name,
             "path": info.path,
             "multilingual": engine.multilingual,
-            "device": cfg.device,
-            "compute_type": cfg.compute_type,
+            "device": choice.device,
+            "compute_type": choice.compute_type,
             "pool": cfg.pool,
             "cpu_threads": cpu_threads,
         }

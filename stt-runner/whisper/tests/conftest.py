@@ -57,6 +57,29 @@ def load_wav_8k(path: Path) -> npt.NDArray[np.int16]:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
 
 
+PROJECT_SPEECH = REPO_ROOT / "tools" / "speech"
+
+
+def load_mulaw_wav_8k(path: Path) -> npt.NDArray[np.int16]:
+    """An 8 kHz mono mu-law WAV (format 7, as `make speech` writes tools/speech) as PCM16,
+    decoded by G.711's formula (Python's `wave` reads PCM only)."""
+    data = path.read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    pos, fmt, body = 12, b"", b""
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt ":
+            fmt = data[pos + 8 : pos + 8 + size]
+        elif chunk == b"data":
+            body = data[pos + 8 : pos + 8 + size]
+        pos += 8 + size + (size & 1)
+    tag, channels, rate = (int.from_bytes(fmt[a:b], "little") for a, b in ((0, 2), (2, 4), (4, 8)))
+    assert (tag, channels, rate) == (7, 1, 8000), (tag, channels, rate)
+    u = ~np.frombuffer(body, dtype=np.uint8).astype(np.int32) & 0xFF
+    magnitude = (((u & 0x0F) << 3) + 0x84 << ((u >> 4) & 0x07)) - 0x84
+    return np.where(u & 0x80, -magnitude, magnitude).astype(np.int16)
+
+
 def asterisk_transcripts() -> dict[str, str]:
     items = json.loads((data_or_skip(ASTERISK) / "transcripts.json").read_text())
     return {i["file"]: i["text"] for i in items}

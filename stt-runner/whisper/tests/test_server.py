@@ -12,6 +12,7 @@ from typing import Any
 import jiwer
 import numpy as np
 import numpy.typing as npt
+import pytest
 import soxr
 
 from ozen_whisper.streaming import collapse_repeats
@@ -19,9 +20,11 @@ from ozen_whisper.streaming import collapse_repeats
 from .conftest import (
     ASTERISK,
     DATA_DIR,
+    PROJECT_SPEECH,
     Worker,
     asterisk_transcripts,
     data_or_skip,
+    load_mulaw_wav_8k,
     load_wav_8k,
     model_or_skip,
 )
@@ -242,3 +245,48 @@ def test_speech_that_makes_whisper_loop_gives_finals_without_repeats() -> None:
     for m in (m for m in got if m["type"] == "final"):
         seconds = (m["audio_end_ms"] - m["audio_start_ms"]) / 1000
         assert len(m["text"].split()) <= 3 + 4 * seconds, m["text"]  # bounded by the audio
+
+
+def _rare_name_final(worker: Worker, key: str, hints: list[str]) -> str:
+    pcm = load_mulaw_wav_8k(PROJECT_SPEECH / "hints" / "rare-name.wav")
+    worker.send({"type": "open", "key": key, "mode": "stream", "language": "en", "hints": hints})
+    worker.stream(key, np.concatenate([SILENCE_1S, pcm, SILENCE_1S]))
+    worker.send({"type": "close", "key": key})
+    return finals_text(worker.until_closed(key))
+
+
+def test_a_phrase_hint_changes_the_final_of_a_rare_name(tiny_worker: Worker) -> None:
+    # tools/speech/hints/rare-name.wav (espeak-ng, `make speech`): "Please transfer me to Aoife
+    # Nakagawa." tiny.en cannot spell the name alone; the hint reaches the decoder as hotwords.
+    unhinted = _rare_name_final(tiny_worker, "rare-plain", [])
+    hinted = _rare_name_final(tiny_worker, "rare-hinted", ["Aoife Nakagawa"])
+    assert "aoife" not in normalise(unhinted), unhinted
+    assert "transfer me to aoife nakagawa" in normalise(hinted), hinted
+
+
+def test_auto_device_is_the_cpu_with_int8_where_ctranslate2_sees_no_gpu() -> None:
+    model_or_skip("tiny.en")
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a GPU: auto picks CUDA here")
+    w = Worker("--model", "tiny.en", "--device", "auto", "--compute-type", "auto")
+    try:
+        ready = w.wait_for(lambda m: m["type"] in ("ready", "fatal"), 120)
+        assert ready["type"] == "ready"
+        assert (ready["device"], ready["compute_type"]) == ("cpu", "int8")
+    finally:
+        assert w.close(60) == 0
+
+
+def test_device_cuda_without_a_gpu_is_a_fatal_with_the_reason() -> None:
+    model_or_skip("tiny.en")
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("this machine has a GPU")
+    w = Worker("--model", "tiny.en", "--device", "cuda")
+    msg = w.next(60)
+    assert msg["type"] == "fatal" and msg["code"] == "device_unavailable"
+    assert "CTranslate2 sees no CUDA device" in msg["message"]
+    assert w.proc.wait(30) == 2

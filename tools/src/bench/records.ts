@@ -16,7 +16,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { dirname } from "node:path";
 import type { LocalEdge } from "@ozen/edge/local";
-import { parseCommand, positive } from "../args.js";
+import { fail, parseCommand, positive } from "../args.js";
 import { BENCH_RECORDS } from "../commands.js";
 import { startLocalStack } from "../local-stack.js";
 import { placeCalls } from "../simulator.js";
@@ -113,6 +113,9 @@ export async function benchRecords(argv: string[]): Promise<void> {
   const speed = positive("speed", values.speed, 5);
   const outageS = positive("outage-s", values["outage-s"], 10);
   const retryMaxMs = positive("retry-max-ms", values["retry-max-ms"], 60_000);
+  // the edge's own floor: its retries start at RECORDS_RETRY_MIN_MS (1000), and a cap below it is
+  // a setting error that would answer every request 500
+  if (retryMaxMs < 1000) fail(`--retry-max-ms is ${retryMaxMs}, expected 1000 or more (the retries start at 1000 ms)`);
 
   const receiver = await WebhookReceiver.start();
   const stack = await startLocalStack({
@@ -164,8 +167,13 @@ export async function benchRecords(argv: string[]): Promise<void> {
     placing = false;
     await poll;
     samples.push({ atMs: Date.now(), rows: await rowsSince(edge, "utterances", t0) });
-    const first = samples.find((s) => s.rows > 0)!;
-    const last = samples.find((s) => s.rows >= expected)!;
+    const first = samples.find((s) => s.rows > 0);
+    const last = samples.find((s) => s.rows >= expected);
+    if (expected === 0 || !first || !last) {
+      throw new Error(
+        `the calls produced ${expected} finals; nothing to measure (is the edge answering? see OZEN_BENCH_VERBOSE=1)`,
+      );
+    }
     const viaObjects = ((last.rows - first.rows) * 1000) / Math.max(1, last.atMs - first.atMs);
 
     progress(`write phase: ${expected} finals in D1`);

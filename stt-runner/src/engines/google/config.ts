@@ -2,8 +2,9 @@
  * Settings of the Google engine, read once from the environment and validated; each is declared
  * once in `GOOGLE_SETTINGS` (docs/settings.md is generated from it).
  */
-import { SettingError, readSettings, setting, splitList } from "@ozen/shared";
-import type { SettingsEnv } from "@ozen/shared";
+import { SettingError, mergePhrases, readSettings, setting } from "@ozen/shared";
+import type { RelayStart, SettingsEnv } from "@ozen/shared";
+import { callOwnPhraseList } from "../../call-phrases.js";
 
 export type GoogleApi = "v1" | "v2";
 export type GoogleEncoding = "LINEAR16" | "MULAW";
@@ -45,7 +46,8 @@ export const DEFAULT_MODELS: Record<GoogleApi, readonly string[]> = {
 
 /** Phrase hints: Google's, and the whisper worker's unless `WHISPER_HINTS` is set. */
 export const PHRASES_SETTING = setting.list({
-  description: 'Phrase hints, comma-separated; a call adds its own with `<Parameter name="ozen_phrases">`.',
+  description:
+    "Phrase hints for every call, comma-separated; a call adds its account's, its number's and its own `ozen_phrases` (docs/api.md).",
   separator: "comma-or-bar",
   default: [],
 });
@@ -186,7 +188,7 @@ export function punctuates(config: Pick<GoogleConfig, "profile">): boolean {
   return config.profile === "accurate";
 }
 
-/** Phrase hints of one call: the configured ones plus the call's `<Parameter name="ozen_phrases">`. */
-export function callPhrases(config: GoogleConfig, customParameters: Readonly<Record<string, string>>): string[] {
-  return [...new Set([...config.phrases, ...splitList(customParameters["ozen_phrases"])])].slice(0, 5000);
+/** Phrase hints of one call: the configured ones, then the call's own (`call-phrases.ts`), each once. */
+export function callPhrases(config: GoogleConfig, start: Pick<RelayStart, "phrases" | "customParameters">): string[] {
+  return mergePhrases([config.phrases, callOwnPhraseList(start)], 5000);
 }

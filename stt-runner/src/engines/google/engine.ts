@@ -80,7 +80,7 @@ export class GoogleEngine implements Engine {
   open(call: RelayStart, listener: EngineListener): EngineSession {
     const session = new GoogleSession({
       config: this.config,
-      phrases: callPhrases(this.config, call.customParameters),
+      phrases: callPhrases(this.config, call),
       listener,
       // the raw bidi call: config and audio requests are written by the session (the helper
       // `streamingRecognize` wraps v1 only and cannot carry v2's recognizer)

@@ -5,8 +5,9 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { readSettings, setting, splitList } from "@ozen/shared";
-import type { SettingsEnv } from "@ozen/shared";
+import { SettingError, mergePhrases, readSettings, setting } from "@ozen/shared";
+import type { RelayStart, SettingsEnv } from "@ozen/shared";
+import { callOwnPhraseList } from "../../call-phrases.js";
 import { PHRASES_SETTING } from "../google/config.js";
 
 export interface WhisperConfig {
@@ -16,7 +17,11 @@ export interface WhisperConfig {
   readonly workerDir: string;
   /** Model name or directory the worker loads (`tiny.en`, a CTranslate2 directory, ...). */
   readonly model: string;
-  /** Extra arguments for `ozen_whisper serve` (device, compute type, pool), split on spaces. */
+  /** Where the worker runs its model: `auto` (CUDA when CTranslate2 sees a GPU), `cpu` or `cuda`. */
+  readonly device: WhisperDevice;
+  /** CTranslate2 compute type; `auto`: float16 on a GPU, int8 on the CPU. */
+  readonly computeType: WhisperComputeType;
+  /** Extra arguments for `ozen_whisper serve` (pool, windows), split on spaces; they come last, so they win. */
   readonly workerArgs: readonly string[];
   /** Language the worker forces when the call does not say (`ozen_language`). */
   readonly language: string;
@@ -31,6 +36,32 @@ export interface WhisperConfig {
   /** A worker silent this long is killed and restarted, ms; 0: never. */
   readonly watchdogMs: number;
 }
+
+/** The worker's devices (`ozen_whisper.device.DEVICES`). */
+export const WHISPER_DEVICES = ["auto", "cpu", "cuda"] as const;
+export type WhisperDevice = (typeof WHISPER_DEVICES)[number];
+
+/** CTranslate2's compute types (its quantization docs), and `auto`. */
+export const WHISPER_COMPUTE_TYPES = [
+  "auto",
+  "int8",
+  "int8_float32",
+  "int8_float16",
+  "int8_bfloat16",
+  "int16",
+  "float16",
+  "bfloat16",
+  "float32",
+] as const;
+export type WhisperComputeType = (typeof WHISPER_COMPUTE_TYPES)[number];
+
+/** Compute types CTranslate2 runs only on a GPU (its CPU build supports int8, int8_float32, int16, float32). */
+const GPU_ONLY_COMPUTE_TYPES: ReadonlySet<WhisperComputeType> = new Set([
+  "int8_float16",
+  "int8_bfloat16",
+  "float16",
+  "bfloat16",
+]);
 
 /** `stt-runner/whisper`, next to this package's sources. */
 export const DEFAULT_WORKER_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../whisper");
@@ -50,12 +81,27 @@ export const WHISPER_SETTINGS = {
     expected: "a code like he or en",
   }),
   WHISPER_HINTS: setting.list({
-    description: "Phrase hints (hotwords), comma-separated; a call adds its `ozen_phrases`. Empty: none.",
+    description:
+      "Phrase hints (hotwords) for every call, comma-separated; a call adds its own (docs/api.md). Empty: none.",
     separator: "comma-or-bar",
     emptyIsValue: true,
     defaultText: "`GOOGLE_PHRASES`",
   }),
   GOOGLE_PHRASES: PHRASES_SETTING,
+  OZEN_WHISPER_DEVICE: setting.choice({
+    description:
+      "Where the worker runs its model: `auto` (CUDA when CTranslate2 sees a GPU, else the CPU), `cpu`, or `cuda` " +
+      "(the worker refuses to start without a usable GPU).",
+    values: WHISPER_DEVICES,
+    default: "auto",
+  }),
+  OZEN_WHISPER_COMPUTE: setting.choice({
+    description:
+      "CTranslate2 compute type: `auto` (`float16` on a GPU, `int8` on the CPU), `int8_float16` on a GPU to halve " +
+      "the weights' memory; the worker refuses a type its device does not support.",
+    values: WHISPER_COMPUTE_TYPES,
+    default: "auto",
+  }),
   WHISPER_PYTHON: setting.string({
     description: "The worker's interpreter (`make install` builds the venv).",
     defaultText: "`stt-runner/whisper/.venv/bin/python` when it exists, else `python3`",
@@ -65,7 +111,8 @@ export const WHISPER_SETTINGS = {
     defaultText: "`stt-runner/whisper`",
   }),
   WHISPER_WORKER_ARGS: setting.list({
-    description: "Extra `ozen_whisper serve` flags (`--device cuda --compute-type float16 --pool 2`).",
+    description:
+      "Extra `ozen_whisper serve` flags (`--pool 2 --cpu-threads 4`); after the device flags, so a `--device` here wins.",
     separator: "space",
     default: [],
   }),
@@ -113,10 +160,20 @@ export function loadWhisperConfig(env: SettingsEnv): WhisperConfig {
   const s = readSettings(WHISPER_SETTINGS, env);
   const workerDir = s.WHISPER_WORKER_DIR ?? DEFAULT_WORKER_DIR;
   const venvPython = path.join(workerDir, ".venv", "bin", "python");
+  if (s.OZEN_WHISPER_DEVICE === "cpu" && GPU_ONLY_COMPUTE_TYPES.has(s.OZEN_WHISPER_COMPUTE)) {
+    throw new SettingError({
+      setting: "OZEN_WHISPER_COMPUTE",
+      value: s.OZEN_WHISPER_COMPUTE,
+      problem: `is ${s.OZEN_WHISPER_COMPUTE}, which CTranslate2 runs only on a GPU, and OZEN_WHISPER_DEVICE is cpu`,
+      expected: "auto, int8, int8_float32, int16 or float32 on the CPU",
+    });
+  }
   return {
     python: s.WHISPER_PYTHON ?? (existsSync(venvPython) ? venvPython : "python3"),
     workerDir,
     model: s.WHISPER_MODEL,
+    device: s.OZEN_WHISPER_DEVICE,
+    computeType: s.OZEN_WHISPER_COMPUTE,
     workerArgs: s.WHISPER_WORKER_ARGS,
     language: s.WHISPER_LANGUAGE,
     hints: s.WHISPER_HINTS ?? s.GOOGLE_PHRASES,
@@ -129,6 +186,25 @@ export function loadWhisperConfig(env: SettingsEnv): WhisperConfig {
   };
 }
 
+/**
+ * The worker's command line after the interpreter: `-m ozen_whisper serve`, the model, the device
+ * and compute type (the worker resolves `auto`, `ozen_whisper/device.py`), then WHISPER_WORKER_ARGS.
+ */
+export function workerCommandArgs(config: WhisperConfig): string[] {
+  return [
+    "-m",
+    "ozen_whisper",
+    "serve",
+    "--model",
+    config.model,
+    "--device",
+    config.device,
+    "--compute-type",
+    config.computeType,
+    ...config.workerArgs,
+  ];
+}
+
 /** The language of one call: its `ozen_language` parameter (`he-IL` -> `he`), else the configured one. */
 export function callLanguage(config: WhisperConfig, customParameters: Readonly<Record<string, string>>): string {
   const tag = customParameters["ozen_language"];
@@ -136,7 +212,7 @@ export function callLanguage(config: WhisperConfig, customParameters: Readonly<R
   return primary && /^[a-z]{2,3}$/.test(primary) ? (primary === "iw" ? "he" : primary) : config.language;
 }
 
-/** Phrase hints of one call: the configured ones plus the call's `ozen_phrases`. */
-export function callHints(config: WhisperConfig, customParameters: Readonly<Record<string, string>>): string[] {
-  return [...new Set([...config.hints, ...splitList(customParameters["ozen_phrases"])])].slice(0, 200);
+/** Phrase hints of one call: the configured ones, then the call's own (`call-phrases.ts`), each once. */
+export function callHints(config: WhisperConfig, start: Pick<RelayStart, "phrases" | "customParameters">): string[] {
+  return mergePhrases([config.hints, callOwnPhraseList(start)], 200);
 }

@@ -4,7 +4,7 @@
  */
 import type { RelayStart } from "@ozen/shared";
 import type { Engine, EngineListener } from "../engine.js";
-import { callHints, callLanguage } from "./config.js";
+import { callHints, callLanguage, workerCommandArgs } from "./config.js";
 import { WHISPER_PROFILE } from "./partial-text.js";
 import type { WhisperConfig } from "./config.js";
 import type { WorkerMessage } from "./protocol.js";
@@ -79,7 +79,7 @@ export class WhisperEngine implements Engine {
   static async start(config: WhisperConfig, log?: Log): Promise<{ engine: WhisperEngine; ready: WorkerReady }> {
     const worker = new WhisperWorker({
       python: config.python,
-      args: ["-m", "ozen_whisper", "serve", "--model", config.model, ...config.workerArgs],
+      args: workerCommandArgs(config),
       cwd: config.workerDir,
       readyTimeoutMs: config.readyTimeoutMs,
       restartBackoffMs: config.restartBackoffMs,
@@ -100,7 +100,7 @@ export class WhisperEngine implements Engine {
       key,
       listener,
       language: callLanguage(this.config, call.customParameters),
-      hints: callHints(this.config, call.customParameters),
+      hints: callHints(this.config, call),
       replayMaxS: this.config.replayMaxS,
       endTimeoutMs: this.config.endTimeoutMs,
       engineName: this.name,

@@ -150,7 +150,7 @@ class FinalPassSession implements EngineSession {
   ) {
     this.audio = new CallAudio(e.config.bufferMaxS * RATE);
     this.language = callLanguage(e.whisper.config, call.customParameters);
-    this.hints = callHints(e.whisper.config, call.customParameters);
+    this.hints = callHints(e.whisper.config, call);
     this.inner = e.inner.open(call, {
       interim: (interim) => this.enqueue({ kind: "interim", interim }),
       final: (final) => this.onFinal(final),
