@@ -64,6 +64,26 @@ describe("normalizeForWer, English", () => {
   it("keeps a possessive one word", () => {
     expect(normalizeForWer("Waldo's premier provider", "en")).toBe("waldos premier provider");
   });
+
+  it("writes contractions out, so I'm matches I am", () => {
+    expect(normalizeForWer("I'm sorry, we don’t know", "en")).toBe(normalizeForWer("I am sorry, we do not know", "en"));
+    expect(normalizeForWer("You're, we've, they'll, it's", "en")).toBe("you are we have they will it is");
+    expect(normalizeForWer("won't, can't, let's", "en")).toBe("will not can not let us");
+  });
+
+  it("joins a hyphenated compound, so re-record matches rerecord", () => {
+    expect(normalizeForWer("Press 1 to re-record", "en")).toBe(normalizeForWer("press one to rerecord", "en"));
+    expect(normalizeForWer("well - known", "en")).toBe("well known"); // a dash between words is not a hyphen
+  });
+
+  it("reads the keypad's symbols", () => {
+    expect(normalizeForWer("Press * to cancel, # to confirm", "en")).toBe("press star to cancel pound to confirm");
+    expect(normalizeForWer("press the star key", "en")).toBe("press the star key");
+  });
+
+  it("leaves Hebrew text's hyphens and symbols to the Hebrew rules", () => {
+    expect(normalizeForWer("תל-אביב *", "he")).toBe("תל אביב");
+  });
 });
 
 describe("wordErrors", () => {

@@ -138,6 +138,8 @@ describe.skipIf(skip !== undefined)("the runner process with the whisper worker"
     const r = await relayCall(runner.port, "CArunner", callOf(loadCallAudio("password"), 1500), 2);
     // the engine's language (WHISPER_LANGUAGE=en), not a Hebrew default
     expect(r.events[0]).toMatchObject({ type: "call.started", engine: "whisper", language: "en" });
+    // the GO check's punctuation_off reads the profile from call.started
+    expect(r.events[0]).toMatchObject({ profile: { name: "fast", punctuation: false } });
     expect(r.finals).toHaveLength(1);
     expect(r.finals[0]).toMatchObject({ engine: "whisper" });
     expect(words(r.finals[0]!.text)).toEqual(expect.arrayContaining(["password", "followed", "pound", "key"]));

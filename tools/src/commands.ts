@@ -244,12 +244,19 @@ export const BENCH_STT = {
       type: "string",
       multiple: true,
       value: "DIR",
-      help: "an evaluation set: WAVs with their transcripts (required; repeat for more sets)",
+      help:
+        "an evaluation set: WAVs with their transcripts (required; repeat for more sets); its language comes from " +
+        "the set (transcripts.json `language`, a README `language: he` line) or a he/ folder",
     },
     json: { type: "string", value: "FILE", help: "write the figures to FILE (details to FILE.details.json)" },
     files: { type: "string", value: "N", help: "at most N recordings per set (all)" },
     "tail-s": { type: "string", value: "S", help: "silence after each recording (3)" },
     "max-calls": { type: "string", value: "N", help: "concurrent calls tried for max_realtime_calls, 0: skip (8)" },
+    "ramp-p95-ms": {
+      type: "string",
+      value: "MS",
+      help: "a ramp level holds while TTFP p95 and TTFS p95 are at most MS and every turn is finalised (2000)",
+    },
     anchor: {
       type: "string",
       default: "whisperlive",
@@ -261,7 +268,7 @@ export const BENCH_STT = {
       value: "S",
       help: "how long WhisperLive's line stays open for its last segment (10)",
     },
-    language: { type: "string", value: "he|en", help: "the sets' language (from each set's path)" },
+    language: { type: "string", value: "he|en", help: "force one language on every set (from each set)" },
   },
   notes: [
     "make bench-install installs WhisperLive's venv (stt-runner/whisper/.venv-bench); --anchor none runs without it.",

@@ -98,6 +98,21 @@ describe("measureCall", () => {
     expect(m.ttfsMs).toEqual([2000]);
   });
 
+  it("traces each turn: its first text, its partials with new text and its last final", () => {
+    const m = measureCall(
+      turns,
+      trace([
+        { kind: "partial", atMs: 11_500, audioEndMs: 1300, text: "a" },
+        { kind: "partial", atMs: 11_700, audioEndMs: 1500, text: "a" },
+        { kind: "partial", atMs: 11_900, audioEndMs: 1700, text: "a b" },
+        { kind: "final", atMs: 13_300, audioStartMs: 900, audioEndMs: 3000, text: "a b c" },
+      ]),
+    );
+    expect(m.turnTraces).toEqual([
+      { start_ms: 1000, end_ms: 3000, first_text_ms: 500, partial_ms: [500, 900], final_ms: 300, finalised: true },
+    ]);
+  });
+
   it("skips partials that repeat the text for the interval", () => {
     const m = measureCall(
       turns,
@@ -168,6 +183,47 @@ describe("sets and models", () => {
     expect(s.unreferenced).toEqual(["c.wav"]);
   });
 
+  it("reads a set's language from the set, so a Hebrew set need not sit under he/", () => {
+    const fromJson = path.join(tmp, "any", "hebrew-json");
+    mkdirSync(fromJson, { recursive: true });
+    writeFileSync(path.join(fromJson, "a.wav"), "");
+    writeFileSync(
+      path.join(fromJson, "transcripts.json"),
+      JSON.stringify([{ file: "a.wav", text: "שלום", language: "he" }]),
+    );
+    expect(loadSet(fromJson)).toMatchObject({ language: "he", languageFrom: "transcripts.json" });
+
+    const fromReadme = path.join(tmp, "he", "english-readme");
+    mkdirSync(fromReadme, { recursive: true });
+    writeFileSync(path.join(fromReadme, "a.wav"), "");
+    writeFileSync(path.join(fromReadme, "a.txt"), "hello");
+    writeFileSync(path.join(fromReadme, "README.md"), "# Prompts\n\n- **language**: en\n");
+    expect(loadSet(fromReadme)).toMatchObject({ language: "en", languageFrom: "README" });
+    expect(loadSet(fromReadme, "he")).toMatchObject({ language: "he", languageFrom: "option" });
+
+    const folder = path.join(tmp, "he", "plain");
+    mkdirSync(folder, { recursive: true });
+    expect(loadSet(folder)).toMatchObject({ language: "he", languageFrom: "folder" });
+  });
+
+  it("refuses a set whose transcripts mix languages or name one it cannot score", () => {
+    const dir = path.join(tmp, "en", "mixed");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      path.join(dir, "transcripts.json"),
+      JSON.stringify([
+        { file: "a.wav", text: "hi", language: "en" },
+        { file: "b.wav", text: "שלום", language: "he" },
+      ]),
+    );
+    expect(() => loadSet(dir)).toThrow(/mixes languages/);
+    writeFileSync(
+      path.join(dir, "transcripts.json"),
+      JSON.stringify([{ file: "a.wav", text: "hola", language: "es" }]),
+    );
+    expect(() => loadSet(dir)).toThrow(/language "es"/);
+  });
+
   it("reads the worker's model list and prints it as a table", () => {
     const r = parseModels(
       JSON.stringify([{ name: "tiny.en", path: "/m/tiny", multilingual: false, size_mb: 75.5, source: "pypi:x" }]),
@@ -187,12 +243,46 @@ const KEYS = [
   "ttfp_ms_p50",
   "ttfp_ms_p95",
   "partial_interval_ms_p50",
+  "partial_interval_ms_p95",
   "ttfs_ms_p50",
   "ttfs_ms_p95",
   "wer",
   "wer_offline",
   "cpu_s_per_audio_s",
+  "cores_used",
 ];
+
+/** Runs `ozen bench stt ARGS`; resolves with the exit code, stdout and stderr. */
+async function benchStt(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["tools/bin/ozen.js", "bench", "stt", ...args], {
+    cwd: repoRoot,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number>((r) => child.once("exit", (c) => r(c ?? -1)));
+  return { code, stdout, stderr };
+}
+
+describe("ozen bench stt, usage", () => {
+  it("prints its usage for --help and exits 0", async () => {
+    const r = await benchStt(["--help"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("usage: ozen bench stt [options]");
+    expect(r.stdout).toContain("--set DIR");
+    expect(r.stdout).toContain("--ramp-p95-ms");
+  }, 60_000);
+
+  it("names an unknown option and points to the usage, without a stack trace", async () => {
+    const r = await benchStt(["--no-such-flag"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--no-such-flag");
+    expect(r.stderr).toContain("ozen bench stt --help");
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  }, 60_000);
+});
 
 describe("ozen bench stt, end to end", () => {
   const skip = !existsSync(workerVenv) ? "the whisper worker's venv is absent (make install)" : "";
@@ -218,7 +308,14 @@ describe("ozen bench stt, end to end", () => {
       expect(set.files).toBe(1);
       expect(set.wer).toBeLessThan(0.5);
       expect(set.ttfs_ms_p50).not.toBeNull();
+      expect(set.cpu_s_per_audio_s).toBeGreaterThan(0);
+      expect(set.cores_used).toBeGreaterThan(0);
       expect(j.anchor).toEqual({ whisperlive: { sets: {} } });
+      const details = JSON.parse(readFileSync(out.replace(/\.json$/, ".details.json"), "utf8"));
+      const file = details.sets["en/asterisk-8k"].files[0];
+      expect(file.turn_traces.length).toBe(file.turns);
+      expect(file.turn_traces[0]).toMatchObject({ finalised: true });
+      expect(details.sets["en/asterisk-8k"]).toMatchObject({ language: "en", unreferenced: [] });
     },
     180_000,
   );

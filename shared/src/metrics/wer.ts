@@ -6,7 +6,10 @@
  * and gershayim (and ASCII quotes) are deleted, so צה״ל and צה"ל are one word `צהל`; maqaf joins
  * like a hyphen and becomes a space; then every mark, symbol and punctuation character becomes a
  * space and whitespace folds. English adds what Whisper output and telephony prompts disagree on
- * most: number words become digits (`press one` = `press 1`) and a few titles are spelled out.
+ * most: contractions are written out (`I'm` = `I am`, `don't` = `do not`; a possessive `'s` stays
+ * one word), a hyphen inside a word joins it (`re-record` = `rerecord`), the keypad's symbols are
+ * read (`*` = `star`, `#` = `pound`), number words become digits (`press one` = `press 1`) and a
+ * few titles are spelled out.
  */
 
 /** The normalisation rules to apply: the language of the text. */
@@ -63,13 +66,46 @@ const TENS: Readonly<Record<string, number>> = {
 const SCALES: Readonly<Record<string, number>> = { hundred: 100, thousand: 1000, million: 1_000_000 };
 const TITLES: Readonly<Record<string, string>> = { mr: "mister", mrs: "missus", dr: "doctor" };
 
+// English contractions written out. `'s` is left alone (a possessive: `Waldo's`) except after
+// the pronouns and question words where it is `is`; `'d` (had or would) is left alone.
+const APOSTROPHES = /[\u2019\u02BC]/g;
+const CONTRACTIONS: readonly (readonly [RegExp, string])[] = [
+  [/\bwon't\b/g, "will not"],
+  [/\bcan't\b/g, "can not"],
+  [/\bshan't\b/g, "shall not"],
+  [/\blet's\b/g, "let us"],
+  [/\b(it|that|there|here|what|where|who|how|he|she)'s\b/g, "$1 is"],
+  [/n't\b/g, " not"],
+  [/'m\b/g, " am"],
+  [/'re\b/g, " are"],
+  [/'ve\b/g, " have"],
+  [/'ll\b/g, " will"],
+];
+// A hyphen between letters joins a compound; the keypad's symbols as a caller says them.
+const WORD_HYPHEN = /(\p{L})-(?=\p{L})/gu;
+const KEYPAD: readonly (readonly [RegExp, string])[] = [
+  [/\*/g, " star "],
+  [/#/g, " pound "],
+];
+
+/** English spellings that say the same words made the same: contractions, compounds, keypad symbols. */
+function englishSpellings(lowerCased: string): string {
+  let t = lowerCased.replace(APOSTROPHES, "'");
+  for (const [re, out] of CONTRACTIONS) t = t.replace(re, out);
+  t = t.replace(WORD_HYPHEN, "$1");
+  for (const [re, out] of KEYPAD) t = t.replace(re, out);
+  return t;
+}
+
 /**
  * The text as WER compares it: a single-spaced string of lower-case words, no punctuation.
  * Idempotent. `he` also applies to mixed text (English words in a Hebrew call are lower-cased
- * the same way); `en` adds number words to digits and spelled-out titles.
+ * the same way); `en` adds contractions, compounds and keypad symbols, number words to digits and
+ * spelled-out titles.
  */
 export function normalizeForWer(text: string, language: WerLanguage): string {
   let t = text.normalize("NFKC").replace(INVISIBLE, "").replace(NIQQUD, "").replace(ANNOTATIONS, " ");
+  if (language === "en") t = englishSpellings(t.toLowerCase());
   t = t.replace(QUOTES, "").replace(MAQAF, " ").toLowerCase().replace(DIGIT_GROUPS, "$1");
   t = t.replace(MARKS_SYMBOLS_PUNCTUATION, " ").replace(WHITESPACE, " ").trim();
   if (language === "en" && t) t = englishWords(t.split(" ")).join(" ");

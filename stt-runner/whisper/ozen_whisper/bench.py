@@ -3,7 +3,9 @@
 Plays each 8 kHz file (through mu-law, as Twilio delivers it) into one `serve` process at real-time
 pace, ``--concurrency`` calls at a time, and prints JSON: TTFP (first partial after speech onset),
 partial interval, TTFS (end of speech to the file's last final), WER of the streaming finals and of
-one offline decode of the same audio in the same process, and worker CPU per audio second. Onset
+one offline decode of the same audio in the same process, and worker CPU per audio second.
+``--flood X`` measures the scheduler's fairness instead: each file alone, then beside one call fed
+X times faster than real time, and the ratio of the normal call's latencies. Onset
 and end of speech come from an offline Silero pass over the file. This measures the worker alone;
 `ozen bench stt` measures the whole path (edge, runner, worker).
 """
@@ -116,6 +118,82 @@ def play(client: Client, key: str, pcm: npt.NDArray[np.int16], language: str) ->
     return t0
 
 
+def play_flood(
+    client: Client, key: str, pcm: npt.NDArray[np.int16], speed: float, stop: threading.Event
+) -> None:
+    """One call fed ``speed`` x faster than real time (round and round ``pcm``) until ``stop``."""
+    client.send(encode_json({"type": "open", "key": key, "mode": "stream", "language": "en"}))
+    t0 = time.monotonic()
+    sent = 0
+    while not stop.is_set():
+        wait = t0 + sent / 8000 / speed - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        at = sent % len(pcm)
+        client.send(encode_audio(key, sent, pcm[at : at + FRAME]))
+        sent += len(pcm[at : at + FRAME])
+    client.send(encode_json({"type": "close", "key": key}))
+    client.wait(lambda: any(m["type"] == "closed" for _, m in client.by_key.get(key, [])))
+
+
+def call_latencies(
+    client: Client, key: str, pcm: npt.NDArray[np.int16], bounds: tuple[int, int], language: str
+) -> tuple[float | None, float | None, list[float]]:
+    """One call at real time: TTFP, TTFS (ms) and its partial intervals."""
+    t0 = play(client, key, pcm, language)
+    client.wait(lambda: any(m["type"] == "closed" for _, m in client.by_key.get(key, [])))
+    msgs = client.by_key.get(key, [])
+    onset, end = bounds
+    partials = [t for t, m in msgs if m["type"] == "partial"]
+    finals = [t for t, m in msgs if m["type"] == "final"]
+    ttfp = (partials[0] - (t0 + onset / 8000)) * 1000 if partials else None
+    ttfs = (finals[-1] - (t0 + end / 8000)) * 1000 if finals else None
+    return ttfp, ttfs, [(b - a) * 1000 for a, b in itertools.pairwise(partials)]
+
+
+def flood_bench(
+    client: Client,
+    audio: dict[str, npt.NDArray[np.int16]],
+    bounds: dict[str, tuple[int, int]],
+    language: str,
+    speed: float,
+) -> dict[str, Any]:
+    """Each file twice, in turn: alone, then beside one call fed ``speed`` x real time (the
+    set's audio back to back). The normal call's latencies, and their ratio to alone."""
+    runs: dict[str, dict[str, list[float]]] = {
+        "alone": {"ttfp": [], "ttfs": [], "interval": []},
+        "beside_flood": {"ttfp": [], "ttfs": [], "interval": []},
+    }
+    everything = np.concatenate(list(audio.values()))
+    for i, n in enumerate(audio):
+        for mode in ("alone", "beside_flood"):
+            stop = threading.Event()
+            flood = threading.Thread(
+                target=play_flood, args=(client, f"flood-{i}", everything, speed, stop)
+            )
+            if mode == "beside_flood":
+                flood.start()
+                time.sleep(2.0)  # the flood is under way before the call starts
+            ttfp, ttfs, intervals = call_latencies(
+                client, f"{n}#{mode}", audio[n], bounds[n], language
+            )
+            if mode == "beside_flood":
+                stop.set()
+                flood.join()
+            r = runs[mode]
+            r["ttfp"] += [ttfp] if ttfp is not None else []
+            r["ttfs"] += [ttfs] if ttfs is not None else []
+            r["interval"] += intervals
+    out: dict[str, Any] = {"flood_speed": speed, "files": len(audio)}
+    for mode, r in runs.items():
+        out[mode] = {f"{k}_ms_p{q}": pct(v, q / 100) for k, v in r.items() for q in (50, 95)}
+    out["ratio"] = {
+        k: round(b / a, 2) if a and b else None
+        for k, a, b in ((k, out["alone"][k], out["beside_flood"][k]) for k in out["alone"])
+    }
+    return out
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -130,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=20)
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--language", default="en")
+    ap.add_argument(
+        "--flood",
+        type=float,
+        default=0.0,
+        help="fairness: each file alone, then beside one call fed this many times real time",
+    )
     ap.add_argument("serve_args", nargs="*", help="extra `serve` flags (after --)")
     args = ap.parse_args(argv)
 
@@ -156,6 +240,11 @@ def main(argv: list[str] | None = None) -> int:
             audio[n], bounds[n] = pcm, b
     client = Client(["--model", args.model, *args.serve_args])
     client.ready.wait(120)
+    if args.flood > 0:
+        print(json.dumps(flood_bench(client, audio, bounds, args.language, args.flood), indent=1))
+        client.send(encode_json({"type": "shutdown"}))
+        client.proc.wait(60)
+        return 0
     ttfp: list[float] = []
     ttfs: list[float] = []
     intervals: list[float] = []

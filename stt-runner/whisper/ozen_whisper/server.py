@@ -15,14 +15,15 @@ import os
 import sys
 import threading
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Literal
 
 import numpy as np
 
 from . import models
-from .config import ServeConfig, serve_config
+from .config import ServeConfig, resolve_greedy_finals, serve_config
 from .device import choose_device
 from .engine import Engine
 from .protocol import AudioFrame, BadFrame, JsonFrame, encode_json, read_frame
@@ -34,8 +35,7 @@ from .streaming import (
     PartialOut,
     StreamPolicy,
     VadOut,
-    join_text,
-    keep_segment,
+    pass_words,
 )
 from .vad import SAMPLE_RATE_HZ, SileroModel, VadStream
 
@@ -89,65 +89,212 @@ class Session:
     partial_running: bool = False
 
 
-class Scheduler:
-    """Finals first (FIFO), then speculative finals (started at a pause, not yet confirmed), then
-    partial passes: one per session, round robin, built from the latest audio when picked."""
+JobKind = Literal["final", "partial"]
 
-    def __init__(self) -> None:
+# How much more decoder time (s, decaying) a session may have used and still go first, by the
+# kind of its most urgent job: among sessions with similar use, finals go before speculative
+# finals, before the first partial of an utterance, before other partials; a session that has
+# used far more than the others (a call fed faster than real time) waits behind all of them.
+_CLASS_OFFSET_S = {"final": 0.0, "speculative": 0.25, "first_partial": 0.5, "partial": 1.0}
+_USAGE_HALF_LIFE_S = 3.0
+
+
+@dataclass
+class _Queue:
+    """One session's jobs in the scheduler."""
+
+    session: Session
+    finals: deque[tuple[int, DecodeRequest]] = field(default_factory=deque)
+    speculative: deque[tuple[int, DecodeRequest]] = field(default_factory=deque)
+    partial_seq: int | None = None  # a partial pass is wanted (queued at this sequence number)
+    first_partial: bool = False  # ... and it would be the utterance's first text
+    running: int = 0
+    usage_s: float = 0.0  # decode seconds, decaying with _USAGE_HALF_LIFE_S
+    usage_at: float = 0.0
+
+    def has_work(self) -> bool:
+        return bool(self.finals or self.speculative or self.partial_seq is not None)
+
+
+class Scheduler:
+    """Which decode runs next, fairly across sessions.
+
+    Each session queues finals (FIFO), speculative finals (started at a pause, not yet
+    confirmed) and at most one partial pass, built from its latest audio when picked (so under
+    load passes coalesce). The next job is the most urgent job of the session with the lowest
+    score: its recent decode time (seconds, halving every ``_USAGE_HALF_LIFE_S``) plus the
+    offset of that job's kind (``_CLASS_OFFSET_S``). So with sessions alike, finals go first
+    and partials round-robin; a session fed faster than real time, which piles up decode time,
+    is served after every other session's work, finals included, and its own latency pays for
+    it. With ``pool`` decode threads and other sessions open, only the session with the least
+    recent decode time may take every thread; the others leave one free, so a call that turns
+    up is not kept waiting behind a busy one's decodes. ``clock`` (s) is injected for tests.
+    """
+
+    def __init__(self, pool: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
         self._cond = threading.Condition()
-        self._finals: deque[tuple[Session, DecodeRequest]] = deque()
-        self._speculative: deque[tuple[Session, DecodeRequest]] = deque()
-        self._partials: OrderedDict[str, Session] = OrderedDict()
+        self._pool = pool
+        self._clock = clock
+        self._queues: dict[str, _Queue] = {}
+        self._seq = 0
         self._stopping = False
         self.busy = 0
 
+    def _queue(self, session: Session) -> _Queue:
+        q = self._queues.get(session.key)
+        if q is None or q.session is not session:
+            q = _Queue(session, usage_at=self._clock())
+            self._queues[session.key] = q
+        return q
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
     def submit_final(self, session: Session, req: DecodeRequest) -> None:
         with self._cond:
-            (self._speculative if req.speculative else self._finals).append((session, req))
+            q = self._queue(session)
+            (q.speculative if req.speculative else q.finals).append((self._next_seq(), req))
             self._cond.notify()
 
-    def want_partial(self, session: Session) -> bool:
-        """Queue a partial pass for the session; False when one is already queued (coalesced)."""
+    def want_partial(self, session: Session, first: bool = False) -> bool:
+        """Queue a partial pass for the session; False when one is already queued (coalesced).
+        ``first``: it would be the utterance's first text (served before other partials)."""
         with self._cond:
-            if session.key in self._partials:
+            q = self._queue(session)
+            if q.partial_seq is not None:
+                q.first_partial = q.first_partial or first
                 return False
-            self._partials[session.key] = session
+            q.partial_seq = self._next_seq()
+            q.first_partial = first
             self._cond.notify()
             return True
 
     def drop_partial(self, session: Session) -> bool:
         with self._cond:
-            if self._partials.get(session.key) is session:
-                del self._partials[session.key]
+            q = self._queues.get(session.key)
+            if q is not None and q.session is session and q.partial_seq is not None:
+                q.partial_seq = None
                 return True
             return False
 
-    def next_job(self) -> tuple[Session, Literal["final", "partial"], DecodeRequest | None] | None:
+    def _usage(self, q: _Queue, now: float) -> float:
+        if now > q.usage_at:
+            q.usage_s *= 0.5 ** ((now - q.usage_at) / _USAGE_HALF_LIFE_S)
+            q.usage_at = now
+        return q.usage_s
+
+    def _head(self, q: _Queue) -> tuple[str, int] | None:
+        """The session's most urgent job: its class and its queue sequence number."""
+        if q.finals:
+            return "final", q.finals[0][0]
+        if q.speculative:
+            return "speculative", q.speculative[0][0]
+        if q.partial_seq is not None:
+            return ("first_partial" if q.first_partial else "partial"), q.partial_seq
+        return None
+
+    def _cap(self, q: _Queue, now: float) -> int:
+        """How many decodes the session may run at once."""
+        if self._pool <= 1 or len(self._queues) <= 1:
+            return self._pool
+        least = min(self._usage(other, now) for other in self._queues.values())
+        return self._pool if self._usage(q, now) <= least else self._pool - 1
+
+    def _pick(self, partials_only: bool = False) -> _Queue | None:
+        now = self._clock()
+        candidates = [
+            q for q in self._queues.values() if q.has_work() and q.running < self._cap(q, now)
+        ]
+        if partials_only:
+            candidates = [q for q in candidates if (h := self._head(q)) and "partial" in h[0]]
+        if any(q.running == 0 for q in candidates):
+            candidates = [q for q in candidates if q.running == 0]
+        best: tuple[float, int] | None = None
+        chosen = None
+        for q in candidates:
+            head = self._head(q)
+            assert head is not None
+            key = (self._usage(q, now) + _CLASS_OFFSET_S[head[0]], head[1])
+            if best is None or key < best:
+                best, chosen = key, q
+        return chosen
+
+    def take_job(self) -> tuple[Session, JobKind, DecodeRequest | None] | None:
+        """The next job if one may run now, else None (never blocks)."""
+        with self._cond:
+            q = self._pick()
+            return None if q is None else self._start(q)
+
+    def _start(self, q: _Queue) -> tuple[Session, JobKind, DecodeRequest | None]:
+        q.running += 1
+        self.busy += 1
+        if q.finals:
+            return q.session, "final", q.finals.popleft()[1]
+        if q.speculative:
+            return q.session, "final", q.speculative.popleft()[1]
+        q.partial_seq = None
+        q.first_partial = False
+        return q.session, "partial", None
+
+    def next_job(self) -> tuple[Session, JobKind, DecodeRequest | None] | None:
         """Blocks for the next job; None when stopping and nothing is left."""
+        jobs = self.next_jobs(1)
+        return jobs[0] if jobs else None
+
+    def take_jobs(self, max_partials: int) -> list[tuple[Session, JobKind, DecodeRequest | None]]:
+        """The next job, and when it is a partial pass, up to ``max_partials`` - 1 more partial
+        passes of other sessions, next in the same order, to decode as one batch. Never blocks."""
+        with self._cond:
+            first = self.take_job()
+            if first is None:
+                return []
+            jobs = [first]
+            while first[1] == "partial" and len(jobs) < max_partials:
+                q = self._pick(partials_only=True)
+                if q is None:
+                    break
+                jobs.append(self._start(q))
+            return jobs
+
+    def next_jobs(self, max_partials: int) -> list[tuple[Session, JobKind, DecodeRequest | None]]:
+        """``take_jobs``, blocking until there is one; [] when stopping and nothing is left."""
         with self._cond:
             while True:
-                for queue in (self._finals, self._speculative):
-                    if queue:
-                        session, req = queue.popleft()
-                        self.busy += 1
-                        return session, "final", req
-                if self._partials:
-                    _, session = self._partials.popitem(last=False)
-                    self.busy += 1
-                    return session, "partial", None
+                jobs = self.take_jobs(max_partials)
+                if jobs:
+                    return jobs
                 if self._stopping:
-                    return None
+                    return []
                 self._cond.wait()
 
-    def job_done(self) -> None:
+    def job_done(self, session: Session, decode_s: float = 0.0) -> None:
+        """A job of ``session`` finished after ``decode_s`` seconds of decoding."""
         with self._cond:
             self.busy -= 1
+            q = self._queues.get(session.key)
+            if q is not None and q.session is session:
+                q.running -= 1
+                q.usage_s = self._usage(q, self._clock()) + decode_s
             self._cond.notify_all()
+
+    def forget(self, session: Session) -> None:
+        """The session is closed: its usage is dropped once its last job is out."""
+        with self._cond:
+            q = self._queues.get(session.key)
+            if q is not None and q.session is session and not q.has_work() and not q.running:
+                del self._queues[session.key]
+
+    def usage(self, session: Session) -> float:
+        """The session's recent decode time, s (decaying)."""
+        with self._cond:
+            q = self._queues.get(session.key)
+            return 0.0 if q is None else self._usage(q, self._clock())
 
     def wait_idle(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._finals or self._speculative or self._partials or self.busy:
+            while self.busy or any(q.has_work() for q in self._queues.values()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -157,12 +304,21 @@ class Scheduler:
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
-            self._partials.clear()
+            for q in self._queues.values():
+                q.partial_seq = None
             self._cond.notify_all()
 
-    def depth(self) -> tuple[int, int]:
+    def others_waiting(self, session: Session) -> bool:
+        """Whether a session other than ``session`` has a job queued."""
         with self._cond:
-            return len(self._finals) + len(self._speculative), len(self._partials)
+            return any(q.has_work() for q in self._queues.values() if q.session is not session)
+
+    def depth(self) -> tuple[int, int]:
+        """Queued finals (speculative included) and queued partial passes."""
+        with self._cond:
+            finals = sum(len(q.finals) + len(q.speculative) for q in self._queues.values())
+            partials = sum(q.partial_seq is not None for q in self._queues.values())
+            return finals, partials
 
 
 @dataclass
@@ -184,6 +340,11 @@ class Counters:
     sessions_opened: int = 0
     max_utterance_buffer_s: float = 0.0
     speculative_voided: int = 0  # of sessions already closed
+    finals_from_partials: int = 0  # of sessions already closed
+    segments_committed: int = 0  # of sessions already closed
+    loops_cut: int = 0  # of sessions already closed
+    batched_passes: int = 0  # partial passes decoded in a batch with others
+    greedy_finals: int = 0  # finals decoded with beam 1 because other work waited
 
 
 # ---------------------------------------------------------------------------- the server
@@ -196,7 +357,7 @@ class Server:
         self.vad_model = vad_model
         self.out = out
         self.sessions: dict[str, Session] = {}
-        self.sched = Scheduler()
+        self.sched = Scheduler(pool=cfg.pool)
         self.counters = Counters()
         self._counters_lock = threading.Lock()
         self._threads = [
@@ -330,9 +491,9 @@ class Server:
             self._want_partial(session)
 
     def _want_partial(self, session: Session) -> None:
-        if session.partial_running or session.closing:
+        if session.partial_running or session.closing or session.policy is None:
             return
-        self.sched.want_partial(session)
+        self.sched.want_partial(session, first=session.policy.awaiting_first_partial())
 
     def _submit_finals(self, session: Session, finals: list[DecodeRequest]) -> None:
         """Queue finals already counted in ``finals_outstanding`` (under the session lock, where
@@ -391,6 +552,12 @@ class Server:
             if done:
                 session.closed_sent = True
         if done:
+            if session.policy is not None:  # its last final is out: its counters are final too
+                with self._counters_lock:
+                    self.counters.finals_from_partials += session.policy.finals_from_partials
+                    self.counters.segments_committed += session.policy.segments_committed
+                    self.counters.loops_cut += session.policy.loops_cut
+            self.sched.forget(session)
             self.out.send({"type": "closed", "key": session.key})
 
     # -- output
@@ -427,6 +594,7 @@ class Server:
                         "audio_end_ms": o.audio_end_ms,
                         "decode_ms": o.decode_ms,
                         "beam": o.beam,
+                        "source": "partials" if o.from_partials else "decode",
                     }
                 )
 
@@ -434,52 +602,96 @@ class Server:
 
     def _decode_loop(self) -> None:
         while True:
-            job = self.sched.next_job()
-            if job is None:
+            jobs = self.sched.next_jobs(self.cfg.batch)
+            if not jobs:
                 return
-            session, kind, req = job
+            session, kind, req = jobs[0]
+            if kind == "partial":
+                self._run_partials([s for s, _, _ in jobs])
+                continue
+            t0 = time.perf_counter()
             try:
-                if kind == "final":
-                    assert req is not None
-                    self._run_final(session, req)
-                else:
-                    self._run_partial(session)
+                assert req is not None
+                self._run_final(session, req)
             except Exception:  # a decode must never take the worker down
-                log.exception("decode failed for a %s pass", kind)
+                log.exception("decode failed for a final")
             finally:
-                self.sched.job_done()
+                self.sched.job_done(session, time.perf_counter() - t0)
 
-    def _run_partial(self, session: Session) -> None:
+    def _take_partial(self, session: Session) -> DecodeRequest | None:
+        """The session's partial pass over its latest audio, if one is still due."""
         policy = session.policy
         if policy is None:
-            return
+            return None
         with session.lock:
             if session.closing:
-                return
+                return None
             new_ms = policy.pending_new_ms()
             req = policy.take_partial()
             if req is None:
-                return
+                return None
             session.partial_running = True
         step = max(self.cfg.stream.partial_min_new_ms, 1)
         with self._counters_lock:
             self.counters.partials_coalesced += max(0, new_ms // step - 1)
+        return req
+
+    def _run_partials(self, sessions: list[Session]) -> None:
+        """Partial passes of one or more sessions (in the scheduler's order). Passes the engine
+        can decode together (same window, beam, language) go as one batch, batch by batch in
+        order, each batch's partials sent as soon as it is done: a call is never kept waiting
+        for a longer pass of another call that could not share its batch."""
+        done: set[int] = set()
         try:
-            outcome = self.engine.decode(req)
+            taken = [(s, r) for s in sessions if (r := self._take_partial(s)) is not None]
+            for session in sessions:  # nothing to decode after all
+                if all(s is not session for s, _ in taken):
+                    self.sched.job_done(session, 0.0)
+                    done.add(id(session))
+            batches: dict[object, list[tuple[Session, DecodeRequest]]] = {}
+            for session, req in taken:
+                batches.setdefault(self.engine.batch_key(req), []).append((session, req))
+            for batch in batches.values():
+                t0 = time.perf_counter()
+                try:
+                    self._decode_partials(batch)
+                except Exception:  # a decode must never take the worker down
+                    log.exception("decode failed for a batch of partial passes")
+                finally:
+                    share = (time.perf_counter() - t0) / len(batch)
+                    for session, _ in batch:
+                        self.sched.job_done(session, share)
+                        done.add(id(session))
+        finally:
+            for session in sessions:
+                if id(session) not in done:
+                    self.sched.job_done(session, 0.0)
+
+    def _decode_partials(self, batch: list[tuple[Session, DecodeRequest]]) -> None:
+        try:
+            outcomes = self.engine.decode_many([r for _, r in batch])
         except Exception as e:
-            with session.lock:
-                policy.partial_cancelled(req)
-                session.partial_running = False
-            self._decode_error(session, req, e)
+            for session, req in batch:
+                assert session.policy is not None
+                with session.lock:
+                    session.policy.partial_cancelled(req)
+                    session.partial_running = False
+                self._decode_error(session, req, e)
             return
-        with session.lock:
-            outs = policy.on_partial(req, outcome.segments, outcome.decode_ms)
-            session.partial_running = False
-            want = policy.partial_due() and not session.closing
-            self._emit(session, outs)
-        self._count_decode("partial", outcome.decode_ms)
-        if want:
-            self._want_partial(session)
+        if len(batch) > 1:
+            with self._counters_lock:
+                self.counters.batched_passes += len(batch)
+        for (session, req), outcome in zip(batch, outcomes, strict=True):
+            policy = session.policy
+            assert policy is not None
+            with session.lock:
+                outs = policy.on_partial(req, outcome.segments, outcome.decode_ms)
+                session.partial_running = False
+                want = policy.partial_due() and not session.closing
+                self._emit(session, outs)
+            self._count_decode("partial", outcome.decode_ms)
+            if want:
+                self._want_partial(session)
 
     def _run_final(self, session: Session, req: DecodeRequest) -> None:
         if session.policy is not None:
@@ -490,8 +702,13 @@ class Server:
                     session.finals_outstanding -= 1
                 self._maybe_closed(session)
                 return
+        if session.policy is not None and self._greedy_now(session, req):
+            req = replace(req, beam=self.cfg.stream.beam_partial)
+            with self._counters_lock:
+                self.counters.greedy_finals += 1
         try:
-            outcome = self.engine.decode(req)
+            offline = session.policy is None
+            outcome = self.engine.decode_offline(req) if offline else self.engine.decode(req)
         except Exception as e:
             if session.policy is not None:
                 with session.lock:
@@ -506,11 +723,10 @@ class Server:
             if session.policy is not None:
                 outs = session.policy.on_final(req, outcome.segments, outcome.decode_ms)
             else:  # offline: one final for the whole buffer, even when it says nothing
-                kept = [s for s in outcome.segments if keep_segment(s, self.cfg.stream)]
                 outs = [
                     FinalOut(
                         utt=0,
-                        text=join_text([s.text for s in kept]),
+                        text=" ".join(pass_words(outcome.segments, self.cfg.stream).words),
                         audio_start_ms=req.start_sample * 1000 // SAMPLE_RATE_HZ,
                         audio_end_ms=req.end_sample * 1000 // SAMPLE_RATE_HZ,
                         decode_ms=outcome.decode_ms,
@@ -520,6 +736,14 @@ class Server:
             self._emit(session, outs)
             session.finals_outstanding -= 1
         self._maybe_closed(session)
+
+    def _greedy_now(self, session: Session, req: DecodeRequest) -> bool:
+        """A stream final is decoded greedily (where greedy finals are allowed) while other
+        calls' work waits: under load its latency counts more than beam 5's fraction of a point
+        of WER."""
+        if not self.cfg.stream.greedy_finals or req.beam <= self.cfg.stream.beam_partial:
+            return False
+        return self.sched.others_waiting(session)
 
     def _count_decode(self, kind: Literal["partial", "final"], decode_ms: int) -> None:
         with self._counters_lock:
@@ -543,7 +767,8 @@ class Server:
 
     def stats(self) -> dict[str, Any]:
         finals, partials = self.sched.depth()
-        voided = sum(s.policy.speculative_voided for s in self.sessions.values() if s.policy)
+        live = [s.policy for s in self.sessions.values() if s.policy]
+        voided = sum(p.speculative_voided for p in live)
         with self._counters_lock:
             c = self.counters
             wall = time.monotonic() - self._started
@@ -575,6 +800,14 @@ class Server:
                 "max_utterance_buffer_s": round(c.max_utterance_buffer_s, 3),
                 "full_window_retries": self.engine.full_window_retries,
                 "speculative_finals_voided": c.speculative_voided + voided,
+                "finals_from_partials": c.finals_from_partials
+                + sum(p.finals_from_partials for p in live),
+                "segments_committed": c.segments_committed
+                + sum(p.segments_committed for p in live),
+                "loops_cut": c.loops_cut + sum(p.loops_cut for p in live),
+                "batched_passes": c.batched_passes,
+                "greedy_finals": c.greedy_finals,
+                "capped_passes": self.engine.capped_passes,
             }
 
     def shutdown(self, wait: bool) -> None:
@@ -628,6 +861,7 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
         cfg.pool,
         cpu_threads,
     )
+    cfg = resolve_greedy_finals(cfg, engine.multilingual)
     server = Server(cfg, engine, vad_model, out)
     server.start()
     out.send(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,6 +36,10 @@ from .vad import SAMPLE_RATE_HZ, VadEvent
 Float32Array = npt.NDArray[np.float32]
 WHISPER_RATE_HZ = 16000
 _PREROLL_SAMPLES = SAMPLE_RATE_HZ  # audio kept outside speech, so a padded VAD start finds it
+# The VAD marks speech as ended at the first window under its silence threshold, a window or two
+# after the voice stops: a pass that ended this much before that mark heard the whole utterance.
+_SPEECH_END_SLACK_SAMPLES = SAMPLE_RATE_HZ // 10
+_LONG_PHRASE_WORDS = 4  # a phrase this long said twice in a row is a loop
 _TRAILING_ELLIPSIS = re.compile(r"\s*(\.\.\.|…)$")
 
 
@@ -73,6 +78,8 @@ class DecodeRequest:
     pass_id: int = 0
     speculative: bool = False
     """A final started at a pause, before the VAD end confirmed it."""
+    prefix: str | None = None
+    """Words already committed for this audio: forced on the decoder, only the rest is decoded."""
 
     @property
     def end_sample(self) -> int:
@@ -106,6 +113,8 @@ class FinalOut:
     audio_end_ms: int
     decode_ms: int
     beam: int
+    from_partials: bool = False
+    """Taken from two agreeing partial passes that covered the speech: no decode of its own."""
 
 
 Output = VadOut | PartialOut | FinalOut
@@ -123,6 +132,33 @@ def keep_segment(seg: Segment, cfg: StreamConfig) -> bool:
     if seg.no_speech_prob > 0.9:  # as whisper_streaming: near-certain silence, whatever it says
         return False
     return seg.compression_ratio <= cfg.compression_ratio_threshold
+
+
+def compression_ratio(text: str) -> float:
+    """zlib's ratio of the text's UTF-8 bytes, Whisper's loop detector (> 2.4: repetitive)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+@dataclass(frozen=True)
+class PassWords:
+    words: list[str]
+    looped: bool
+    """The guards cut something: repeated phrases, or the whole pass."""
+
+
+def pass_words(segments: Sequence[Segment], cfg: StreamConfig) -> PassWords:
+    """The words of one pass after the guards: segments Whisper marks as no speech (or as a loop
+    even once repeats are cut) dropped, repeated phrases cut (``collapse_repeats``), and nothing
+    at all when what is left still compresses like a loop (ratio over the threshold)."""
+    raw = words(join_text([s.text for s in segments if keep_segment(s, cfg)]))
+    kept = collapse_repeats(raw)
+    looped = len(kept) < len(raw) or any(
+        s.compression_ratio > cfg.compression_ratio_threshold for s in segments
+    )
+    if compression_ratio(" ".join(kept)) > cfg.compression_ratio_threshold:
+        return PassWords([], True)
+    return PassWords(kept, looped)
 
 
 def _norm_word(word: str) -> str:
@@ -143,6 +179,52 @@ def common_prefix_len(a: Sequence[str], b: Sequence[str]) -> int:
             break
         n += 1
     return n
+
+
+def collapse_repeats(words: Sequence[str], max_phrase: int = 10) -> list[str]:
+    """The words with Whisper's loops cut: a phrase said three or more times in a row (a single
+    word: four or more; a phrase of four words or more: twice) is kept once. Compared
+    normalised, so "I think, I think, I think" is one phrase three times. Real speech repeats a
+    word or a short phrase ("no, no", "I don't know, I don't know"), rarely a long one back to
+    back; a decoder stuck in a loop repeats it until the token cap. Cut until nothing is left to
+    cut ("a b b b b a b" is "a b a b" once, then "a b")."""
+    out = _collapse_once(words, max_phrase)
+    while len(out) < len(words):
+        words, out = out, _collapse_once(out, max_phrase)
+    return out
+
+
+def _collapse_once(words: Sequence[str], max_phrase: int = 10) -> list[str]:
+    norm = [_norm_word(w) for w in words]
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        run = _repeat_at(norm, i, max_phrase)
+        if run is None:
+            out.append(words[i])
+            i += 1
+        else:
+            n, times = run
+            out.extend(words[i : i + n])
+            i += n * times
+    return out
+
+
+def _repeat_at(norm: Sequence[str], i: int, max_phrase: int) -> tuple[int, int] | None:
+    """(phrase length, times) of a loop starting at word i, or None."""
+    for n in range(1, max_phrase + 1):
+        need = 4 if n == 1 else 3 if n < _LONG_PHRASE_WORDS else 2
+        if i + n * need > len(norm):
+            continue
+        phrase = norm[i : i + n]
+        if not any(phrase):
+            continue
+        times = 1
+        while norm[i + times * n : i + (times + 1) * n] == phrase:
+            times += 1
+        if times >= need:
+            return n, times
+    return None
 
 
 @dataclass
@@ -228,12 +310,16 @@ class AudioBuffer:
 
 @dataclass
 class _PendingFinal:
-    req: DecodeRequest
+    utt: int
+    final_id: int
+    end_sample: int  # call sample where the final's audio ends
     committed: list[str]
     first_start: int  # call sample where the utterance began
     speculative: bool
+    beam: int
+    req: DecodeRequest | None = None  # None: the text came from the partials
     confirmed: bool = False
-    text: str | None = None  # set when its decode is done
+    text: str | None = None  # set when its decode is done (or at once, from the partials)
     decode_ms: int = 0
 
 
@@ -265,10 +351,17 @@ class StreamPolicy:
         self._pass_id = 0  # partial passes
         self._final_id = 0  # final requests (their own sequence: a final never voids a partial)
         self._last_pass_end = 0  # stream sample the last partial pass covered up to
+        self._hyp: list[str] = []  # words of the last finished pass (over the kept audio)
+        self._hyp_end = 0  # stream sample that pass's audio ended at
+        self._hyp_agreed = False  # that pass said what the one before it said
+        self._partials_out = 0  # partials emitted in this utterance
         self.max_buffer_samples = 0  # high-water mark of the kept audio (tests: bounded memory)
         self.finals_requested = 0
+        self.finals_from_partials = 0
+        self.segments_committed = 0  # stable segments cut off before the utterance ended
+        self.loops_cut = 0  # passes whose repeats (or whole text) the loop guards cut
         self._paused = False  # VAD saw a pause: no partial passes until it resumes or ends
-        self._finals: dict[tuple[int, int], _PendingFinal] = {}  # by (utt, pass_id)
+        self._finals: dict[tuple[int, int], _PendingFinal] = {}  # by (utt, final id)
         self.speculative_voided = 0  # speculative finals that speech resuming made useless
         self._speculative: _PendingFinal | None = None
 
@@ -291,7 +384,7 @@ class StreamPolicy:
                 outs.append(VadOut("start", _ms(self._origin + ev.sample)))
             elif ev.kind == "pause" and self._in_utt:
                 self._paused = True
-                spec = self._speculate(ev.sample)
+                spec = self._speculate(ev)
                 if spec is not None:
                     finals.append(spec)
             elif ev.kind == "resume" and self._in_utt:
@@ -299,7 +392,7 @@ class StreamPolicy:
                 self._drop_speculative()
             elif ev.kind == "end" and self._in_utt:
                 outs.append(VadOut("end", _ms(self._origin + ev.sample)))
-                final, held = self._end(ev.sample)
+                final, held = self._end(ev.sample, ev.speech_end)
                 outs.extend(held)
                 if final is not None:
                     finals.append(final)
@@ -315,7 +408,7 @@ class StreamPolicy:
         if not self._in_utt:
             return [], []
         end = self._buf.end
-        final, held = self._end(end)
+        final, held = self._end(end, None)
         return [VadOut("end", _ms(self._origin + end)), *held], [final] if final else []
 
     # -- partial passes
@@ -329,6 +422,10 @@ class StreamPolicy:
         new = self._buf.end - max(self._last_pass_end, self._utt_start)
         return new * 1000 >= self.cfg.partial_min_new_ms * SAMPLE_RATE_HZ
 
+    def awaiting_first_partial(self) -> bool:
+        """In an utterance that has shown no text yet (its first partial is the most urgent)."""
+        return self._in_utt and self._partials_out == 0
+
     def take_partial(self) -> DecodeRequest | None:
         """The partial pass over the latest audio, if one is due; marks it in flight."""
         if not self.partial_due():
@@ -336,6 +433,7 @@ class StreamPolicy:
         self._pass_in_flight = True
         self._pass_id += 1
         self._last_pass_end = self._buf.end
+        prefix = " ".join(self._agreement.stable) if self.cfg.partial_prefix else ""
         return DecodeRequest(
             kind="partial",
             utt=self._utt,
@@ -346,6 +444,7 @@ class StreamPolicy:
             prompt=self._prompt(),
             hotwords=self.hotwords,
             pass_id=self._pass_id,
+            prefix=prefix or None,
         )
 
     def pending_new_ms(self) -> int:
@@ -362,13 +461,23 @@ class StreamPolicy:
         if not self._in_utt:
             return []
         kept = self._maybe_trim(req, [s for s in segments if keep_segment(s, self.cfg)])
+        hyp = self._words(kept, raw=segments)
         # Whisper marks audio cut mid-word with a trailing ellipsis: not a word to commit.
-        hyp = words(_TRAILING_ELLIPSIS.sub("", join_text([s.text for s in kept])))
+        if hyp:
+            last = _TRAILING_ELLIPSIS.sub("", hyp[-1])
+            hyp = [*hyp[:-1], last] if last else hyp[:-1]
+        if req.start_sample - self._origin == self._utt_start:
+            previous = self._hyp if self._hyp_end > self._utt_start else None
+            self._hyp_agreed = previous is not None and _same_words(previous, hyp)
+            self._hyp, self._hyp_end = hyp, req.end_sample - self._origin
         stable, tail = self._agreement.update(hyp)
         stable_text = join_text([*self._committed, " ".join(stable)])
         text = join_text([stable_text, " ".join(tail)])
+        if self.cfg.commit_stable_segments:
+            self._commit_stable(req, kept, hyp)
         if not text:
             return []
+        self._partials_out += 1
         return [
             PartialOut(
                 utt=req.utt,
@@ -395,9 +504,9 @@ class StreamPolicy:
         pending = self._finals.get((req.utt, req.pass_id))
         if pending is None:
             return []
-        kept = [s for s in segments if keep_segment(s, self.cfg)]
-        pending.text = join_text([*pending.committed, *(s.text for s in kept)])
+        pending.text = join_text([*pending.committed, " ".join(self._words(segments))])
         pending.decode_ms = decode_ms
+        pending.beam = req.beam  # the server may have decoded it greedily, under load
         if pending.speculative and not pending.confirmed:
             return []  # held until the VAD end confirms it (or speech resumes and voids it)
         return self._release(pending)
@@ -413,6 +522,14 @@ class StreamPolicy:
 
     # -- internals
 
+    def _words(self, segments: Sequence[Segment], raw: Sequence[Segment] = ()) -> list[str]:
+        """``pass_words``, counting the passes the loop guards cut (``raw``: the pass's segments
+        before any were set aside, to see a loop the filter already dropped)."""
+        got = pass_words(segments, self.cfg)
+        threshold = self.cfg.compression_ratio_threshold
+        self.loops_cut += got.looped or any(s.compression_ratio > threshold for s in raw)
+        return got.words
+
     def _prompt(self) -> str | None:
         text = join_text([self._context, *self._committed])
         return text[-self.cfg.prompt_chars :] or None
@@ -424,82 +541,108 @@ class StreamPolicy:
         self._utt_start = max(sample, self._buf.origin)
         self._utt_first_start = self._utt_start
         self._buf.drop_before(self._utt_start)
-        self._committed = []
-        self._agreement.reset()
+        self._reset_utterance()
         self._pass_in_flight = False
         self._last_pass_end = self._utt_start
 
-    def _final_request(
-        self, end: int, committed: list[str], *, speculative: bool = False
+    def _reset_utterance(self) -> None:
+        self._committed = []
+        self._agreement.reset()
+        self._hyp, self._hyp_end, self._hyp_agreed = [], 0, False
+        self._partials_out = 0
+
+    def _final(
+        self, end: int, speech_end: int | None, *, speculative: bool
     ) -> DecodeRequest | None:
-        audio = self._buf.copy(self._utt_start, end)
-        if len(audio) < SAMPLE_RATE_HZ // 10 and not committed:
-            return None  # under 100 ms: nothing a decode could read
+        """The final of the utterance's audio up to ``end`` (stream samples): taken from the
+        partials when the last two passes agreed and the last one heard the speech to its end,
+        else a decode request (None when there is nothing to decode)."""
+        committed = list(self._committed)
         self._final_id += 1
-        req = DecodeRequest(
-            kind="final",
-            utt=self._utt,
-            audio_8k=audio,
-            start_sample=self._origin + self._utt_start,
-            beam=self.cfg.beam_final,
-            language=self.language,
-            prompt=self._prompt(),
-            hotwords=self.hotwords,
-            pass_id=self._final_id,
-            speculative=speculative,
-        )
         pending = _PendingFinal(
-            req=req,
+            utt=self._utt,
+            final_id=self._final_id,
+            end_sample=self._origin + end,
             committed=committed,
             first_start=self._origin + self._utt_first_start,
             speculative=speculative,
+            beam=self.cfg.beam_final,
         )
-        self._finals[(req.utt, req.pass_id)] = pending
+        if (
+            self.cfg.greedy_finals
+            and self._hyp_agreed
+            and self._hyp
+            and speech_end is not None
+            and self._hyp_end >= speech_end - _SPEECH_END_SLACK_SAMPLES
+        ):
+            pending.text = join_text([*committed, " ".join(self._hyp)])
+            pending.beam = self.cfg.beam_partial
+            self.finals_from_partials += 1
+        else:
+            audio = self._buf.copy(self._utt_start, end)
+            if len(audio) < SAMPLE_RATE_HZ // 10 and not committed:
+                return None  # under 100 ms: nothing a decode could read
+            pending.req = DecodeRequest(
+                kind="final",
+                utt=self._utt,
+                audio_8k=audio,
+                start_sample=self._origin + self._utt_start,
+                beam=self.cfg.beam_final,
+                language=self.language,
+                prompt=self._prompt(),
+                hotwords=self.hotwords,
+                pass_id=self._final_id,
+                speculative=speculative,
+            )
+        self._finals[(pending.utt, pending.final_id)] = pending
         if speculative:
             self._speculative = pending
         else:
             self.finals_requested += 1
-        return req
+        return pending.req
 
-    def _speculate(self, end: int) -> DecodeRequest | None:
+    def _speculate(self, ev: VadEvent) -> DecodeRequest | None:
         """At a pause, start the final early: if the silence lasts, the VAD end falls on the same
         sample and this decode is the final (so TTFS is max(silence, decode), not their sum)."""
         self._drop_speculative()
         if not self.cfg.speculative_finals:
             return None
-        return self._final_request(
-            max(end, self._utt_start), list(self._committed), speculative=True
-        )
+        return self._final(max(ev.sample, self._utt_start), ev.speech_end, speculative=True)
 
     def _drop_speculative(self) -> None:
         if self._speculative is not None:
             self.speculative_voided += 1
-            self._finals.pop((self._speculative.req.utt, self._speculative.req.pass_id), None)
+            spec = self._speculative
+            self._finals.pop((spec.utt, spec.final_id), None)
             self._speculative = None
 
     def _release(self, pending: _PendingFinal) -> list[Output]:
-        del self._finals[(pending.req.utt, pending.req.pass_id)]
+        del self._finals[(pending.utt, pending.final_id)]
         if not pending.text:
             return []
         self._context = join_text([self._context, pending.text])[-self.cfg.prompt_chars * 2 :]
         return [
             FinalOut(
-                utt=pending.req.utt,
+                utt=pending.utt,
                 text=pending.text,
                 audio_start_ms=_ms(pending.first_start),
-                audio_end_ms=_ms(pending.req.end_sample),
+                audio_end_ms=_ms(pending.end_sample),
                 decode_ms=pending.decode_ms,
-                beam=pending.req.beam,
+                beam=pending.beam,
+                from_partials=pending.req is None,
             )
         ]
 
-    def _end(self, sample: int) -> tuple[DecodeRequest | None, list[Output]]:
+    def _end(
+        self, sample: int, speech_end: int | None
+    ) -> tuple[DecodeRequest | None, list[Output]]:
         """The utterance ends at ``sample``: a final request, or the speculative one confirmed
         (with its output when its decode is already done)."""
         spec, self._speculative = self._speculative, None
         final: DecodeRequest | None = None
         held: list[Output] = []
-        if spec is not None and spec.req.end_sample == self._origin + max(sample, self._utt_start):
+        end = max(sample, self._utt_start)
+        if spec is not None and spec.end_sample == self._origin + end:
             self.finals_requested += 1
             spec.confirmed = True
             if spec.text is not None:
@@ -507,15 +650,50 @@ class StreamPolicy:
         else:
             if spec is not None:
                 self.speculative_voided += 1
-                self._finals.pop((spec.req.utt, spec.req.pass_id), None)
-            final = self._final_request(max(sample, self._utt_start), list(self._committed))
+                self._finals.pop((spec.utt, spec.final_id), None)
+            final = self._final(end, speech_end, speculative=False)
+            if final is None:
+                pending = self._finals.get((self._utt, self._final_id))
+                if pending is not None and pending.text is not None:
+                    held = self._release(pending)
         self._in_utt = False
         self._paused = False
         self._pass_in_flight = False
-        self._committed = []
-        self._agreement.reset()
+        self._reset_utterance()
         self._buf.drop_before(sample - _PREROLL_SAMPLES)
         return final, held
+
+    def _commit_stable(self, req: DecodeRequest, kept: list[Segment], hyp: list[str]) -> None:
+        """Decode only what is unstable: segments of this pass whose words are all committed
+        (LocalAgreement-2) are cut off with their audio; their text moves to the prompt, so
+        the next passes decode the rest. The last segment always stays (it may still grow)."""
+        if req.start_sample - self._origin != self._utt_start or len(kept) < 2:
+            return
+        stable = self._agreement.stable
+        n_words = 0
+        cut_seg = -1
+        for i, seg in enumerate(kept[:-1]):
+            seg_words = words(seg.text)
+            if n_words + len(seg_words) > len(stable):
+                break
+            if not _same_words(stable[n_words : n_words + len(seg_words)], seg_words):
+                break
+            n_words += len(seg_words)
+            cut_seg = i
+        if cut_seg < 0 or not _same_words(hyp[:n_words], stable[:n_words]):
+            return
+        cut = self._utt_start + int(kept[cut_seg].end_s * SAMPLE_RATE_HZ)
+        if cut <= self._utt_start or cut >= req.end_sample - self._origin:
+            return
+        self._committed.append(" ".join(stable[:n_words]))
+        self.segments_committed += cut_seg + 1
+        self._utt_start = cut
+        self._last_pass_end = max(self._last_pass_end, cut)
+        self._agreement.stable = list(stable[n_words:])
+        self._agreement.previous = list(hyp[n_words:])
+        self._hyp = list(hyp[n_words:])
+        self._hyp_end = max(self._hyp_end, cut)
+        self._buf.drop_before(cut)
 
     def _maybe_trim(self, req: DecodeRequest, kept: list[Segment]) -> list[Segment]:
         """Past max_utterance_ms, commit the finished segments of this pass and cut their audio.
@@ -535,6 +713,7 @@ class StreamPolicy:
         self._utt_start = cut
         self._last_pass_end = max(self._last_pass_end, cut)
         self._agreement.reset()
+        self._hyp, self._hyp_end, self._hyp_agreed = [], 0, False
         self._buf.drop_before(cut)
         return rest
 
@@ -545,7 +724,11 @@ class StreamPolicy:
             return []
         end = self._buf.end
         self._drop_speculative()
-        final = self._final_request(end, list(self._committed))
+        final = self._final(end, None, speculative=False)
         # The same speech goes on as a new utterance.
         self._begin(end)
         return [final] if final else []
+
+
+def _same_words(a: Sequence[str], b: Sequence[str]) -> bool:
+    return len(a) == len(b) and common_prefix_len(a, b) == len(a)

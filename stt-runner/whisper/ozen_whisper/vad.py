@@ -71,6 +71,8 @@ class VadEvent:
     kind: Literal["start", "end", "pause", "resume"]
     sample: int
     """Stream sample (8 kHz) where speech starts (padded earlier) or ends (padded later)."""
+    speech_end: int | None = None
+    """``pause`` and ``end``: the stream sample where the speech itself stopped (no padding)."""
 
 
 class VadStream:
@@ -147,13 +149,15 @@ class VadStream:
             silent = self._samples_done - self._temp_end
             if silent >= self._min_silence_samples:
                 end = min(self._temp_end + self._pad_samples, self._samples_done)
-                self._temp_end = 0
+                speech_end, self._temp_end = self._temp_end, 0
                 self._triggered = False
                 self._paused = False
-                return VadEvent("end", end)
+                return VadEvent("end", end, speech_end=speech_end)
             if not self._paused and silent >= self._pause_samples:
                 self._paused = True
-                return VadEvent("pause", self._temp_end + self._pad_samples)
+                return VadEvent(
+                    "pause", self._temp_end + self._pad_samples, speech_end=self._temp_end
+                )
         return None
 
     def flush(self) -> list[VadEvent]:

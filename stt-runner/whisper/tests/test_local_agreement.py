@@ -8,10 +8,13 @@ from hypothesis import strategies as st
 from ozen_whisper.config import StreamConfig
 from ozen_whisper.streaming import (
     LocalAgreement,
+    PassWords,
     Segment,
+    collapse_repeats,
     common_prefix_len,
     join_text,
     keep_segment,
+    pass_words,
     words,
 )
 
@@ -100,3 +103,43 @@ def test_stable_only_grows_and_is_agreed_by_two_passes(hypotheses: list[list[str
             assert common_prefix_len(previous, hyp) >= len(stable)
         assert tail == hyp[len(stable) :]
         before, previous = stable, hyp
+
+
+def test_a_phrase_said_three_times_in_a_row_is_kept_once() -> None:
+    loop = words("אני חושב, אני חושב, אני חושב, אני חושב, שזה טוב")
+    assert collapse_repeats(loop) == words("אני חושב, שזה טוב")
+    assert collapse_repeats(words("I think. I think. I think so")) == words("I think. so")
+    # a phrase of four words or more, back to back, is a loop already at the second time
+    twice = words("I'm not sure if I'm going, I'm not sure if I'm going, to be here.")
+    assert collapse_repeats(twice) == words("I'm not sure if I'm going, to be here.")
+
+
+def test_real_repeats_stay() -> None:
+    for text in (
+        "no no no",
+        "press one or press two",
+        "bye bye",
+        "to lock or to unlock or to mute",
+    ):
+        assert collapse_repeats(words(text)) == words(text)
+    assert collapse_repeats(words("no no no no")) == ["no"]  # a single word: four times is a loop
+
+
+@given(st.lists(st.sampled_from(["a", "b", "c", "a.", "B"]), max_size=30))
+def test_collapsed_words_hold_no_loop_and_keep_their_order(ws: list[str]) -> None:
+    out = collapse_repeats(ws)
+    assert collapse_repeats(out) == out  # nothing left to cut
+    it = iter(ws)
+    assert all(any(w == x for x in it) for w in out)  # a subsequence of the input
+
+
+def test_pass_words_cuts_a_loop_and_drops_a_pass_that_still_loops() -> None:
+    cfg = StreamConfig()
+    looped = Segment("I'm not sure. I'm not sure. I'm not sure. I'm not sure.", 0, 3)
+    got = pass_words([looped], cfg)
+    assert got.words == words("I'm not sure.") and got.looped
+    clean = pass_words([Segment("hello there", 0, 1)], cfg)
+    assert clean.words == ["hello", "there"] and not clean.looped
+    # repetitive, but no phrase three times in a row: still compresses like a loop
+    weave = " ".join(f"la li la lo la li la lu {i % 2}" for i in range(12))
+    assert pass_words([Segment(weave, 0, 3)], cfg) == PassWords([], True)

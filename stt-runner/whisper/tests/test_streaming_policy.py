@@ -218,3 +218,90 @@ def test_resample_doubles_the_rate() -> None:
     out = resample_8k_to_16k(tone)
     assert out.dtype == np.float32 and abs(len(out) - 16000) <= 1
     assert abs(float(np.abs(out[1000:15000]).max()) - 1.0) < 0.05
+
+
+def agreeing_passes(p: StreamPolicy, text: str, until_ms: int) -> None:
+    """Two partial passes that say ``text``, the second over the audio up to ``until_ms``."""
+    for _ in range(2):
+        req = p.take_partial()
+        assert req is not None
+        p.on_partial(req, [seg(text)], 40)
+        have = p.pending_new_ms()
+        p.feed(chunk(max(0, until_ms - (req.end_sample // MS) - have)), [])
+
+
+def test_the_final_comes_from_two_agreeing_partials_that_heard_the_speech_to_its_end() -> None:
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    p.feed(chunk(900), [VadEvent("start", 0)])
+    agreeing_passes(p, "please enter your password", 1000)
+    assert p.awaiting_first_partial() is False
+    # the speech stopped at 950 ms; the pass over 0..1000 ms heard it all
+    outs, finals = p.feed(chunk(100), [VadEvent("pause", 1050 * MS, speech_end=950 * MS)])
+    assert finals == []  # nothing to decode
+    outs, finals = p.feed(chunk(200), [VadEvent("end", 1050 * MS, speech_end=950 * MS)])
+    assert finals == []
+    assert outs == [
+        VadOut("end", 1050),
+        FinalOut(0, "please enter your password", 0, 1050, 0, 1, from_partials=True),
+    ]
+    assert p.finals_from_partials == 1 and p.finals_requested == 1
+
+
+def test_partials_that_disagree_or_stopped_short_get_a_decoded_final() -> None:
+    disagree = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    disagree.feed(chunk(900), [VadEvent("start", 0)])
+    r1 = disagree.take_partial()
+    assert r1 is not None
+    disagree.on_partial(r1, [seg("please enter your pass")], 40)
+    disagree.feed(chunk(100), [])
+    r2 = disagree.take_partial()
+    assert r2 is not None
+    disagree.on_partial(r2, [seg("please enter your password")], 40)
+    _, (spec,) = disagree.feed(chunk(100), [VadEvent("pause", 1050 * MS, speech_end=950 * MS)])
+    assert spec.kind == "final" and spec.beam == 5
+
+    short = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    short.feed(chunk(600), [VadEvent("start", 0)])
+    agreeing_passes(short, "please enter", 700)
+    # the speech went on to 950 ms: the passes over 0..700 ms did not hear its end
+    _, (spec,) = short.feed(chunk(400), [VadEvent("pause", 1050 * MS, speech_end=950 * MS)])
+    assert spec.kind == "final"
+    assert short.finals_from_partials == 0
+
+
+def test_the_first_partial_of_an_utterance_is_awaited_until_one_shows_text() -> None:
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    assert not p.awaiting_first_partial()  # no utterance
+    p.feed(chunk(300), [VadEvent("start", 0)])
+    assert p.awaiting_first_partial()
+    req = p.take_partial()
+    assert req is not None
+    p.on_partial(req, [], 30)  # nothing heard yet
+    assert p.awaiting_first_partial()
+    p.feed(chunk(100), [])
+    req = p.take_partial()
+    assert req is not None
+    p.on_partial(req, [seg("hello")], 30)
+    assert not p.awaiting_first_partial()
+
+
+def test_committed_segments_are_cut_off_and_move_to_the_prompt() -> None:
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100, commit_stable_segments=True)
+    p.feed(chunk(3000), [VadEvent("start", 0)])
+    two = [seg("Please enter your password.", 0.0, 1.8), seg("Followed by", 1.8, 3.0)]
+    for _ in range(2):
+        req = p.take_partial()
+        assert req is not None and req.start_sample == 0
+        (out,) = p.on_partial(req, two, 40)
+        p.feed(chunk(100), [])
+    assert isinstance(out, PartialOut)
+    assert out.text == "Please enter your password. Followed by"
+    assert p.segments_committed == 1
+    nxt = p.take_partial()
+    assert nxt is not None
+    assert nxt.start_sample == 1800 * MS  # only the audio after the committed segment
+    assert nxt.prompt == "earlier Please enter your password."
+    (out,) = p.on_partial(nxt, [seg("Followed by the pound key.", 0.0, 1.3)], 40)
+    assert isinstance(out, PartialOut)
+    assert out.text == "Please enter your password. Followed by the pound key."
+    assert out.stable.startswith("Please enter your password. Followed by")

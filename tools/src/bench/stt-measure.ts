@@ -19,6 +19,9 @@
  *   and is reported as unfinalised.
  * - **Partial interval**: time between consecutive partials with new text within one turn
  *   (a partial belongs to the turn its `audioEndMs` falls in).
+ * - **Turn trace** (the details file): per turn, when its first text came (ms after the onset),
+ *   when each of its partials with new text came (ms after the onset), when its last final came
+ *   (ms after the turn's end) and whether a final reached its end.
  */
 import { percentile } from "@ozen/shared";
 
@@ -53,6 +56,19 @@ export interface CallTrace {
   readonly closedAtMs: number;
 }
 
+/** What one turn saw, for the details file (all times ms, rounded). */
+export interface TurnTrace {
+  readonly start_ms: number;
+  readonly end_ms: number;
+  /** First text after the onset (the TTFP); null when none came. */
+  readonly first_text_ms: number | null;
+  /** Each partial with new text, ms after the onset. */
+  readonly partial_ms: number[];
+  /** The turn's last final, ms after the turn's end (the TTFS); null when no final covered it. */
+  readonly final_ms: number | null;
+  readonly finalised: boolean;
+}
+
 export interface CallMeasures {
   readonly ttfpMs: number[];
   readonly ttfsMs: number[];
@@ -62,6 +78,7 @@ export interface CallMeasures {
   /** Turns no final covered (their TTFS is the close bound). */
   readonly turnsUnfinalised: number;
   readonly turns: number;
+  readonly turnTraces: TurnTrace[];
 }
 
 /** Turns from reference speech segments `[startMs, endMs]`: segments closer than `gapMs` merge. */
@@ -90,6 +107,9 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
   const ttfsMs: number[] = [];
   let turnsWithoutResult = 0;
   let turnsUnfinalised = 0;
+  const firstText: (number | null)[] = [];
+  const finalAt: (number | null)[] = [];
+  const finalised: boolean[] = [];
 
   for (const turn of turns) {
     const onset = wallAt(trace.frameSentAtMs, turn.startMs);
@@ -106,6 +126,7 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
     }
     if (first === undefined) turnsWithoutResult++;
     else ttfpMs.push(first - onset);
+    firstText.push(first === undefined ? null : Math.round(first - onset));
 
     let lastFinal: number | undefined;
     let reachesEnd = false;
@@ -121,9 +142,12 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
       turnsUnfinalised++;
       ttfsMs.push(trace.closedAtMs - end);
     } else ttfsMs.push(lastFinal - end);
+    finalAt.push(lastFinal === undefined ? null : Math.round(lastFinal - end));
+    finalised.push(lastFinal !== undefined && reachesEnd);
   }
 
   const partialIntervalsMs: number[] = [];
+  const partialsByTurn = turns.map((): number[] => []);
   const lastByTurn = new Map<number, { atMs: number; text: string }>();
   for (const o of obs) {
     if (o.kind !== "partial" || !o.text.trim()) continue;
@@ -133,8 +157,25 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
     if (prev && prev.text === o.text.trim()) continue;
     if (prev) partialIntervalsMs.push(o.atMs - prev.atMs);
     lastByTurn.set(t, { atMs: o.atMs, text: o.text.trim() });
+    partialsByTurn[t]!.push(Math.round(o.atMs - wallAt(trace.frameSentAtMs, turns[t]!.startMs)));
   }
-  return { ttfpMs, ttfsMs, partialIntervalsMs, turnsWithoutResult, turnsUnfinalised, turns: turns.length };
+  const turnTraces = turns.map((turn, i) => ({
+    start_ms: Math.round(turn.startMs),
+    end_ms: Math.round(turn.endMs),
+    first_text_ms: firstText[i]!,
+    partial_ms: partialsByTurn[i]!,
+    final_ms: finalAt[i]!,
+    finalised: finalised[i]!,
+  }));
+  return {
+    ttfpMs,
+    ttfsMs,
+    partialIntervalsMs,
+    turnsWithoutResult,
+    turnsUnfinalised,
+    turns: turns.length,
+    turnTraces,
+  };
 }
 
 /** The turn whose span [start, next start) holds `ms`, or -1 before the first. */
@@ -151,11 +192,16 @@ export interface SetFigures {
   ttfp_ms_p50: number | null;
   ttfp_ms_p95: number | null;
   partial_interval_ms_p50: number | null;
+  partial_interval_ms_p95: number | null;
   ttfs_ms_p50: number | null;
   ttfs_ms_p95: number | null;
   wer: number | null;
   wer_offline: number | null;
+  /** CPU seconds while the calls' audio played (each call's first frame to its last, the trailing
+   * silence included) over the seconds of audio played. */
   cpu_s_per_audio_s: number | null;
+  /** CPU seconds over wall seconds of the whole set's run (calls, waits for their last finals). */
+  cores_used: number | null;
 }
 
 /** Merges the calls of one set into its figures; WER and CPU are computed by the caller. */
@@ -163,6 +209,7 @@ export function setLatencies(calls: readonly CallMeasures[]): {
   ttfp_ms_p50: number | null;
   ttfp_ms_p95: number | null;
   partial_interval_ms_p50: number | null;
+  partial_interval_ms_p95: number | null;
   ttfs_ms_p50: number | null;
   ttfs_ms_p95: number | null;
 } {
@@ -173,6 +220,7 @@ export function setLatencies(calls: readonly CallMeasures[]): {
     ttfp_ms_p50: round(percentile(ttfp, 0.5)),
     ttfp_ms_p95: round(percentile(ttfp, 0.95)),
     partial_interval_ms_p50: round(percentile(intervals, 0.5)),
+    partial_interval_ms_p95: round(percentile(intervals, 0.95)),
     ttfs_ms_p50: round(percentile(ttfs, 0.5)),
     ttfs_ms_p95: round(percentile(ttfs, 0.95)),
   };

@@ -2,6 +2,10 @@
  * The evaluation sets of `../shared/data` as (audio file, reference text) pairs, whatever way each
  * set writes its references: `transcripts.json` (`[{file, text}]`), a Sphinx `transcription`
  * file (`<s> text </s> (fileid)`), or `NAME.expected.txt` / `NAME.txt` beside `NAME.wav`.
+ *
+ * A set's language is read from the set: a `language` field on the entries of
+ * `transcripts.json`, or a `language: he` line in the set's README (`README.md`, `README.txt`,
+ * `README`); a set that says neither is Hebrew under a `he/` folder, else English.
  */
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -20,8 +24,39 @@ export interface EvalSet {
   readonly dir: string;
   readonly language: WerLanguage;
   readonly items: SetItem[];
-  /** Audio files that have no reference (left out). */
+  /** Audio files that have no reference (left out, and reported). */
   readonly unreferenced: string[];
+  /** Where the language came from. */
+  readonly languageFrom: "option" | "transcripts.json" | "README" | "folder";
+}
+
+const LANGUAGES: readonly WerLanguage[] = ["he", "en"];
+const README_LANGUAGE = /^[\s*#>-]*language\s*\**\s*[:=]\s*\**\s*([a-z]{2,3})\b/im;
+
+function asLanguage(value: string, where: string): WerLanguage {
+  const v = value.toLowerCase() === "iw" ? "he" : value.toLowerCase();
+  if (!(LANGUAGES as readonly string[]).includes(v)) {
+    throw new Error(`${where} says language ${JSON.stringify(value)}; the benchmark knows ${LANGUAGES.join(", ")}`);
+  }
+  return v as WerLanguage;
+}
+
+/** The language the set itself states (transcripts.json, then its README), if any. */
+function statedLanguage(
+  dir: string,
+  entries: readonly { language?: unknown }[],
+): { language: WerLanguage; from: "transcripts.json" | "README" } | undefined {
+  const stated = new Set(entries.map((e) => e.language).filter((l): l is string => typeof l === "string"));
+  if (stated.size > 1) throw new Error(`${dir}/transcripts.json mixes languages: ${[...stated].join(", ")}`);
+  if (stated.size === 1)
+    return { language: asLanguage([...stated][0]!, `${dir}/transcripts.json`), from: "transcripts.json" };
+  for (const readme of ["README.md", "README.txt", "README"]) {
+    const file = path.join(dir, readme);
+    if (!existsSync(file)) continue;
+    const m = README_LANGUAGE.exec(readFileSync(file, "utf8"));
+    if (m) return { language: asLanguage(m[1]!, file), from: "README" };
+  }
+  return undefined;
 }
 
 // Speaker labels of the dialog references (`דובר 1:`, `Speaker 2:`) are not spoken.
@@ -39,10 +74,12 @@ export function loadSet(dir: string, language?: WerLanguage): EvalSet {
   const name = abs.split(path.sep).slice(-2).join("/");
   const refs = new Map<string, string>();
   const json = path.join(abs, "transcripts.json");
+  let entries: { file?: unknown; text?: unknown; language?: unknown }[] = [];
   if (existsSync(json)) {
     const list = JSON.parse(readFileSync(json, "utf8")) as unknown;
     if (!Array.isArray(list)) throw new Error(`${json} is not a JSON array`);
-    for (const e of list as { file?: unknown; text?: unknown }[]) {
+    entries = list as typeof entries;
+    for (const e of entries) {
       if (typeof e.file === "string" && typeof e.text === "string") refs.set(e.file, e.text);
     }
   }
@@ -67,6 +104,9 @@ export function loadSet(dir: string, language?: WerLanguage): EvalSet {
     if (ref === undefined) unreferenced.push(f);
     else items.push({ id: f, audioPath: path.join(abs, f), reference: spokenReference(ref) });
   }
-  const lang: WerLanguage = language ?? (/(^|\/)he\//.test(name + "/") ? "he" : "en");
-  return { name, dir: abs, language: lang, items, unreferenced };
+  const stated = statedLanguage(abs, entries);
+  if (language) return { name, dir: abs, language, items, unreferenced, languageFrom: "option" };
+  if (stated) return { name, dir: abs, language: stated.language, items, unreferenced, languageFrom: stated.from };
+  const lang: WerLanguage = /(^|\/)he\//.test(name + "/") ? "he" : "en";
+  return { name, dir: abs, language: lang, items, unreferenced, languageFrom: "folder" };
 }

@@ -4,12 +4,16 @@
  * worker -- against WhisperLive fed the same audio in the same run, and an offline beam-5 pass of
  * the same 8 kHz audio with the same model.
  *
- * Per set: TTFP, partial interval, TTFS (see stt-measure.ts for the definitions), WER of the finals
- * and of the offline pass (shared/src/metrics/wer.ts normalisation), CPU seconds per audio second
- * (runner + worker + workerd from /proc; for the anchor, its server). Then `max_realtime_calls`: N
- * concurrent calls (each ~30 s of the first set's short files joined with pauses) for N = 1, 2, 3,
- * 4, 6, 8, ... until TTFP p95 or TTFS p95 passes `LATENCY_LIMIT_MS` or a turn goes without a
- * final; the largest N that held.
+ * Per set: TTFP, partial interval (p50 and p95), TTFS (see stt-measure.ts for the definitions), WER
+ * of the finals and of the offline pass (shared/src/metrics/wer.ts normalisation), CPU seconds per
+ * audio second while the audio played (runner + worker + workerd from /proc, sampled at each
+ * call's first and last frame; for the anchor, its server) and the cores used over the whole run.
+ * Then `max_realtime_calls`: N concurrent calls (each ~30 s of the first set's short files joined
+ * with pauses) for N = 1, 2, 3, 4, 6, 8, ... until TTFP p95 or TTFS p95 passes `--ramp-p95-ms`
+ * (default `LATENCY_LIMIT_MS`) or a turn goes without a final; the largest N that held.
+ *
+ * A set's language is the set's own (stt-sets.ts), so Hebrew and English sets share a run; a WAV
+ * without a reference is reported (stderr and the details file), not measured.
  *
  * Every call ends with `--tail-s` seconds of silence (as a caller would pause before the agent
  * speaks), the same for both engines, so finals come from end-of-speech detection, not hang-up.
@@ -30,13 +34,13 @@ import { startLocalEdge } from "@ozen/edge/local";
 import { fail, parseCommand, positive } from "../args.js";
 import { BENCH_STT } from "../commands.js";
 import { loadAudio8k } from "../audio.js";
-import { newIdentity, placeCall } from "../simulator.js";
+import { FRAME_BYTES, FRAME_MS, newIdentity, placeCall } from "../simulator.js";
 import { benchPython, findModel, listModels, repoRoot, workerPython } from "../whisper-env.js";
 import type { ModelInfo } from "../whisper-env.js";
 import { allDescendants, cpuSecondsOf, findDescendants, spawnTs } from "./procs.js";
 import type { NodeChild } from "./procs.js";
 import { measureCall, round, setLatencies, turnsFromSpeech } from "./stt-measure.js";
-import type { CallMeasures, CallTrace, Observation, SetFigures, Turn } from "./stt-measure.js";
+import type { CallMeasures, CallTrace, Observation, SetFigures, Turn, TurnTrace } from "./stt-measure.js";
 import { loadSet } from "./stt-sets.js";
 import { newRelaySecret } from "../relay-secret.js";
 import type { EvalSet } from "./stt-sets.js";
@@ -45,8 +49,9 @@ import type { WhisperLiveServer } from "./whisperlive.js";
 
 const AUTH = "bench-auth-token";
 const API = "bench-api-token";
-/** A concurrency level holds while TTFP p95 and TTFS p95 stay at or under this, every turn finalised. */
+/** By default a concurrency level holds while TTFP p95 and TTFS p95 stay at or under this, every turn finalised. */
 export const LATENCY_LIMIT_MS = 2000;
+
 const LEVELS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32];
 /** The call of the concurrency ramp: short files (many turns) of the first set joined to at least this long. */
 const RAMP_CALL_S = 30;
@@ -186,6 +191,10 @@ function finalText(events: Iterable<EdgeEvent>): string {
 interface OzenCall extends CallTrace {
   readonly text: string;
   readonly callSid: string;
+  /** CPU seconds (`cpu`) from the first frame sent to the last; null without `cpu`. */
+  readonly cpuS: number | null;
+  /** Audio played, s (the trailing silence included). */
+  readonly playedS: number;
 }
 
 /** Collects a call's events from the edge while it runs (the edge keeps the last 500 only). */
@@ -205,9 +214,17 @@ class EventCollector {
   }
 }
 
-async function ozenCall(edgeUrl: string, mulaw: Uint8Array, identity?: { callSid: string }): Promise<OzenCall> {
+/**
+ * One call of `mulaw` at real-time pace; `cpu` (CPU seconds of the measured processes) is sampled
+ * when its first frame and its last frame are sent, so the call's CPU is counted over the same
+ * window as the audio it played.
+ */
+async function ozenCall(edgeUrl: string, mulaw: Uint8Array, cpu?: () => number): Promise<OzenCall> {
   const frameSentAtMs: number[] = [];
-  const id = identity ? { ...newIdentity(), ...identity } : newIdentity();
+  const totalFrames = Math.floor(mulaw.length / FRAME_BYTES);
+  let cpuStart: number | undefined;
+  let cpuEnd: number | undefined;
+  const id = newIdentity();
   const collector = new EventCollector(edgeUrl, id.callSid);
   const timer = setInterval(() => void collector.poll().catch(() => {}), 3000);
   try {
@@ -216,7 +233,11 @@ async function ozenCall(edgeUrl: string, mulaw: Uint8Array, identity?: { callSid
       authToken: AUTH,
       audio: mulaw,
       identity: id,
-      onFrameSent: () => frameSentAtMs.push(Date.now()),
+      onFrameSent: () => {
+        frameSentAtMs.push(Date.now());
+        if (cpu && frameSentAtMs.length === 1) cpuStart = cpu();
+        if (cpu && frameSentAtMs.length === totalFrames) cpuEnd = cpu();
+      },
     });
   } finally {
     clearInterval(timer);
@@ -231,6 +252,8 @@ async function ozenCall(edgeUrl: string, mulaw: Uint8Array, identity?: { callSid
     closedAtMs,
     text: finalText(events),
     callSid: id.callSid,
+    cpuS: cpuStart !== undefined && cpuEnd !== undefined ? cpuEnd - cpuStart : null,
+    playedS: (frameSentAtMs.length * FRAME_MS) / 1000,
   };
 }
 
@@ -289,6 +312,8 @@ interface FileResult {
   ttfs_ms: number[];
   unfinalised_turns: number;
   turns_without_result: number;
+  /** Per turn: first text, partials and last final (stt-measure.ts `TurnTrace`). */
+  turn_traces: TurnTrace[];
   /** null when the file's reference is empty. */
   wer: number | null;
   text: string;
@@ -302,23 +327,34 @@ interface SetRun {
   wall_s: number;
 }
 
+/** CPU over a set's run: the total over its wall time, and each call's while its audio played. */
+interface RunCpu {
+  readonly cpuS: number;
+  readonly wallS: number;
+}
+
+type MeasuredCall = CallTrace & { text: string; cpuS: number | null; playedS: number };
+
 function summarise(
   set: EvalSet,
   files: PreparedFile[],
-  traces: (CallTrace & { text: string })[],
-  cpuS: number | null,
+  traces: MeasuredCall[],
+  run: RunCpu | null,
   offlineErrors: WordErrors[],
 ): SetRun & { measures: CallMeasures[] } {
   const measures = traces.map((t, i) => measureCall(files[i]!.turns, t));
   const errors = traces.map((t, i) => transcriptErrors(files[i]!.reference, t.text, set.language));
   const audioS = files.reduce((s, f) => s + f.audioS, 0);
+  const playedCpuS = traces.every((t) => t.cpuS !== null) ? traces.reduce((s, t) => s + t.cpuS!, 0) : null;
+  const playedS = traces.reduce((s, t) => s + t.playedS, 0);
   const figures: SetFigures = {
     files: files.length,
     audio_s: round(audioS, 1)!,
     ...setLatencies(measures),
     wer: round(pooledWer(referenced(errors)), 4),
     wer_offline: round(pooledWer(referenced(offlineErrors)), 4),
-    cpu_s_per_audio_s: cpuS === null ? null : round(cpuS / audioS, 3),
+    cpu_s_per_audio_s: playedCpuS === null || playedS === 0 ? null : round(playedCpuS / playedS, 3),
+    cores_used: run === null || run.wallS <= 0 ? null : round(run.cpuS / run.wallS, 3),
   };
   const fileResults = files.map((f, i) => {
     const e = errors[i]!;
@@ -330,12 +366,19 @@ function summarise(
       ttfs_ms: measures[i]!.ttfsMs.map((x) => Math.round(x)),
       unfinalised_turns: measures[i]!.turnsUnfinalised,
       turns_without_result: measures[i]!.turnsWithoutResult,
+      turn_traces: measures[i]!.turnTraces,
       wer: e.referenceWords ? round((e.substitutions + e.deletions + e.insertions) / e.referenceWords, 4) : null,
       text: traces[i]!.text,
       reference: f.reference,
     };
   });
-  return { figures, files: fileResults, cpu_s: round(cpuS ?? 0, 2)!, wall_s: 0, measures };
+  return {
+    figures,
+    files: fileResults,
+    cpu_s: round(run?.cpuS ?? 0, 2)!,
+    wall_s: round(run?.wallS ?? 0, 1)!,
+    measures,
+  };
 }
 
 /**
@@ -357,6 +400,7 @@ export async function benchStt(argv: string[]): Promise<void> {
   const tailS = positive("tail-s", values["tail-s"], 3, true);
   const maxCalls = positive("max-calls", values["max-calls"], 8, true);
   const anchorWaitS = positive("anchor-wait-s", values["anchor-wait-s"], 10, true);
+  const rampP95Ms = positive("ramp-p95-ms", values["ramp-p95-ms"], LATENCY_LIMIT_MS);
   const engine = values.engine;
 
   const python = workerPython();
@@ -376,6 +420,10 @@ export async function benchStt(argv: string[]): Promise<void> {
       const s = loadSet(d, values.language as WerLanguage | undefined);
       if (!model.multilingual && s.language !== "en")
         log(`warning: ${model.name} is English-only; ${s.name} is ${s.language}`);
+      if (s.unreferenced.length)
+        log(
+          `${s.name}: ${s.unreferenced.length} WAV(s) without a reference, not measured: ${s.unreferenced.join(", ")}`,
+        );
       return { ...s, items: s.items.slice(0, maxFiles) };
     } catch (e) {
       return fail((e as Error).message);
@@ -431,6 +479,12 @@ export async function benchStt(argv: string[]): Promise<void> {
     },
   });
   const workerdPids = findDescendants(process.pid, "workerd");
+  /** The processes whose CPU the ozen path costs: the runner, its worker, workerd. */
+  const pidsOf = (runner: Runner) => () => [
+    runner.proc.child.pid!,
+    ...allDescendants(runner.proc.child.pid!),
+    ...workerdPids,
+  ];
   let wl: WhisperLiveServer | undefined;
   const result: Record<string, unknown> = { engine, model: model.name, sets: {}, max_realtime_calls: null };
   const details: Record<string, unknown> = {
@@ -443,7 +497,11 @@ export async function benchStt(argv: string[]): Promise<void> {
     anchor_wait_s: anchorWaitS,
     definitions: {
       turn_gap_ms: 1000,
-      latency_limit_ms: LATENCY_LIMIT_MS,
+      ramp_p95_limit_ms: rampP95Ms,
+      cpu_s_per_audio_s:
+        "CPU of the runner, the worker and workerd from each call's first frame sent to its last (the trailing silence included), over the audio those frames carried",
+      cores_used:
+        "CPU of the same processes over the wall time of the set's whole run (calls and the waits for their last finals)",
       reference_speech:
         "Silero VAD (faster-whisper's ONNX) on the 8 kHz audio upsampled with soxr, threshold 0.5, 100 ms min silence, no padding",
       offline: "faster-whisper, same model directory, int8, beam 5, temperature 0, language forced, whole file",
@@ -458,20 +516,24 @@ export async function benchStt(argv: string[]): Promise<void> {
       log(`${set.name}: ${files.length} calls through edge -> runner (${engine}, ${model.name}, ${set.language}) ...`);
       const runner = await startRunner(engine, runnerPort, model, set.language);
       const traces: OzenCall[] = [];
-      let cpuS: number;
+      let cpu: RunCpu;
       const t0 = Date.now();
       try {
-        const pids = () => [runner.proc.child.pid!, ...allDescendants(runner.proc.child.pid!), ...workerdPids];
-        const cpu0 = cpuSecondsOf(pids());
-        for (const f of files) traces.push(await ozenCall(edgeUrl, withSilence(f.mulaw, tailS)));
-        cpuS = cpuSecondsOf(pids()) - cpu0;
+        const pids = pidsOf(runner);
+        const cpuNow = () => cpuSecondsOf(pids());
+        const cpu0 = cpuNow();
+        for (const f of files) traces.push(await ozenCall(edgeUrl, withSilence(f.mulaw, tailS), cpuNow));
+        cpu = { cpuS: cpuNow() - cpu0, wallS: (Date.now() - t0) / 1000 };
       } finally {
         await runner.stop();
       }
-      const run = summarise(set, files, traces, cpuS, offlineErrors.get(set.name)!);
+      const run = summarise(set, files, traces, cpu, offlineErrors.get(set.name)!);
       (result["sets"] as Record<string, SetFigures>)[set.name] = run.figures;
       (details["sets"] as Record<string, unknown>)[set.name] = {
         ...run.figures,
+        language: set.language,
+        language_from: set.languageFrom,
+        unreferenced: set.unreferenced,
         wall_s: (Date.now() - t0) / 1000,
         cpu_s: run.cpu_s,
         unfinalised_turns: run.files.reduce((n, f) => n + f.unfinalised_turns, 0),
@@ -486,7 +548,8 @@ export async function benchStt(argv: string[]): Promise<void> {
         }
         log(`${set.name}: ${files.length} sessions through WhisperLive (${model.name}) ...`);
         const wlPids = () => [wl!.pid, ...allDescendants(wl!.pid)];
-        const cpu0 = cpuSecondsOf(wlPids());
+        const wlCpu = () => cpuSecondsOf(wlPids());
+        const cpu0 = wlCpu();
         const t1 = Date.now();
         const sessions = [];
         for (const [i, f] of files.entries()) {
@@ -498,10 +561,12 @@ export async function benchStt(argv: string[]): Promise<void> {
               modelDir: model.path,
               uid: `bench-${set.name}-${i}`,
               maxExtraS: anchorWaitS,
+              cpu: wlCpu,
             }),
           );
         }
-        const anchorRun = summarise(set, files, sessions, cpuSecondsOf(wlPids()) - cpu0, offlineErrors.get(set.name)!);
+        const anchorCpu = { cpuS: wlCpu() - cpu0, wallS: (Date.now() - t1) / 1000 };
+        const anchorRun = summarise(set, files, sessions, anchorCpu, offlineErrors.get(set.name)!);
         anchorSets[set.name] = anchorRun.figures;
         (details["anchor"] as Record<string, unknown>)[set.name] = {
           ...anchorRun.figures,
@@ -529,7 +594,7 @@ export async function benchStt(argv: string[]): Promise<void> {
       let best = 0;
       try {
         for (const n of LEVELS.filter((l) => l <= maxCalls)) {
-          const level = await rampLevel(edgeUrl, ramp, n);
+          const level = await rampLevel(edgeUrl, ramp, n, rampP95Ms, pidsOf(runner));
           levels.push(level);
           log(`  ${n} calls: ${JSON.stringify(level)}`);
           if (!level.holds) break;
@@ -597,25 +662,23 @@ function rampCall(files: readonly PreparedFile[], tailS: number): RampCall {
   return { mulaw: withSilence(joined, tailS), turns, audioS: offsetMs / 1000 };
 }
 
-async function rampLevel(edgeUrl: string, call: RampCall, n: number) {
+async function rampLevel(edgeUrl: string, call: RampCall, n: number, limitMs: number, pids: () => number[]) {
+  const cpu0 = cpuSecondsOf(pids());
+  const t0 = Date.now();
   const calls = await Promise.all(
     Array.from({ length: n }, async (_, i) => {
       await new Promise((r) => setTimeout(r, (i * 1000) / n)); // calls do not start in the same instant
       return ozenCall(edgeUrl, call.mulaw);
     }),
   );
+  const coresUsed = (cpuSecondsOf(pids()) - cpu0) / ((Date.now() - t0) / 1000);
   const measures = calls.map((c) => measureCall(call.turns, c));
   const ttfp = measures.flatMap((m) => m.ttfpMs);
   const ttfs = measures.flatMap((m) => m.ttfsMs);
   const unfinalised = measures.reduce((s, m) => s + m.turnsUnfinalised, 0);
   const ttfpP95 = percentile(ttfp, 0.95);
   const ttfsP95 = percentile(ttfs, 0.95);
-  const holds =
-    unfinalised === 0 &&
-    ttfpP95 !== null &&
-    ttfsP95 !== null &&
-    ttfpP95 <= LATENCY_LIMIT_MS &&
-    ttfsP95 <= LATENCY_LIMIT_MS;
+  const holds = unfinalised === 0 && ttfpP95 !== null && ttfsP95 !== null && ttfpP95 <= limitMs && ttfsP95 <= limitMs;
   return {
     calls: n,
     holds,
@@ -623,7 +686,15 @@ async function rampLevel(edgeUrl: string, call: RampCall, n: number) {
     ttfp_ms_p95: round(ttfpP95),
     ttfs_ms_p50: round(percentile(ttfs, 0.5)),
     ttfs_ms_p95: round(ttfsP95),
+    partial_interval_ms_p50: round(
+      percentile(
+        measures.flatMap((m) => m.partialIntervalsMs),
+        0.5,
+      ),
+    ),
     unfinalised_turns: unfinalised,
     turns: measures.reduce((s, m) => s + m.turns, 0),
+    cores_used: round(coresUsed, 2),
+    load_avg_1m: round(os.loadavg()[0]!, 2),
   };
 }

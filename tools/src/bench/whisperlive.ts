@@ -171,6 +171,10 @@ export class WhisperLiveTranscript {
 
 export interface AnchorSession extends CallTrace {
   readonly text: string;
+  /** CPU seconds (`cpu`) between the first frame sent and the last; null without `cpu`. */
+  readonly cpuS: number | null;
+  /** Audio sent, s (the extra silence included). */
+  readonly playedS: number;
 }
 
 /** One file through WhisperLive at real-time pace, then `END_OF_AUDIO`. */
@@ -189,6 +193,8 @@ export async function streamToWhisperLive(o: {
    * times, and stops decoding at END_OF_AUDIO, so hanging up at once would cut its transcript.
    */
   maxExtraS?: number;
+  /** Reads the server's CPU seconds, sampled at the first and the last frame sent. */
+  cpu?: () => number;
 }): Promise<AnchorSession> {
   const audio = mulawTo16kFloat(o.mulaw);
   const samplesPerFrame = (16000 * FRAME_MS) / 1000;
@@ -235,6 +241,7 @@ export async function streamToWhisperLive(o: {
   ]);
 
   const frameSentAtMs: number[] = [];
+  let cpuStart: number | undefined;
   const t0 = performance.now();
   await new Promise<void>((resolve) => {
     const tick = () => {
@@ -246,15 +253,24 @@ export async function streamToWhisperLive(o: {
         const chunk = i < frames ? audio.slice(i * samplesPerFrame, (i + 1) * samplesPerFrame) : silence;
         ws.send(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
         frameSentAtMs.push(Date.now());
+        if (i === 0 && o.cpu) cpuStart = o.cpu();
         if (i >= frames && !transcript.pending()) break;
       }
       setTimeout(tick, Math.max(1, FRAME_MS * frameSentAtMs.length - (performance.now() - t0)));
     };
     tick();
   });
+  const cpuS = o.cpu && cpuStart !== undefined ? o.cpu() - cpuStart : null;
   if (ws.readyState === WebSocket.OPEN) ws.send(Buffer.from("END_OF_AUDIO"));
   await Promise.race([closed, new Promise((r) => setTimeout(r, o.drainMs ?? 2000))]);
   const closedAtMs = Date.now();
   if (ws.readyState === WebSocket.OPEN) ws.close(1000);
-  return { frameSentAtMs, observations: transcript.observations, closedAtMs, text: transcript.text() };
+  return {
+    frameSentAtMs,
+    observations: transcript.observations,
+    closedAtMs,
+    text: transcript.text(),
+    cpuS,
+    playedS: (frameSentAtMs.length * FRAME_MS) / 1000,
+  };
 }

@@ -5,6 +5,7 @@
 import type { RelayStart } from "@ozen/shared";
 import type { Engine, EngineListener } from "../engine.js";
 import { callHints, callLanguage, workerCommandArgs } from "./config.js";
+import { WHISPER_PROFILE } from "./partial-text.js";
 import type { WhisperConfig } from "./config.js";
 import type { WorkerMessage } from "./protocol.js";
 import { WhisperSession, newWhisperSessionStats } from "./session.js";
@@ -50,6 +51,8 @@ const SESSION_KEYS = Object.keys(newWhisperSessionStats()) as (keyof WhisperSess
 
 export class WhisperEngine implements Engine {
   readonly name = "whisper";
+  /** Stated in each call's `call.started`: partials carry no punctuation (partial-text.ts). */
+  readonly profile = WHISPER_PROFILE;
   private readonly ended: WhisperSessionStats = newWhisperSessionStats();
   readonly sessions = new Set<WhisperSession>();
   private keySeq = 0;

@@ -223,6 +223,8 @@ export type WorkerMessage =
       audio_end_ms: number;
       decode_ms: number;
       beam: number;
+      /** `decode`: a final pass of its own; `partials`: the text of two agreeing partial passes (no decode). */
+      source?: "decode" | "partials";
     }
   | { type: "closed"; key: string }
   | { type: "error"; key?: string; code: string; message: string }

@@ -1,7 +1,7 @@
 /**
  * One call on the whisper worker (a `stream` session): call audio goes to the worker as it comes,
  * its partials become interims (the LocalAgreement-2 prefix as a stable segment, the rest as the
- * tail) and its finals finals, in call audio time.
+ * tail; punctuation removed, the fast profile) and its finals finals, in call audio time.
  *
  * The audio since the last final is kept (bounded by `replayMaxS`): when the worker dies and is
  * restarted, the session opens again on the new process and replays exactly that audio, so the
@@ -10,6 +10,7 @@
  */
 import { CallAudio } from "../call-audio.js";
 import type { EngineListener, EngineSession } from "../engine.js";
+import { withoutPunctuation } from "./partial-text.js";
 import type { WorkerMessage } from "./protocol.js";
 import type { WhisperWorker, WorkerSessionHandler } from "./worker.js";
 
@@ -124,9 +125,10 @@ export class WhisperSession implements EngineSession, WorkerSessionHandler {
     if (this.done) return;
     switch (m.type) {
       case "partial": {
-        const text = m.text.trim();
+        // the fast profile: no punctuation while the words are live (partial-text.ts)
+        const text = withoutPunctuation(m.text);
         if (!text) return;
-        const stable = m.stable.trim();
+        const stable = withoutPunctuation(m.stable);
         const tail = stable && text.startsWith(stable) ? text.slice(stable.length).trim() : text;
         const segments = stable && text.startsWith(stable) ? [{ text: stable, stability: 1 }] : [];
         if (tail) segments.push({ text: tail, stability: 0 });

@@ -1,0 +1,30 @@
+"""The worker's settings: flags to a validated config, and what depends on the model."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ozen_whisper.config import add_serve_arguments, resolve_greedy_finals, serve_config
+
+
+def parse(*flags: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_serve_arguments(p)
+    return p.parse_args(["--model", "tiny.en", *flags])
+
+
+def test_greedy_finals_are_on_for_english_only_models_and_off_for_multilingual_ones() -> None:
+    auto = serve_config(parse())
+    assert resolve_greedy_finals(auto, multilingual=False).stream.greedy_finals
+    assert not resolve_greedy_finals(auto, multilingual=True).stream.greedy_finals
+    forced = serve_config(parse("--greedy-finals", "on"))
+    assert resolve_greedy_finals(forced, multilingual=True).stream.greedy_finals
+    off = serve_config(parse("--greedy-finals", "off"))
+    assert not resolve_greedy_finals(off, multilingual=False).stream.greedy_finals
+
+
+def test_a_batch_under_one_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="--batch is 0, expected >= 1"):
+        serve_config(parse("--batch", "0"))
