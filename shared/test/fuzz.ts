@@ -81,6 +81,15 @@ function retyped(v: Json): Json {
   return Object.values(v);
 }
 
+/**
+ * A copy of an edit's value to put in the tree: later edits change the tree in place, and
+ * fast-check hands the same value to other runs while it shrinks; put in by reference, a value
+ * grew run after run until it held itself, and JSON.stringify threw on the cycle.
+ */
+function fresh(value: Json): Json {
+  return structuredClone(value);
+}
+
 /** Applies `edits` to a deep copy of `value`: a valid message, a little wrong. */
 export function mutateJson(value: unknown, edits: readonly JsonEdit[]): unknown {
   const root = { root: JSON.parse(JSON.stringify(value)) as Json };
@@ -96,16 +105,16 @@ export function mutateJson(value: unknown, edits: readonly JsonEdit[]): unknown 
         else if (n.key !== "root") Reflect.deleteProperty(parent, n.key);
         break;
       case "replace":
-        parent[n.key] = e.value;
+        parent[n.key] = fresh(e.value);
         break;
       case "retype":
         parent[n.key] = retyped(current);
         break;
       case "add":
-        if (Array.isArray(current)) current.push(e.value);
+        if (Array.isArray(current)) current.push(fresh(e.value));
         else if (current !== null && typeof current === "object")
           Object.defineProperty(current, e.key, {
-            value: e.value,
+            value: fresh(e.value),
             enumerable: true,
             writable: true,
             configurable: true,
