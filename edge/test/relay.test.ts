@@ -142,7 +142,37 @@ describe("runner outages", () => {
   });
 });
 
-describe("a runner that accepts and at once closes (1013, draining)", () => {
+describe("a draining runner that refuses the upgrade (HTTP 503, Retry-After)", () => {
+  it("is a failed dial for the edge: it backs off, redials, and the runner after it hears every block", async () => {
+    const first = await restartRunner();
+    // a call the first runner holds: it keeps the draining runner up while a new call dials it
+    const holder = await TwilioCall.start(edge);
+    const holding = holder.play(testAudio(150, 7), { speed: 1 });
+    await waitFor("5 blocks at the first runner", () => first.engine.samplesFed(holder.callSid) >= 5 * BLOCK_SAMPLES);
+    const drained = first.server.drain(2000); // the holder's edge keeps its old socket until the call moved
+    runner = undefined;
+    const call = await TwilioCall.start(edge);
+    const playing = call.play(testAudio(100, 8), { speed: 2 });
+    await statsUntil(call, "dials refused by the draining runner", (s) => s.relay.connectFailures >= 2);
+    expect(first.server.counters.callsRefused).toBeGreaterThanOrEqual(2);
+    expect(first.engine.sessionsFor(call.callSid)).toHaveLength(0);
+    await drained;
+    const second = await restartRunner();
+    expect(await playing).toBe(100);
+    expect(await call.hangUp()).toBe(1000);
+    expect(await holding).toBe(150);
+    expect(await holder.hangUp()).toBe(1000);
+
+    const session = await expectEngineHeard(second.engine, call);
+    expect(session.start.resumeFromSeq).toBe(0);
+    const s = await edge.callStats(call.callSid);
+    expect(s.relay).toMatchObject({ connects: 1, blocksDropped: 0, lostAtEnd: 0 });
+    await waitFor("the second runner to end the held call", () => second.engine.sessionsFor(holder.callSid)[0]?.ended);
+    expectHandover(first.engine.sessionFor(holder.callSid), second.engine.sessionFor(holder.callSid), holder);
+  });
+});
+
+describe("a runner that accepts and at once closes (1013)", () => {
   let refusing: WebSocketServer;
   const attempts: number[] = [];
   /** The close code the runner side saw: the edge's reply, or 1006 when it never answered. */

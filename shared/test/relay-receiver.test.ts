@@ -185,12 +185,14 @@ describe("a call across sockets", () => {
 });
 
 describe("admitting sockets", () => {
-  it("takes sockets while running and refuses them (goaway, 1013) while draining", () => {
+  it("takes sockets while running and refuses their upgrade (HTTP 503, Retry-After) while draining", () => {
     const counters = newRelayReceiverCounters();
     expect(admitSocket(false, counters)).toBeUndefined();
+    expect(counters.callsRefused).toBe(0);
     const refusal = admitSocket(true, counters)!;
-    expect(parsed(refusal.text)).toMatchObject({ type: "goaway" });
-    expect(refusal).toMatchObject({ code: 1013, reason: "try again later" });
+    expect(refusal).toMatchObject({ status: 503, reason: "draining" });
+    expect(refusal.retryAfterS).toBeGreaterThanOrEqual(1);
+    expect(refusal.message).toMatch(/shutting down/);
     expect(counters.callsRefused).toBe(1);
   });
 });

@@ -14,8 +14,10 @@
  * A call's session outlives its socket for `resumeGraceMs`, so an edge that reconnects and
  * replays unacknowledged blocks is deduplicated by seq: the engine sees every block once and in
  * order, and gets the events the call produced meanwhile first. On SIGTERM (`drain`) the runner
- * stops taking calls, tells every edge to move (`goaway`), and drops its engine sessions: the
- * edges replay what was not committed to the instance the platform routes them to.
+ * stops taking calls (a new upgrade is answered HTTP 503 with `Retry-After`, before the
+ * handshake, counted in `callsRefused`: the front end or the edge dials another instance), tells
+ * every edge to move (`goaway`), and drops its engine sessions: the edges replay what was not
+ * committed to the instance the platform routes them to.
  *
  * Admission by capacity: the runner holds at most `maxCalls` calls (OZEN_MAX_CALLS); the start of
  * a new call beyond it is closed 4007 (`admitCall`, counted in `startsAtCapacity`) and `/readyz`
@@ -312,6 +314,10 @@ export class RelayServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on("error", () => socket.destroy());
+    // the cheap check first: a draining runner refuses before it verifies anything (the front end
+    // may send the very same request, credential and all, to another instance, so its nonce is
+    // not spent here); a request that carries no credential at all is no edge's: 401 regardless
+    if (this.hasCredentialHeader(req) && this.refuseIfDraining(socket)) return;
     void this.authenticate(req).then((auth) => {
       if (!auth.ok) {
         this.relayAuthRefused[auth.reason]++;
@@ -319,11 +325,36 @@ export class RelayServer {
           reason: auth.reason,
           error: auth.message,
         });
-        refuseUpgrade(socket, 401, `relay credential refused (${auth.reason}): ${auth.message}`);
+        refuseUpgrade(socket, 401, `relay credential refused (${auth.reason}): ${auth.message}`, {
+          "WWW-Authenticate": 'OzenRelay realm="ozen-relay"',
+        });
         return;
       }
+      if (this.refuseIfDraining(socket)) return; // it began to drain while the credential was checked
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, auth.callSid));
     });
+  }
+
+  /** Whether `req` has one non-empty credential header (always true with relay authentication off). */
+  private hasCredentialHeader(req: IncomingMessage): boolean {
+    if (!this.o.relaySecret) return true;
+    const header = req.headers[RELAY_CREDENTIAL_HEADER.toLowerCase()];
+    return typeof header === "string" && header !== "";
+  }
+
+  /**
+   * While draining: answers the upgrade 503 with `Retry-After` (counted in `callsRefused`), before
+   * the handshake, so the front end or the edge dials another instance; returns whether it did.
+   */
+  private refuseIfDraining(socket: Duplex): boolean {
+    const refusal = admitSocket(this.draining, this.counters);
+    if (!refusal) return false;
+    this.logLimited("", `refused_${refusal.reason}`, "relay upgrade refused: the runner is draining", {
+      status: refusal.status,
+      retryAfterS: refusal.retryAfterS,
+    });
+    refuseUpgrade(socket, refusal.status, refusal.message, { "Retry-After": String(refusal.retryAfterS) });
+    return true;
   }
 
   private async authenticate(req: IncomingMessage): Promise<UpgradeAuth> {
@@ -345,12 +376,6 @@ export class RelayServer {
   // ---- sockets ----
 
   private onConnection(ws: WebSocket, credentialCallSid: string | undefined): void {
-    const refusal = admitSocket(this.draining, this.counters);
-    if (refusal) {
-      ws.send(refusal.text);
-      ws.close(refusal.code, refusal.reason);
-      return;
-    }
     const state: SocketState = { credentialCallSid, call: undefined };
     ws.on("message", (data: RawData, isBinary: boolean) => {
       if (ws.readyState !== ws.OPEN) return; // closing: what was in flight is not taken
@@ -500,8 +525,13 @@ export class RelayServer {
   }
 }
 
-/** Answers an upgrade with a plain HTTP error and closes the connection: no socket, no session. */
-function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+const STATUS_TEXT: Readonly<Record<number, string>> = { 401: "Unauthorized", 503: "Service Unavailable" };
+
+/**
+ * Answers an upgrade with a plain HTTP error (`headers` added) and closes the connection: no
+ * socket, no session.
+ */
+function refuseUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string>): void {
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -509,11 +539,13 @@ function refuseUpgrade(socket: Duplex, status: number, message: string): void {
   const body = `${message}\n`;
   socket.once("finish", () => socket.destroy());
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? "Unauthorized" : "Error"}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\n` +
       "Connection: close\r\n" +
       "Content-Type: text/plain; charset=utf-8\r\n" +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      'WWW-Authenticate: OzenRelay realm="ozen-relay"\r\n' +
+      Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join("") +
       "\r\n" +
       body,
   );

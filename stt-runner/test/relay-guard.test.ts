@@ -625,3 +625,69 @@ describe("a detached call's engine grace", () => {
     expect(server.engineSessions).toBe(1);
   });
 });
+
+/** The HTTP answer to an upgrade with `headers` that the runner refuses: its status and `Retry-After`. */
+function refusedUpgrade(
+  port: number,
+  headers: Record<string, string>,
+): Promise<{ status: number; retryAfter?: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/relay`, { headers });
+    ws.once("unexpected-response", (_req, res) => {
+      const retryAfter = res.headers["retry-after"];
+      resolve({ status: res.statusCode ?? 0, ...(retryAfter === undefined ? {} : { retryAfter }) });
+      ws.terminate();
+    });
+    ws.once("open", () => {
+      reject(new Error("the upgrade was taken"));
+      ws.close();
+    });
+    ws.once("error", (e) => {
+      if (!String(e).includes("Unexpected server response")) reject(e);
+    });
+  });
+}
+
+describe("a draining runner", () => {
+  it("refuses a new upgrade with HTTP 503 and Retry-After before the handshake, counted, no session; the open call gets goaway", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine);
+    const held = await connect(port, "CAheld");
+    held.send(encodeControl(startOf("CAheld")));
+    await waitFor("the held call's session", () => engine.sessions.length === 1);
+    const drained = server.drain(10_000); // waits for the held socket to go
+    await waitFor("goaway to the held call", () => held.messages.some((m) => m.type === "goaway"));
+
+    const fresh = await signRelayCredential(SECRET, "CAnew", Date.now());
+    expect(await refusedUpgrade(port, withCredential(fresh))).toEqual({ status: 503, retryAfter: "1" });
+    // the held call's own edge, redialling, is sent elsewhere too: its calls move
+    const own = await signRelayCredential(SECRET, "CAheld", Date.now());
+    expect(await refusedUpgrade(port, withCredential(own))).toEqual({ status: 503, retryAfter: "1" });
+    expect(server.counters.callsRefused).toBe(2);
+    expect(engine.sessions).toHaveLength(1);
+    expect(server.callState("CAnew")).toBeUndefined();
+    expect(await closeCode(held, 300), "goaway leaves the held call's socket open").toBe("still open");
+    held.ws.close();
+    await drained;
+  });
+
+  it("still answers an upgrade with no credential 401, and does not verify a credential it refuses anyway", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine);
+    const held = await connect(port, "CAheld");
+    held.send(encodeControl(startOf("CAheld")));
+    await waitFor("the held call's session", () => engine.sessions.length === 1);
+    const drained = server.drain(10_000);
+    await waitFor("goaway to the held call", () => held.messages.some((m) => m.type === "goaway"));
+
+    expect(await refusedUpgrade(port, {})).toEqual({ status: 401 });
+    expect(server.relayAuthRefused.missing).toBe(1);
+    const forged = await signRelayCredential("another-secret-0123456789", "CAx", Date.now());
+    expect(await refusedUpgrade(port, withCredential(forged))).toEqual({ status: 503, retryAfter: "1" });
+    expect(server.relayAuthRefused.bad_signature).toBe(0); // the cheap answer came first
+    expect(server.counters.callsRefused).toBe(1);
+    expect(engine.sessions).toHaveLength(1);
+    held.ws.close();
+    await drained;
+  });
+});

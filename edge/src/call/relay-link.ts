@@ -12,7 +12,8 @@
  * Affinity (`affinity`): the cookies the front end sets on an upgrade's response are kept for the
  * call and sent on its reconnects (`AffinityJar`), so a reconnect lands on the instance holding
  * the call's session. Capacity: a runner with no room closes 4007 (the front end may answer the
- * upgrade 429/503 itself); the link redials with backoff, keeping the audio, and `RunnerWait`
+ * upgrade 429/503 itself, and a draining runner answers 503); the link redials with backoff,
+ * keeping the audio, and `RunnerWait`
  * says when to tell the agent no runner takes the call, and when one did (`onRunnerWait`).
  */
 import {
@@ -315,8 +316,9 @@ export class RelayLink {
     if (this.leaving === undefined) {
       this.leaving = ws;
     } else {
-      // a second draining socket (a redial that reached the draining instance, refused 1013): the
-      // first one is held; this one is answered and let go
+      // a second draining socket (the redial reached an instance that began to drain too; one
+      // draining already answers a redial's upgrade 503): the first one is held; this one is
+      // answered and let go
       answerCloseFrame(ws);
     }
     if (this.sender.socketLost(Date.now()) === undefined) this.closeLeaving();

@@ -17,7 +17,8 @@
  * - a detached call (its socket gone) waits `resumeGraceMs` for the edge, then ends; its engine
  *   session only `engineGraceMs` (then it is parked: ended, its words kept, a new session opened
  *   when the edge comes back), since an edge that went to another instance cannot say so; a draining
- *   runner tells the call's edge to go elsewhere (`goaway`, close 1012) and sets no grace;
+ *   runner tells the call's edge to go elsewhere (`goaway`, close 1012) and sets no grace, and
+ *   refuses new sockets in their upgrade (`admitSocket`: HTTP 503 with `Retry-After`);
  * - when the call ends, everything the engine will say is said: all audio is committed;
  * - one socket carries one call (`admitStart`): the call its credential was signed for, one
  *   `start`; a second start, or a start for another call, closes the socket (RELAY_CLOSE);
@@ -43,7 +44,7 @@ export interface RelayReceiverCounters {
   callsResumed: number;
   /** Calls ended (stop from the edge, or no edge within the grace). */
   callsEnded: number;
-  /** Sockets refused because the runner was draining. */
+  /** Relay upgrades refused (HTTP 503, before the handshake) because the runner was draining. */
   callsRefused: number;
   /** Blocks fed to an engine. */
   blocks: number;
@@ -111,18 +112,37 @@ const GOAWAY_DRAINING: RelayClosing = {
   reason: "service restart",
 };
 
-/** A new socket while the runner drains: not taken. */
-const REFUSED_DRAINING: RelayClosing = {
-  text: encodeControl({ type: "goaway", reason: DRAINING_REASON }),
-  code: 1013,
-  reason: "try again later",
+/** Seconds a refused upgrade is told to wait (`Retry-After`): the front end has other instances now. */
+export const DRAINING_RETRY_AFTER_S = 1;
+
+/**
+ * An upgrade the runner refuses before the WebSocket handshake: no socket, no session. The front
+ * end (HAProxy, Cloud Run) may retry the request on another instance; the edge's link counts it
+ * as a failed dial and redials with backoff, keeping every block.
+ */
+export interface RelayUpgradeRefusal {
+  /** The HTTP status of the answer (503: this instance is going). */
+  readonly status: 503;
+  /** The `Retry-After` header's value, seconds. */
+  readonly retryAfterS: number;
+  /** The reason, for the counters by reason and the answer's body. */
+  readonly reason: "draining";
+  /** The answer's body: what happened and what to do. */
+  readonly message: string;
+}
+
+const REFUSED_DRAINING: RelayUpgradeRefusal = {
+  status: 503,
+  retryAfterS: DRAINING_RETRY_AFTER_S,
+  reason: "draining",
+  message: `${DRAINING_REASON}: it takes no new relay sockets; dial again (the front end routes to another instance)`,
 };
 
 /**
- * Whether the runner takes a new relay socket: undefined when it does, else how to refuse it
- * (counted in `callsRefused`). Refused while `draining`.
+ * Whether the runner takes a new relay socket: undefined when it does, else the HTTP answer that
+ * refuses its upgrade (counted in `callsRefused`). Refused while `draining`.
  */
-export function admitSocket(draining: boolean, counters: RelayReceiverCounters): RelayClosing | undefined {
+export function admitSocket(draining: boolean, counters: RelayReceiverCounters): RelayUpgradeRefusal | undefined {
   if (!draining) return undefined;
   counters.callsRefused++;
   return REFUSED_DRAINING;

@@ -13,7 +13,8 @@
  *   the runner de-duplicates by seq, so nothing it has is fed twice and nothing kept is lost;
  * - a dial that fails, or a socket that goes down, redials at a due time that backs off from
  *   `backoffMinMs`, doubling to `backoffMaxMs`; an ack of a new block (a working link) resets it.
- *   A runner that accepts and at once closes (draining, 1013) is not reset by that: it backs off;
+ *   A runner that refuses the upgrade (HTTP 401, or 503 while it drains) is a failed dial; one that
+ *   accepts and at once closes (at capacity, 4007) is not reset by that either: it backs off;
  * - `stop`: the call is over. Once every block is committed the link is done (close 1000); at the
  *   stop's grace the sender gives up and reports how many blocks were never committed;
  * - the round trip of a block is timed from its last send to the first ack that covers it.

@@ -231,10 +231,10 @@ export interface RelayEventsLost {
 }
 
 /**
- * Close codes of the relay socket beyond the standard ones (1000 done, 1012 goaway on drain,
- * 1013 refused while draining). The runner sends an `error` with the same `code` first. All are
- * the runner refusing something on a socket it had accepted (a credential that does not open it
- * is refused before that, with HTTP 401 on the upgrade).
+ * Close codes of the relay socket beyond the standard ones (1000 done, 1012 goaway on drain).
+ * The runner sends an `error` with the same `code` first. All are the runner refusing something
+ * on a socket it had accepted (a credential that does not open it is refused before that, with
+ * HTTP 401 on the upgrade; a new socket while the runner drains with HTTP 503 and `Retry-After`).
  */
 export const RELAY_CLOSE = {
   /** `start.callSid` is not the call the socket's credential was signed for. */
