@@ -177,6 +177,7 @@ const server = new RelayServer({
   ...(relayAuth.RELAY_SECRET ? { relaySecret: relayAuth.RELAY_SECRET } : { insecureLocal: true }),
   ...(relayAuth.RUNNER_METRICS_TOKEN ? { metricsToken: relayAuth.RUNNER_METRICS_TOKEN } : {}),
   relayBufferMs: relayAuth.RELAY_BUFFER_MS,
+  engineGraceMs: serverSettings.OZEN_ENGINE_GRACE_MS,
   listenerFor: (start, send, clock) =>
     new TranscriptForwarder({
       start,

@@ -66,11 +66,14 @@ import type { ListenerFactory, Log, RunnerCallDeps } from "./runner-call.js";
 export type { Log } from "./runner-call.js";
 
 /**
- * A detached call's engine session, ms: long enough for an edge's reconnect after a blip (its
- * first redials come 100, 200, 400 ms after the drop) to land back on it with affinity, short
- * enough that a call that went elsewhere is let go within about a second.
+ * A detached call's engine session, ms (OZEN_ENGINE_GRACE_MS's default): long enough for an edge's
+ * reconnect after a blip (its first redials come 100, 200, 400 ms after the drop) to land back on
+ * it with affinity, short enough that a call that went elsewhere is let go within about a second.
  */
 export const DEFAULT_ENGINE_GRACE_MS = 800;
+
+/** How long a detached call waits for its edge, ms: the engine grace's upper bound too. */
+export const DEFAULT_RESUME_GRACE_MS = 60_000;
 
 /** The edge's default RELAY_BUFFER_MS: the seq window and the pace's slack unless told otherwise. */
 export const DEFAULT_RELAY_BUFFER_MS = 120_000;
@@ -94,7 +97,7 @@ export interface RelayServerOptions {
   /** How long a call whose socket dropped waits for the edge to come back, ms (default 60 s). */
   readonly resumeGraceMs?: number;
   /**
-   * How long such a call keeps its engine session, ms (default `DEFAULT_ENGINE_GRACE_MS`): then
+   * How long such a call keeps its engine session, ms (OZEN_ENGINE_GRACE_MS; default `DEFAULT_ENGINE_GRACE_MS`): then
    * the session says its last and closes, its words kept for the rest of `resumeGraceMs`, and a
    * new session opens if the edge comes back. An edge that reconnected to another instance
    * cannot tell this one: this bounds how long its session lives here.
@@ -173,7 +176,7 @@ export class RelayServer {
       metrics: this.metrics,
       log: this.log,
       logLimited: (callSid, kind, msg, fields) => this.logLimited(callSid, kind, msg, fields),
-      resumeGraceMs: o.resumeGraceMs ?? 60_000,
+      resumeGraceMs: o.resumeGraceMs ?? DEFAULT_RESUME_GRACE_MS,
       engineGraceMs: o.engineGraceMs ?? DEFAULT_ENGINE_GRACE_MS,
       relayBufferMs: o.relayBufferMs ?? DEFAULT_RELAY_BUFFER_MS,
       paceHoldMs: o.paceHoldMs ?? PACE_HOLD_MS,

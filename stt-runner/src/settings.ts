@@ -10,6 +10,7 @@ import { FAILOVER_SETTINGS } from "./engines/failover.js";
 import { CREDENTIAL_SETTINGS, GOOGLE_SETTINGS } from "./engines/google/config.js";
 import { WHISPER_SETTINGS } from "./engines/whisper/config.js";
 import { FINAL_PASS_SETTINGS } from "./engines/whisper/final-pass.js";
+import { DEFAULT_ENGINE_GRACE_MS, DEFAULT_RESUME_GRACE_MS } from "./relay-server.js";
 
 export const ENGINES = ["auto", "google", "whisper", "null"] as const;
 export type EngineName = (typeof ENGINES)[number];
@@ -42,6 +43,17 @@ export const SERVER_SETTINGS = {
     min: 1,
     max: 10_000,
     defaultText: "whisper: cores (tiny, tiny.en) or cores / 2 (others), at least 1; google: `50`",
+  }),
+  OZEN_ENGINE_GRACE_MS: setting.int({
+    description:
+      "How long a call whose relay socket dropped keeps its engine session, ms, waiting for its edge to come back " +
+      "(the edge's first redials come 100, 200, 400 ms after a drop); then the session says its last and is " +
+      "parked: its words are kept for the call's 60 s resume grace and a new session opens if the edge returns. " +
+      "An edge that went to another instance cannot say so, so this bounds how long an orphaned session (and " +
+      "its place in `OZEN_MAX_CALLS`) lives here. `0` parks at once: every blip opens a new session.",
+    default: DEFAULT_ENGINE_GRACE_MS,
+    min: 0,
+    max: DEFAULT_RESUME_GRACE_MS,
   }),
   OZEN_LOG_LEVEL: setting.choice({
     description: "`info` adds info lines (never transcript text).",
