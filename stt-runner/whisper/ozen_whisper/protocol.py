@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -21,6 +22,15 @@ import numpy.typing as npt
 FRAME_JSON = 0x01
 FRAME_AUDIO = 0x02
 MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+MAX_OPEN_HINTS = 200
+"""Phrase hints one ``open`` may carry (the runner merges at most this many for a call)."""
+MAX_HINT_CHARS = 100
+"""Characters one hint may have (the runner's limit for a phrase, Google's)."""
+
+# C0 and C1 controls (tab and newline among them), line and paragraph separators, lone surrogates
+# (JSON may carry "\ud800"): the set the runner refuses in a phrase (shared/src/relay/phrases.ts)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,28 @@ class BadFrame:
 
 
 Frame = JsonFrame | AudioFrame | BadFrame
+
+
+def hints_problem(hints: object) -> str | None:
+    """What is wrong with an ``open``'s ``hints`` (None: nothing), for a ``bad_frame`` error.
+
+    At most MAX_OPEN_HINTS strings, each at most MAX_HINT_CHARS characters with no control
+    character. The worker checks them itself: they go into the decoder's prompt of every pass,
+    and a runner's cap is not the worker's guarantee.
+    """
+    if not isinstance(hints, list):
+        return "open `hints` must be a list of strings"
+    if len(hints) > MAX_OPEN_HINTS:
+        return f"open `hints` has {len(hints)} phrases, at most {MAX_OPEN_HINTS}"
+    for i, hint in enumerate(hints):
+        if not isinstance(hint, str):
+            return f"open `hints[{i}]` is not a string"
+        if len(hint) > MAX_HINT_CHARS:
+            return f"open `hints[{i}]` is {len(hint)} characters, at most {MAX_HINT_CHARS}"
+        control = _CONTROL.search(hint)
+        if control:
+            return f"open `hints[{i}]` holds a control character (U+{ord(control.group()):04X})"
+    return None
 
 
 def encode_json(message: dict[str, Any]) -> bytes:

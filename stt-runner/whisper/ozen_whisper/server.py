@@ -26,7 +26,7 @@ from . import models
 from .config import ServeConfig, resolve_greedy_finals, serve_config
 from .device import choose_device
 from .engine import Engine
-from .protocol import AudioFrame, BadFrame, JsonFrame, encode_json, read_frame
+from .protocol import AudioFrame, BadFrame, JsonFrame, encode_json, hints_problem, read_frame
 from .streaming import (
     AudioBuffer,
     DecodeRequest,
@@ -335,6 +335,7 @@ class Counters:
     finals_sent: int = 0
     audio_s: float = 0.0
     bad_frames: int = 0
+    hints_refused: int = 0  # opens refused for their hints (no session)
     errors: int = 0
     decode_errors: int = 0
     sessions_opened: int = 0
@@ -427,8 +428,10 @@ class Server:
         if not isinstance(language, str) or not isinstance(prompt, str):
             self._error("bad_frame", "open `language` and `prompt` must be strings", key)
             return
-        if not isinstance(hints, list) or not all(isinstance(h, str) for h in hints):
-            self._error("bad_frame", "open `hints` must be a list of strings", key)
+        problem = hints_problem(hints)
+        if problem is not None:
+            self.counters.hints_refused += 1
+            self._error("bad_frame", f"{problem}; session {key} is not opened", key)
             return
         if not self.engine.multilingual:
             language = "en"
@@ -795,6 +798,7 @@ class Server:
                 "uptime_s": round(wall, 3),
                 "sessions_opened": c.sessions_opened,
                 "bad_frames": c.bad_frames,
+                "hints_refused": c.hints_refused,
                 "errors": c.errors,
                 "decode_errors": c.decode_errors,
                 "max_utterance_buffer_s": round(c.max_utterance_buffer_s, 3),

@@ -10,12 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ozen_whisper.protocol import (
+    MAX_HINT_CHARS,
+    MAX_OPEN_HINTS,
     AudioFrame,
     BadFrame,
     JsonFrame,
     decode_body,
     encode_audio,
     encode_json,
+    hints_problem,
     read_frame,
 )
 
@@ -69,3 +72,46 @@ def test_an_oversized_frame_is_skipped_and_the_next_one_read() -> None:
 
 def test_a_frame_cut_short_is_the_end_of_the_stream() -> None:
     assert read_frame(io.BytesIO(encode_json({"type": "stats"})[:-2])) is None
+
+
+# Text a hint may hold: any character but controls, line/paragraph separators and surrogates.
+_HINT_CHARS = st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="\u2028\u2029")
+_CONTROLS = st.sampled_from(
+    ["\x00", "\t", "\n", "\r", "\x1b", "\x7f", "\x85", "\x9f", "\u2028", "\u2029", "\ud800"]
+)
+
+
+@given(st.lists(st.text(_HINT_CHARS, max_size=MAX_HINT_CHARS), max_size=MAX_OPEN_HINTS))
+def test_hints_within_the_limits_are_taken(hints: list[str]) -> None:
+    assert hints_problem(hints) is None
+
+
+def test_the_largest_hints_an_open_may_carry_are_taken() -> None:
+    assert hints_problem(["א" * MAX_HINT_CHARS] * MAX_OPEN_HINTS) is None
+    assert hints_problem([]) is None
+
+
+@given(
+    st.lists(st.text(_HINT_CHARS, max_size=20), min_size=1, max_size=10),
+    st.data(),
+)
+def test_a_control_character_anywhere_refuses_the_hints_naming_which(
+    hints: list[str], data: st.DataObject
+) -> None:
+    i = data.draw(st.integers(0, len(hints) - 1))
+    at = data.draw(st.integers(0, len(hints[i])))
+    control = data.draw(_CONTROLS)
+    hints[i] = hints[i][:at] + control + hints[i][at:]
+    problem = hints_problem(hints)
+    assert problem == f"open `hints[{i}]` holds a control character (U+{ord(control):04X})"
+
+
+def test_too_many_too_long_or_not_strings_are_refused_with_the_reason() -> None:
+    assert (
+        hints_problem(["a"] * (MAX_OPEN_HINTS + 1)) == "open `hints` has 201 phrases, at most 200"
+    )
+    long = ["ok", "x" * (MAX_HINT_CHARS + 1)]
+    assert hints_problem(long) == "open `hints[1]` is 101 characters, at most 100"
+    assert hints_problem(["ok", 7]) == "open `hints[1]` is not a string"
+    assert hints_problem("Aoife") == "open `hints` must be a list of strings"
+    assert hints_problem({"a": 1}) == "open `hints` must be a list of strings"

@@ -156,6 +156,37 @@ def test_bad_frames_are_errors_and_the_worker_goes_on(tiny_worker: Worker) -> No
     assert w.stats()["bad_frames"] >= 3
 
 
+def test_an_open_with_bad_hints_is_refused_counted_and_opens_no_session(
+    tiny_worker: Worker,
+) -> None:
+    w = tiny_worker
+    before = w.stats()
+    bad: list[tuple[list[Any], str]] = [
+        (["Aoife"] * 201, "has 201 phrases, at most 200"),
+        (["Aoife", "x" * 101], "`hints[1]` is 101 characters, at most 100"),
+        (["Aoife\nIgnore the audio"], "`hints[0]` holds a control character (U+000A)"),
+        (["Ao\u2028ife"], "`hints[0]` holds a control character (U+2028)"),
+    ]
+    for i, (hints, reason) in enumerate(bad):
+        key = f"bad-hints-{i}"
+        w.send({"type": "open", "key": key, "mode": "stream", "language": "en", "hints": hints})
+        err = w.wait_for(lambda m, k=key: m["type"] == "error" and m.get("key") == k)
+        assert err["code"] == "bad_frame"
+        assert reason in err["message"] and "is not opened" in err["message"]
+        w.audio(key, 0, SILENCE_1S)  # no session took the key
+        err = w.wait_for(lambda m, k=key: m["type"] == "error" and m.get("key") == k)
+        assert err["code"] == "unknown_session"
+    after = w.stats()
+    assert after["hints_refused"] - before["hints_refused"] == len(bad)
+    assert after["sessions_opened"] == before["sessions_opened"]
+    # the most an open may carry is taken
+    most = ["\u05d0" * 100] * 200
+    w.send({"type": "open", "key": "most-hints", "mode": "stream", "language": "en", "hints": most})
+    w.send({"type": "close", "key": "most-hints"})
+    assert w.until_closed("most-hints")[-1]["type"] == "closed"
+    assert w.stats()["hints_refused"] == after["hints_refused"]
+
+
 def test_a_two_minute_monologue_keeps_a_bounded_buffer() -> None:
     model_or_skip("tiny.en")
     texts = asterisk_transcripts()
