@@ -2,7 +2,7 @@
  * A call's own phrase hints, as the engines take them (Google's speech contexts and phrase sets,
  * the whisper worker's hotwords), on top of their configured ones (GOOGLE_PHRASES, WHISPER_HINTS).
  */
-import { PHRASES_PARAMETER, parsePhrasesParameter } from "@ozen/shared";
+import { MAX_PHRASE_CHARS, PHRASES_PARAMETER, SettingError, checkPhrases, parsePhrasesParameter } from "@ozen/shared";
 import type { PhrasesResult, RelayStart } from "@ozen/shared";
 
 /**
@@ -21,4 +21,24 @@ export function callOwnPhrases(start: Pick<RelayStart, "phrases" | "customParame
 export function callOwnPhraseList(start: Pick<RelayStart, "phrases" | "customParameters">): readonly string[] {
   const r = callOwnPhrases(start);
   return r.ok ? r.phrases : [];
+}
+
+/**
+ * A configured phrase list (GOOGLE_PHRASES, WHISPER_HINTS) as read from its setting `name`, each
+ * phrase checked by the rules of a call's own (`relay/phrases.ts`: 1 to MAX_PHRASE_CHARS
+ * characters, no control character), at start: they reach every call's engine session. How many
+ * is each engine's own cap (`callPhrases`, `callHints`). Throws a `SettingError` naming the
+ * setting and the phrase.
+ */
+export function configuredPhrases(name: string, phrases: readonly string[]): readonly string[] {
+  const checked = checkPhrases(phrases, name, Infinity);
+  if (!checked.ok) {
+    throw new SettingError({
+      setting: name,
+      value: phrases.join(","),
+      problem: `is refused: ${checked.message}`,
+      expected: `phrases of 1 to ${MAX_PHRASE_CHARS} characters with no control character`,
+    });
+  }
+  return checked.phrases;
 }

@@ -1,5 +1,6 @@
 /** A call's phrase hints as the engines take them: configured first, then the call's own, checked. */
 import { describe, expect, it } from "vitest";
+import { SettingError } from "@ozen/shared";
 import type { RelayStart } from "@ozen/shared";
 import { callOwnPhrases } from "../src/call-phrases.js";
 import { callPhrases, loadGoogleConfig } from "../src/engines/google/config.js";
@@ -35,5 +36,47 @@ describe("a call's phrase hints", () => {
     ]);
     const whisper = loadWhisperConfig({ WHISPER_HINTS: "ozen" });
     expect(callHints(whisper, start({ phrases: ["Aoife Nakagawa"] }))).toEqual(["ozen", "Aoife Nakagawa"]);
+  });
+});
+
+/** The SettingError `read` throws (fails the test when it throws none or another error). */
+function settingError(read: () => unknown): SettingError {
+  try {
+    read();
+  } catch (e) {
+    expect(e).toBeInstanceOf(SettingError);
+    return e as SettingError;
+  }
+  throw new Error("expected a SettingError");
+}
+
+describe("the configured phrases (GOOGLE_PHRASES, WHISPER_HINTS)", () => {
+  const long = "x".repeat(101);
+
+  it("are taken when every phrase follows a call's rules, however many (each engine caps a call's own)", () => {
+    const most = "\u05d0".repeat(100);
+    const many = Array.from({ length: 60 }, (_, i) => `phrase ${i}`);
+    expect(loadGoogleConfig({ GOOGLE_PHRASES: `ozen,${most}` }).phrases).toEqual(["ozen", most]);
+    expect(loadGoogleConfig({ GOOGLE_PHRASES: many.join(",") }).phrases).toEqual(many);
+    expect(loadWhisperConfig({ WHISPER_HINTS: `Aoife|${most}` }).hints).toEqual(["Aoife", most]);
+    expect(loadWhisperConfig({ GOOGLE_PHRASES: "Aoife" }).hints).toEqual(["Aoife"]);
+  });
+
+  it("refuse a phrase too long or with a control character at start, naming the setting and the phrase", () => {
+    const google = settingError(() => loadGoogleConfig({ GOOGLE_PHRASES: `ozen,${long}` }));
+    expect(google.setting).toBe("GOOGLE_PHRASES");
+    expect(google.message).toBe(
+      `GOOGLE_PHRASES is refused: GOOGLE_PHRASES[1] "${"x".repeat(24)}..." is 101 characters, at most 100, ` +
+        "expected phrases of 1 to 100 characters with no control character",
+    );
+    const whisper = settingError(() => loadWhisperConfig({ WHISPER_HINTS: "Aoife,Eva\tNakagawa" }));
+    expect(whisper.setting).toBe("WHISPER_HINTS");
+    expect(whisper.message).toMatch(
+      /^WHISPER_HINTS is refused: WHISPER_HINTS\[1\] "EvaU\+0009Nakagawa" holds a control character \(U\+0009\)/,
+    );
+    // whisper takes GOOGLE_PHRASES when WHISPER_HINTS is unset: checked there too, under its own name
+    const fromGoogle = settingError(() => loadWhisperConfig({ GOOGLE_PHRASES: "Ao\u0085ife" }));
+    expect(fromGoogle.setting).toBe("GOOGLE_PHRASES");
+    expect(fromGoogle.message).toMatch(/holds a control character \(U\+0085\)/);
   });
 });

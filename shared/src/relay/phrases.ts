@@ -53,12 +53,13 @@ function shown(phrase: string): string {
 
 /**
  * Checks a list of phrases (a setting's JSON, the relay `start.phrases`): an array of at most
- * MAX_CALL_PHRASES strings, each a phrase by `phraseProblem`. `what` names the list in the message.
+ * `maxPhrases` (default MAX_CALL_PHRASES) strings, each a phrase by `phraseProblem`. `what` names
+ * the list in the message.
  */
-export function checkPhrases(value: unknown, what: string): PhrasesResult {
+export function checkPhrases(value: unknown, what: string, maxPhrases = MAX_CALL_PHRASES): PhrasesResult {
   if (!Array.isArray(value)) return { ok: false, message: `${what} is not a list of phrases` };
-  if (value.length > MAX_CALL_PHRASES) {
-    return { ok: false, message: `${what} has ${value.length} phrases, at most ${MAX_CALL_PHRASES}` };
+  if (value.length > maxPhrases) {
+    return { ok: false, message: `${what} has ${value.length} phrases, at most ${maxPhrases}` };
   }
   for (const [i, p] of value.entries()) {
     if (typeof p !== "string") return { ok: false, message: `${what}[${i}] is not text` };

@@ -4,7 +4,7 @@
  */
 import { SettingError, mergePhrases, readSettings, setting } from "@ozen/shared";
 import type { RelayStart, SettingsEnv } from "@ozen/shared";
-import { callOwnPhraseList } from "../../call-phrases.js";
+import { callOwnPhraseList, configuredPhrases } from "../../call-phrases.js";
 
 export type GoogleApi = "v1" | "v2";
 export type GoogleEncoding = "LINEAR16" | "MULAW";
@@ -47,7 +47,8 @@ export const DEFAULT_MODELS: Record<GoogleApi, readonly string[]> = {
 /** Phrase hints: Google's, and the whisper worker's unless `WHISPER_HINTS` is set. */
 export const PHRASES_SETTING = setting.list({
   description:
-    "Phrase hints for every call, comma-separated; a call adds its account's, its number's and its own `ozen_phrases` (docs/api.md).",
+    "Phrase hints for every call, comma-separated; a call adds its account's, its number's and its own `ozen_phrases` " +
+    "(docs/api.md). Each phrase is checked at start by a call's rules: at most 100 characters, no control character.",
   separator: "comma-or-bar",
   default: [],
 });
@@ -168,7 +169,7 @@ export function loadGoogleConfig(env: SettingsEnv): GoogleConfig {
     models: s.GOOGLE_MODELS ?? DEFAULT_MODELS[api],
     profile: s.GOOGLE_PROFILE,
     encoding: s.GOOGLE_ENCODING,
-    phrases: s.GOOGLE_PHRASES,
+    phrases: configuredPhrases("GOOGLE_PHRASES", s.GOOGLE_PHRASES),
     phraseBoost: s.GOOGLE_PHRASE_BOOST,
     project,
     location,

@@ -7,7 +7,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { SettingError, mergePhrases, readSettings, setting } from "@ozen/shared";
 import type { RelayStart, SettingsEnv } from "@ozen/shared";
-import { callOwnPhraseList } from "../../call-phrases.js";
+import { callOwnPhraseList, configuredPhrases } from "../../call-phrases.js";
 import { PHRASES_SETTING } from "../google/config.js";
 
 export interface WhisperConfig {
@@ -82,7 +82,8 @@ export const WHISPER_SETTINGS = {
   }),
   WHISPER_HINTS: setting.list({
     description:
-      "Phrase hints (hotwords) for every call, comma-separated; a call adds its own (docs/api.md). Empty: none.",
+      "Phrase hints (hotwords) for every call, comma-separated; a call adds its own (docs/api.md). Empty: none. " +
+      "Each phrase is checked at start like `GOOGLE_PHRASES`'.",
     separator: "comma-or-bar",
     emptyIsValue: true,
     defaultText: "`GOOGLE_PHRASES`",
@@ -176,7 +177,10 @@ export function loadWhisperConfig(env: SettingsEnv): WhisperConfig {
     computeType: s.OZEN_WHISPER_COMPUTE,
     workerArgs: s.WHISPER_WORKER_ARGS,
     language: s.WHISPER_LANGUAGE,
-    hints: s.WHISPER_HINTS ?? s.GOOGLE_PHRASES,
+    hints:
+      s.WHISPER_HINTS === undefined
+        ? configuredPhrases("GOOGLE_PHRASES", s.GOOGLE_PHRASES)
+        : configuredPhrases("WHISPER_HINTS", s.WHISPER_HINTS),
     readyTimeoutMs: s.WHISPER_READY_TIMEOUT_MS,
     restartBackoffMs: s.WHISPER_RESTART_BACKOFF_MS,
     maxRestarts: s.WHISPER_MAX_RESTARTS,
