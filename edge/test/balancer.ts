@@ -138,6 +138,9 @@ function haproxyConfig(o: BalancerOptions, port: number, socket: string, runners
     "  timeout tunnel 1h\n" +
     "  option redispatch 1\n" +
     "  retries 3\n" +
+    // a draining runner refuses an upgrade 503 before the handshake (before its health check says
+    // so): the same request goes to another instance at once, not back to the edge
+    "  retry-on conn-failure empty-response 503\n" +
     "frontend relay\n" +
     `  bind 127.0.0.1:${port}\n` +
     "  default_backend runners\n" +
