@@ -1,10 +1,10 @@
 /** A call's phrase hints as the engines take them: configured first, then the call's own, checked. */
 import { describe, expect, it } from "vitest";
-import { SettingError } from "@ozen/shared";
 import type { RelayStart } from "@ozen/shared";
 import { callOwnPhrases } from "../src/call-phrases.js";
 import { callPhrases, loadGoogleConfig } from "../src/engines/google/config.js";
 import { callHints, loadWhisperConfig } from "../src/engines/whisper/config.js";
+import { settingError } from "./setting-error.js";
 
 const start = (o: Partial<Pick<RelayStart, "phrases" | "customParameters">>) => ({ customParameters: {}, ...o });
 
@@ -38,17 +38,6 @@ describe("a call's phrase hints", () => {
     expect(callHints(whisper, start({ phrases: ["Aoife Nakagawa"] }))).toEqual(["ozen", "Aoife Nakagawa"]);
   });
 });
-
-/** The SettingError `read` throws (fails the test when it throws none or another error). */
-function settingError(read: () => unknown): SettingError {
-  try {
-    read();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SettingError);
-    return e as SettingError;
-  }
-  throw new Error("expected a SettingError");
-}
 
 describe("the configured phrases (GOOGLE_PHRASES, WHISPER_HINTS)", () => {
   const long = "x".repeat(101);

@@ -649,7 +649,8 @@ function refusedUpgrade(
 }
 
 describe("a draining runner", () => {
-  it("refuses a new upgrade with HTTP 503 and Retry-After before the handshake, counted, no session; the open call gets goaway", async () => {
+  /** A runner draining while one call's socket (which took the goaway) keeps it up. */
+  async function drainingWithHeldCall() {
     const engine = new ScriptedEngine();
     const { server, port } = await startRunner(engine);
     const held = await connect(port, "CAheld");
@@ -657,6 +658,11 @@ describe("a draining runner", () => {
     await waitFor("the held call's session", () => engine.sessions.length === 1);
     const drained = server.drain(10_000); // waits for the held socket to go
     await waitFor("goaway to the held call", () => held.messages.some((m) => m.type === "goaway"));
+    return { engine, server, port, held, drained };
+  }
+
+  it("refuses a new upgrade with HTTP 503 and Retry-After before the handshake, counted, no session; the open call gets goaway", async () => {
+    const { engine, server, port, held, drained } = await drainingWithHeldCall();
 
     const fresh = await signRelayCredential(SECRET, "CAnew", Date.now());
     expect(await refusedUpgrade(port, withCredential(fresh))).toEqual({ status: 503, retryAfter: "1" });
@@ -672,13 +678,7 @@ describe("a draining runner", () => {
   });
 
   it("still answers an upgrade with no credential 401, and does not verify a credential it refuses anyway", async () => {
-    const engine = new ScriptedEngine();
-    const { server, port } = await startRunner(engine);
-    const held = await connect(port, "CAheld");
-    held.send(encodeControl(startOf("CAheld")));
-    await waitFor("the held call's session", () => engine.sessions.length === 1);
-    const drained = server.drain(10_000);
-    await waitFor("goaway to the held call", () => held.messages.some((m) => m.type === "goaway"));
+    const { engine, server, port, held, drained } = await drainingWithHeldCall();
 
     expect(await refusedUpgrade(port, {})).toEqual({ status: 401 });
     expect(server.relayAuthRefused.missing).toBe(1);

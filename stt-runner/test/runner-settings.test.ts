@@ -6,22 +6,11 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { SettingError } from "@ozen/shared";
 import { DEFAULT_ENGINE_GRACE_MS } from "../src/relay-server.js";
 import { loadServerSettings } from "../src/settings.js";
+import { settingError } from "./setting-error.js";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-/** The SettingError `read` throws (fails the test when it throws none or another error). */
-function settingError(read: () => unknown): SettingError {
-  try {
-    read();
-  } catch (e) {
-    expect(e).toBeInstanceOf(SettingError);
-    return e as SettingError;
-  }
-  throw new Error("expected a SettingError");
-}
 
 describe("OZEN_ENGINE_GRACE_MS", () => {
   it("defaults to the engine grace the relay server had, and takes any whole ms from 0 to the 60 s resume grace", () => {
