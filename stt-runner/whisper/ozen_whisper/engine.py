@@ -38,7 +38,14 @@ import numpy.typing as npt
 from faster_whisper import WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 
-from .streaming import DecodeRequest, Segment, collapse_repeats, compression_ratio, words
+from .streaming import (
+    DecodeRequest,
+    Segment,
+    collapse_repeats,
+    compression_ratio,
+    stuck_word,
+    words,
+)
 
 FRAMES_PER_SECOND = 100  # Whisper log-mel frames
 FULL_WINDOW_FRAMES = 3000
@@ -234,7 +241,8 @@ class Engine:
         prepared: Sequence[tuple[npt.NDArray[np.float32], int, float]],
     ) -> list[tuple[list[Segment], int, bool, bool]]:
         """Per request: its segments, new tokens, whether it hit its token cap, and whether it
-        looped (capped, or Whisper's ratio over the threshold before any cut)."""
+        looped (capped, Whisper's ratio over the threshold before any cut, or a word stuck on
+        one token)."""
         frames = prepared[0][1]
         batch = np.zeros((len(reqs), 80, frames), dtype=np.float32)
         for b, (mel, _, _) in enumerate(prepared):
@@ -281,7 +289,11 @@ class Engine:
             # (collapse_repeats), a pass still repetitive after that is dropped
             text = "".join(tok.decode(s[0]) for s in segs)
             ratio = compression_ratio(" ".join(collapse_repeats(words(text))))
-            looped = capped or compression_ratio(text.strip()) > self.loop_compression_ratio
+            looped = (
+                capped
+                or compression_ratio(text.strip()) > self.loop_compression_ratio
+                or any(stuck_word(w) for w in words(text))
+            )
             segments = [
                 Segment(
                     text=tok.decode(s_tokens),

@@ -149,16 +149,28 @@ class PassWords:
 
 def pass_words(segments: Sequence[Segment], cfg: StreamConfig) -> PassWords:
     """The words of one pass after the guards: segments Whisper marks as no speech (or as a loop
-    even once repeats are cut) dropped, repeated phrases cut (``collapse_repeats``), and nothing
-    at all when what is left still compresses like a loop (ratio over the threshold)."""
+    even once repeats are cut) dropped, words stuck on one token dropped (``stuck_word``),
+    repeated phrases cut (``collapse_repeats``), and nothing at all when what is left still
+    compresses like a loop (ratio over the threshold)."""
     raw = words(join_text([s.text for s in segments if keep_segment(s, cfg)]))
-    kept = collapse_repeats(raw)
+    kept = collapse_repeats([w for w in raw if not stuck_word(w)])
     looped = len(kept) < len(raw) or any(
         s.compression_ratio > cfg.compression_ratio_threshold for s in segments
     )
     if compression_ratio(" ".join(kept)) > cfg.compression_ratio_threshold:
         return PassWords([], True)
     return PassWords(kept, looped)
+
+
+# A unit of one to three letters said four times or more in a row inside one word ("טנננננננ",
+# "lalalalala"): the decoder stuck on one token. Letters only: "1000000" is a number.
+_STUCK_RUN = re.compile(r"([^\W\d_]{1,3})\1{3,}")
+
+
+def stuck_word(word: str) -> bool:
+    """A word with a loop inside it (``_STUCK_RUN``), which ``collapse_repeats`` cannot see: it
+    compares whole words. Such a word is garbage, not a spelling, and is dropped."""
+    return _STUCK_RUN.search(unicodedata.normalize("NFKC", word)) is not None
 
 
 def _norm_word(word: str) -> str:

@@ -15,6 +15,7 @@ from ozen_whisper.streaming import (
     join_text,
     keep_segment,
     pass_words,
+    stuck_word,
     words,
 )
 
@@ -143,3 +144,12 @@ def test_pass_words_cuts_a_loop_and_drops_a_pass_that_still_loops() -> None:
     # repetitive, but no phrase three times in a row: still compresses like a loop
     weave = " ".join(f"la li la lo la li la lu {i % 2}" for i in range(12))
     assert pass_words([Segment(weave, 0, 3)], cfg) == PassWords([], True)
+
+
+def test_a_word_stuck_on_one_token_is_dropped_and_marks_the_pass_looped() -> None:
+    # base on he/saspeech sas_02 (8 kHz): the decoder repeated one letter to the end of the pass
+    got = pass_words([Segment("תשמי טנננננננננננ.", 0, 2)], StreamConfig())
+    assert got.words == ["תשמי"] and got.looped
+    assert stuck_word("lalalalala") and stuck_word("Hmmmmm")
+    for word in ("1000000", "בבקשה", "aaa", "Mississippi", "ננננ"[:3], "א.א.א."):
+        assert not stuck_word(word), word
