@@ -279,9 +279,21 @@ interface Runner {
 /** The relay's secret of this run's local stack, on both sides. */
 const RELAY_SECRET = newRelaySecret();
 
-async function startRunner(engine: string, port: number, model: ModelInfo, language: WerLanguage): Promise<Runner> {
+/**
+ * The runner for one set's calls. `maxCalls`: OZEN_MAX_CALLS, so the runner's admission (whose
+ * default comes from the model's name, and this bench names the model by its directory) never
+ * refuses a call the ramp places: the ramp measures the engine's capacity, not the admission.
+ */
+async function startRunner(
+  engine: string,
+  port: number,
+  model: ModelInfo,
+  language: WerLanguage,
+  maxCalls: number,
+): Promise<Runner> {
   const proc = spawnTs(path.join(repoRoot, "stt-runner/src/main.ts"), ["--port", String(port), "--engine", engine], {
     RELAY_SECRET,
+    OZEN_MAX_CALLS: String(Math.max(1, maxCalls)),
     WHISPER_MODEL: model.path,
     WHISPER_LANGUAGE: language,
     HF_HUB_OFFLINE: "1",
@@ -514,7 +526,7 @@ export async function benchStt(argv: string[]): Promise<void> {
     for (const set of sets) {
       const files = prepared.get(set.name)!;
       log(`${set.name}: ${files.length} calls through edge -> runner (${engine}, ${model.name}, ${set.language}) ...`);
-      const runner = await startRunner(engine, runnerPort, model, set.language);
+      const runner = await startRunner(engine, runnerPort, model, set.language, maxCalls);
       const traces: OzenCall[] = [];
       let cpu: RunCpu;
       const t0 = Date.now();
@@ -589,7 +601,7 @@ export async function benchStt(argv: string[]): Promise<void> {
       const set = sets[0]!;
       const ramp = rampCall(prepared.get(set.name)!, tailS);
       log(`max realtime calls: ${ramp.audioS.toFixed(1)} s calls of ${set.name}, levels up to ${maxCalls} ...`);
-      const runner = await startRunner(engine, runnerPort, model, set.language);
+      const runner = await startRunner(engine, runnerPort, model, set.language, maxCalls);
       const levels: unknown[] = [];
       let best = 0;
       try {
