@@ -63,18 +63,26 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
     await play(session, call, { speed: 2 });
     await session.end();
     expect(c.failures).toEqual([]);
-    expect(c.finals.length).toBe(2);
+    // the first recording is one final; the second one or more (whisper ends an utterance at a pause)
+    expect(c.finals.length).toBeGreaterThanOrEqual(2);
     expect(words(c.finals[0]!.text)).toEqual(PASSWORD_PROMPT);
-    expect(words(c.finals[1]!.text)).toEqual(expect.arrayContaining(["person", "looking", "press", "now", "star"]));
+    const rest = c.finals.slice(1);
+    expect(rest.flatMap((f) => words(f.text))).toEqual(
+      expect.arrayContaining(["person", "looking", "press", "now", "star"]),
+    );
     // call audio times: the second utterance starts after the first one and its silence
     const firstMs = (first.length / 8000) * 1000;
     expect(c.finals[0]!.audioStartMs).toBeLessThan(300);
     expect(c.finals[0]!.audioEndMs).toBeGreaterThan(firstMs - 300);
-    expect(c.finals[1]!.audioStartMs).toBeGreaterThan(firstMs + 600);
-    expect(c.finals[1]!.audioEndMs).toBeLessThanOrEqual((call.length / 8000) * 1000);
+    expect(rest[0]!.audioStartMs).toBeGreaterThan(firstMs + 600);
+    for (let i = 1; i < c.finals.length; i++) {
+      expect(c.finals[i]!.audioStartMs).toBeGreaterThanOrEqual(c.finals[i - 1]!.audioEndMs);
+    }
+    const last = c.finals[c.finals.length - 1]!;
+    expect(last.audioEndMs).toBeLessThanOrEqual((call.length / 8000) * 1000);
     // partials carry the LocalAgreement-2 prefix as a stable segment
     expect(c.interims.some((i) => i.segments[0]?.stability === 1)).toBe(true);
-    expect(session.committedSample).toBe(Math.round(c.finals[1]!.audioEndMs * 8));
+    expect(session.committedSample).toBe(Math.round(last.audioEndMs * 8));
   }, 120_000);
 
   it("restarts a worker killed mid-call; the call goes on with nothing lost or doubled", async () => {
@@ -100,17 +108,23 @@ describe.skipIf(skip !== undefined)("whisper engine (real worker, tiny.en)", () 
       },
     });
     await session.end();
-    expect(finalsAtKill).toBe(1);
+    expect(finalsAtKill).toBeGreaterThanOrEqual(1); // killed after the first utterance's final
     expect(engine.worker.pid).not.toBe(killedPid);
     expect(engine.worker.counters.restarts).toBe(restartsBefore + 1);
     expect(session.stats.reopens).toBe(1);
     expect(session.stats.replayedMs).toBeGreaterThan(2000);
     expect(c.failures).toEqual([]);
-    // the first utterance once, the second (heard again from the last final) complete
-    expect(c.finals.length).toBe(2);
+    // the first utterance once, the second (heard again from the last final: one final or more,
+    // whisper ends an utterance at a pause) complete, no final over audio another one covered
+    expect(c.finals.length).toBeGreaterThanOrEqual(2);
     expect(c.text().filter((w) => w === "password")).toHaveLength(1);
-    expect(words(c.finals[1]!.text)).toEqual(expect.arrayContaining(["person", "looking", "press", "now", "star"]));
-    expect(c.finals[1]!.audioStartMs).toBeGreaterThanOrEqual(c.finals[0]!.audioEndMs);
+    expect(c.finals.slice(1).flatMap((f) => words(f.text))).toEqual(
+      expect.arrayContaining(["person", "looking", "press", "now", "star"]),
+    );
+    expect(c.text().filter((w) => w === "person")).toHaveLength(1);
+    for (let i = 1; i < c.finals.length; i++) {
+      expect(c.finals[i]!.audioStartMs).toBeGreaterThanOrEqual(c.finals[i - 1]!.audioEndMs);
+    }
   }, 180_000);
 
   it("kills and restarts a worker that stops answering (SIGSTOP); the call goes on", async () => {

@@ -180,7 +180,16 @@ describe.skipIf(skip !== undefined)("the runner process with the whisper worker"
       .map((e) => (e.type === "final" ? `final:${e.engine}` : e.type))
       // the engines' events (speech activity comes from the runner's own detector, for every engine)
       .filter((t) => t !== "partial" && t !== "meaningful" && !t.startsWith("speech."));
-    expect(kinds).toEqual(["call.started", "final:google-v1", "engine.switched", "final:whisper", "call.ended"]);
+    // whisper may end the second recording's speech in one final or more (its pauses)
+    const whisperFinals = kinds.length - 4;
+    expect(whisperFinals).toBeGreaterThanOrEqual(1);
+    expect(kinds).toEqual([
+      "call.started",
+      "final:google-v1",
+      "engine.switched",
+      ...Array<string>(whisperFinals).fill("final:whisper"),
+      "call.ended",
+    ]);
     expect(r.finals[0]).toMatchObject({ text: "Google heard the first.", alternatives: [{ engine: "whisper" }] });
     expect(words(r.finals[0]!.alternatives![0]!.text)).toEqual(expect.arrayContaining(["password", "pound", "key"]));
     expect(r.events.find((e) => e.type === "engine.switched")).toMatchObject({
@@ -188,8 +197,9 @@ describe.skipIf(skip !== undefined)("the runner process with the whisper worker"
       to: "whisper",
       resumeFromMs: (firstBlocks * 800) / 8,
     });
-    expect(words(r.finals[1]!.text)).toEqual(expect.arrayContaining(["person", "looking", "press", "star"]));
-    expect(r.finals[1]!.alternatives).toBeUndefined();
+    const own = r.finals.slice(1);
+    expect(own.flatMap((f) => words(f.text))).toEqual(expect.arrayContaining(["person", "looking", "press", "star"]));
+    for (const f of own) expect(f.alternatives).toBeUndefined(); // not decoded a second time
     expect((await stats(runner.port)).engine).toMatchObject({
       name: "google-v1",
       callsOnPrimary: 1,
