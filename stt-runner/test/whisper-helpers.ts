@@ -8,7 +8,8 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { decodeMulaw } from "@ozen/shared";
-import type { RelayStart } from "@ozen/shared";
+import type { RelayStart, TranscriptEvent } from "@ozen/shared";
+import { expect } from "vitest";
 import { loadAudio8k } from "../../tools/src/audio.js";
 import { testSpeech } from "../../tools/src/speech-data.js";
 import type { TestUtterance } from "../../tools/src/speech-data.js";
@@ -116,4 +117,25 @@ export function words(text: string): string[] {
     .replace(/[^a-z0-9' ]/g, " ")
     .split(/\s+/)
     .filter((w) => w.length > 0);
+}
+
+/**
+ * Checks the engine events of a call that Google transcribes first and whisper after a switch
+ * (partials, meaningful and speech events left out): one Google final, the switch, one whisper
+ * final or more (whisper ends an utterance at a pause), the end. Returns how many whisper finals.
+ */
+export function expectGoogleThenWhisper(events: readonly TranscriptEvent[]): number {
+  const kinds = events
+    .map((e) => (e.type === "final" ? `final:${e.engine}` : e.type))
+    .filter((t) => t !== "partial" && t !== "meaningful" && !t.startsWith("speech."));
+  const whisperFinals = kinds.length - 4;
+  expect(whisperFinals).toBeGreaterThanOrEqual(1);
+  expect(kinds).toEqual([
+    "call.started",
+    "final:google-v1",
+    "engine.switched",
+    ...Array<string>(Math.max(0, whisperFinals)).fill("final:whisper"),
+    "call.ended",
+  ]);
+  return whisperFinals;
 }
