@@ -16,8 +16,7 @@ class VadConfig:
     neg_threshold: float | None = None
     """Probability below which a window counts as silence (default threshold - 0.15)."""
     min_silence_ms: int = 200
-    """Silence that ends an utterance. The worker's flag defaults to auto: 150 ms where finals
-    may come from the partials (``resolve_greedy_finals``), else 200 (see the README)."""
+    """Silence that ends an utterance (see the README for the measurements behind 200)."""
     speech_pad_ms: int = 100
     """Audio kept before the detected start and after the detected end."""
     pause_ms: int = 100
@@ -76,8 +75,6 @@ class ServeConfig:
     """auto | on | off; auto is on for an English-only model (``resolve_greedy_finals``)."""
     log_text: bool = False
     """Log transcript text on stderr (personal data: off unless debugging)."""
-    min_silence_auto: bool = False
-    """``vad.min_silence_ms`` was not given: ``resolve_greedy_finals`` picks it with the finals."""
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
@@ -126,12 +123,7 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-utterance-ms", type=int, default=d.max_utterance_ms)
     p.add_argument("--no-speech-threshold", type=float, default=d.no_speech_threshold)
     p.add_argument("--vad-threshold", type=float, default=v.threshold)
-    p.add_argument(
-        "--vad-min-silence-ms",
-        type=int,
-        default=None,
-        help="silence that ends an utterance; default 150 with greedy finals, else 200",
-    )
+    p.add_argument("--vad-min-silence-ms", type=int, default=v.min_silence_ms)
     p.add_argument("--vad-speech-pad-ms", type=int, default=v.speech_pad_ms)
     p.add_argument("--vad-pause-ms", type=int, default=v.pause_ms)
     p.add_argument(
@@ -185,11 +177,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         final_min_window_ms=args.final_min_window_ms,
         vad=VadConfig(
             threshold=args.vad_threshold,
-            min_silence_ms=(
-                VadConfig.min_silence_ms
-                if args.vad_min_silence_ms is None
-                else args.vad_min_silence_ms
-            ),
+            min_silence_ms=args.vad_min_silence_ms,
             speech_pad_ms=args.vad_speech_pad_ms,
             pause_ms=args.vad_pause_ms,
         ),
@@ -207,11 +195,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         ),
         log_text=args.log_text,
         greedy_finals=args.greedy_finals,
-        min_silence_auto=args.vad_min_silence_ms is None,
     )
-
-
-_GREEDY_MIN_SILENCE_MS = 150
 
 
 def resolve_greedy_finals(cfg: ServeConfig, multilingual: bool) -> ServeConfig:
@@ -220,12 +204,4 @@ def resolve_greedy_finals(cfg: ServeConfig, multilingual: bool) -> ServeConfig:
     base on he/saspeech, beam 1 36.0 % against beam 5 30.7 %. So auto is on for an English-only
     model and off for a multilingual one."""
     on = {"on": True, "off": False}.get(cfg.greedy_finals, not multilingual)
-    cfg = replace(cfg, stream=replace(cfg.stream, greedy_finals=on))
-    if cfg.min_silence_auto:
-        # With greedy finals most finals are the partials' words, so an utterance may end at a
-        # shorter silence at no decode cost. Measured (ozen bench stt, quiet machine): tiny.en
-        # on en/asterisk-8k TTFS p50/p95 414/831 ms at 150 against 443/1,169 at 200; base on
-        # he/saspeech, every final a beam-5 decode, WER 38.2 against 36.4 % at 150, so 200 there.
-        silence = _GREEDY_MIN_SILENCE_MS if on else VadConfig.min_silence_ms
-        cfg = replace(cfg, vad=replace(cfg.vad, min_silence_ms=silence))
-    return cfg
+    return replace(cfg, stream=replace(cfg.stream, greedy_finals=on))

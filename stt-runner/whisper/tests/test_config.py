@@ -25,15 +25,6 @@ def test_greedy_finals_are_on_for_english_only_models_and_off_for_multilingual_o
     assert not resolve_greedy_finals(off, multilingual=False).stream.greedy_finals
 
 
-def test_the_silence_that_ends_an_utterance_follows_the_finals_unless_given() -> None:
-    auto = serve_config(parse())
-    assert resolve_greedy_finals(auto, multilingual=False).vad.min_silence_ms == 150
-    assert resolve_greedy_finals(auto, multilingual=True).vad.min_silence_ms == 200
-    given = serve_config(parse("--vad-min-silence-ms", "300"))
-    assert resolve_greedy_finals(given, multilingual=False).vad.min_silence_ms == 300
-    assert resolve_greedy_finals(given, multilingual=True).vad.min_silence_ms == 300
-
-
 def test_a_batch_under_one_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="--batch is 0, expected >= 1"):
         serve_config(parse("--batch", "0"))
