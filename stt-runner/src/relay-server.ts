@@ -26,7 +26,7 @@
  * `/healthz` and `/readyz` are open; `/stats` and `/metrics` need `Authorization: Bearer
  * RUNNER_METRICS_TOKEN` (without one configured they answer 401 to everyone).
  */
-import { createServer } from "node:http";
+import { STATUS_CODES, createServer } from "node:http";
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -528,8 +528,6 @@ export class RelayServer {
   }
 }
 
-const STATUS_TEXT: Readonly<Record<number, string>> = { 401: "Unauthorized", 503: "Service Unavailable" };
-
 /**
  * Answers an upgrade with a plain HTTP error (`headers` added) and closes the connection: no
  * socket, no session.
@@ -542,7 +540,7 @@ function refuseUpgrade(socket: Duplex, status: number, message: string, headers:
   const body = `${message}\n`;
   socket.once("finish", () => socket.destroy());
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? "Error"}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Error"}\r\n` +
       "Connection: close\r\n" +
       "Content-Type: text/plain; charset=utf-8\r\n" +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
