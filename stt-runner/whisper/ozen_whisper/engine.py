@@ -288,11 +288,12 @@ class Engine:
             # the ratio of what the policy would keep: a loop of one phrase is cut to one
             # (collapse_repeats), a pass still repetitive after that is dropped
             text = "".join(tok.decode(s[0]) for s in segs)
-            ratio = compression_ratio(" ".join(collapse_repeats(words(text))))
+            text_words = words(text)
+            ratio = compression_ratio(" ".join(collapse_repeats(text_words)))
             looped = (
                 capped
                 or compression_ratio(text.strip()) > self.loop_compression_ratio
-                or any(stuck_word(w) for w in words(text))
+                or any(stuck_word(w) for w in text_words)
             )
             segments = [
                 Segment(
