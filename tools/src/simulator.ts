@@ -8,6 +8,8 @@
  * `speed`; what the caller heard can be kept (`heard`).
  */
 import { performance } from "node:perf_hooks";
+import { Agent, fetch as undiciFetch } from "undici";
+import type { RequestInit, Response } from "undici";
 import WebSocket from "ws";
 import {
   TwilioPlayoutBuffer,
@@ -50,6 +52,21 @@ export interface WebhookOptions {
   readonly signature?: "valid" | "bad" | "none";
 }
 
+/**
+ * Each HTTP request of the simulator to the edge goes on a connection of its own (undici's
+ * `pipelining: 0`: `Connection: close`, nothing pooled). Over a kept-alive connection, a request
+ * sent as workerd closes that idle socket fails before any response ("fetch failed: other side
+ * closed", seen once in CI in a test's setup); a fresh connection per request costs one loopback
+ * handshake, and Twilio's webhooks come one per call anyway. The stream's upgrade (`ws`) dials
+ * its own socket already.
+ */
+const ownConnectionPerRequest = new Agent({ pipelining: 0 });
+
+/** `fetch` on a connection of its own, closed after the response (`ownConnectionPerRequest`). */
+export function fetchOnOwnConnection(url: string, init: RequestInit = {}): Promise<Response> {
+  return undiciFetch(url, { ...init, dispatcher: ownConnectionPerRequest });
+}
+
 /** Twilio's voice webhook: a signed form POST. Returns the stream the TwiML names. */
 export async function requestTwiml(o: WebhookOptions): Promise<ParsedStreamTwiml> {
   const params = {
@@ -69,7 +86,11 @@ export async function requestTwiml(o: WebhookOptions): Promise<ParsedStreamTwiml
       params,
     );
   }
-  const res = await fetch(o.edgeUrl + "/twilio/voice", { method: "POST", headers, body: new URLSearchParams(params) });
+  const res = await fetchOnOwnConnection(o.edgeUrl + "/twilio/voice", {
+    method: "POST",
+    headers,
+    body: new URLSearchParams(params),
+  });
   const body = await res.text();
   if (!res.ok) throw new Error(`webhook answered ${res.status}: ${body.slice(0, 200)}`);
   const twiml = parseStreamTwiml(body);
