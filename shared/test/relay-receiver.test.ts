@@ -5,6 +5,7 @@ import {
   RelayReceiver,
   admitSocket,
   admitStart,
+  admitStartWhileDraining,
   newRelayReceiverCounters,
   parseRunnerToEdge,
 } from "../src/index.js";
@@ -193,6 +194,16 @@ describe("admitting sockets", () => {
     expect(refusal).toMatchObject({ status: 503, reason: "draining" });
     expect(refusal.retryAfterS).toBeGreaterThanOrEqual(1);
     expect(refusal.message).toMatch(/shutting down/);
+    expect(counters.callsRefused).toBe(1);
+  });
+
+  it("takes starts while running and answers one that comes while draining with goaway and 1012, counted", () => {
+    const counters = newRelayReceiverCounters();
+    expect(admitStartWhileDraining(false, counters)).toBeUndefined();
+    expect(counters.callsRefused).toBe(0);
+    const closing = admitStartWhileDraining(true, counters)!;
+    expect(closing.code).toBe(1012);
+    expect(parseRunnerToEdge(closing.text)).toMatchObject({ ok: true, message: { type: "goaway" } });
     expect(counters.callsRefused).toBe(1);
   });
 });

@@ -15,7 +15,9 @@
  * replays unacknowledged blocks is deduplicated by seq: the engine sees every block once and in
  * order, and gets the events the call produced meanwhile first. On SIGTERM (`drain`) the runner
  * stops taking calls (a new upgrade is answered HTTP 503 with `Retry-After`, before the
- * handshake, counted in `callsRefused`: the front end or the edge dials another instance), tells
+ * handshake, counted in `callsRefused`: the front end or the edge dials another instance; a
+ * `start` on a socket accepted before the drain began gets `goaway` and close 1012, no session,
+ * counted there too), tells
  * every edge to move (`goaway`), and drops its engine sessions: the edges replay what was not
  * committed to the instance the platform routes them to.
  *
@@ -40,6 +42,7 @@ import {
   admitCall,
   admitSocket,
   admitStart,
+  admitStartWhileDraining,
   hasRoom,
   decodeAudioFrame,
   encodeControl,
@@ -444,6 +447,12 @@ export class RelayServer {
     const refusal = admitStart(start, state.credentialCallSid, state.call !== undefined, this.counters);
     if (refusal) {
       this.closeSocket(ws, state, refusal);
+      return;
+    }
+    // accepted before the drain began, started after: sent elsewhere like an upgrade now would be
+    const draining = admitStartWhileDraining(this.draining, this.counters);
+    if (draining) {
+      this.closeSocket(ws, state, draining);
       return;
     }
     const existing = this.calls.get(start.callSid);

@@ -677,6 +677,42 @@ describe("a draining runner", () => {
     await drained;
   });
 
+  it("refuses a start on a socket accepted before the drain began: goaway, close 1012, counted, no session", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine);
+    const early = await connect(port, "CAearly"); // the upgrade came before the drain
+    const drained = server.drain(10_000);
+
+    early.send(encodeControl(startOf("CAearly")));
+    expect(await closeCode(early)).toBe(1012);
+    expect(early.messages.map((m) => m.type)).toEqual(["goaway"]);
+    expect(server.counters.callsRefused).toBe(1);
+    expect(server.counters.callsStarted).toBe(0);
+    expect(engine.sessions).toHaveLength(0);
+    expect(server.callState("CAearly")).toBeUndefined();
+    await drained;
+  });
+
+  it("refuses the held call's start on a socket accepted before the drain began: the call is not taken over", async () => {
+    const engine = new ScriptedEngine();
+    const { server, port } = await startRunner(engine);
+    const held = await connect(port, "CAheld");
+    held.send(encodeControl(startOf("CAheld")));
+    await waitFor("the held call's session", () => engine.sessions.length === 1);
+    const again = await connect(port, "CAheld"); // its edge's reconnect, upgraded before the drain
+    const drained = server.drain(10_000);
+
+    again.send(encodeControl(startOf("CAheld")));
+    expect(await closeCode(again)).toBe(1012);
+    expect(again.messages.map((m) => m.type)).toEqual(["goaway"]);
+    expect(server.counters.callsRefused).toBe(1);
+    expect(server.counters.callsTakenOver).toBe(0);
+    expect(server.callState("CAheld")).toBe("attached");
+    expect(engine.sessions).toHaveLength(1);
+    held.ws.close();
+    await drained;
+  });
+
   it("still answers an upgrade with no credential 401, and does not verify a credential it refuses anyway", async () => {
     const { engine, server, port, held, drained } = await drainingWithHeldCall();
 

@@ -18,7 +18,8 @@
  *   session only `engineGraceMs` (then it is parked: ended, its words kept, a new session opened
  *   when the edge comes back), since an edge that went to another instance cannot say so; a draining
  *   runner tells the call's edge to go elsewhere (`goaway`, close 1012) and sets no grace, and
- *   refuses new sockets in their upgrade (`admitSocket`: HTTP 503 with `Retry-After`);
+ *   refuses new sockets in their upgrade (`admitSocket`: HTTP 503 with `Retry-After`) and a
+ *   `start` on a socket accepted before the drain began (`admitStartWhileDraining`: goaway, 1012);
  * - when the call ends, everything the engine will say is said: all audio is committed;
  * - one socket carries one call (`admitStart`): the call its credential was signed for, one
  *   `start`; a second start, or a start for another call, closes the socket (RELAY_CLOSE);
@@ -44,7 +45,10 @@ export interface RelayReceiverCounters {
   callsResumed: number;
   /** Calls ended (stop from the edge, or no edge within the grace). */
   callsEnded: number;
-  /** Relay upgrades refused (HTTP 503, before the handshake) because the runner was draining. */
+  /**
+   * Relay sockets refused because the runner was draining: upgrades (HTTP 503, before the
+   * handshake), and starts on a socket accepted just before the drain began (`goaway`, close 1012).
+   */
   callsRefused: number;
   /** Blocks fed to an engine. */
   blocks: number;
@@ -146,6 +150,19 @@ export function admitSocket(draining: boolean, counters: RelayReceiverCounters):
   if (!draining) return undefined;
   counters.callsRefused++;
   return REFUSED_DRAINING;
+}
+
+/**
+ * Whether the runner takes a `start` on a socket it accepted (the upgrade came before the drain
+ * began, the start after it): undefined when it is not `draining`, else how to close the socket
+ * (`goaway`, then 1012, as the drain tells its calls: the edge redials through the front end with
+ * backoff, keeping the call's audio), counted in `callsRefused` like a refused upgrade. A start
+ * for a call the runner holds is refused too: its upgrade a moment later would have been.
+ */
+export function admitStartWhileDraining(draining: boolean, counters: RelayReceiverCounters): RelayClosing | undefined {
+  if (!draining) return undefined;
+  counters.callsRefused++;
+  return GOAWAY_DRAINING; // the socket carries no call: closed at once, not held like a call's
 }
 
 /** The last word to a socket the runner closes for `code` (an `error`, then the close). */
