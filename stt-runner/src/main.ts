@@ -15,6 +15,7 @@
  * Google credentials are found, else whisper), `null` (takes audio, says nothing).
  */
 import { availableParallelism } from "node:os";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { SettingError, defaultMaxCalls, readSettings } from "@ozen/shared";
 import { nullEngine } from "./engines/null.js";
@@ -23,6 +24,7 @@ import { GoogleEngine, findCredentials } from "./engines/google/engine.js";
 import { FailoverEngine, loadFailoverConfig } from "./engines/failover.js";
 import { loadWhisperConfig } from "./engines/whisper/config.js";
 import { WhisperEngine } from "./engines/whisper/engine.js";
+import { whisperModelParameters } from "./engines/whisper/model-dir.js";
 import { WhisperWorkerError } from "./engines/whisper/worker.js";
 import { FinalPassEngine, loadFinalPassConfig } from "./engines/whisper/final-pass.js";
 import { RelayServer } from "./relay-server.js";
@@ -166,6 +168,11 @@ const maxCalls =
   defaultMaxCalls({
     engine: made.engine.name,
     whisperModel: made.engine instanceof WhisperEngine ? made.engine.config.model : undefined,
+    // a model directory: its size, read from it (the worker resolves a relative one from its own directory)
+    whisperModelParameters:
+      made.engine instanceof WhisperEngine
+        ? whisperModelParameters(path.resolve(made.engine.config.workerDir, made.engine.config.model))
+        : undefined,
     cpus: availableParallelism(),
   });
 const server = new RelayServer({

@@ -39,7 +39,10 @@ export const SERVER_SETTINGS = {
       "call beyond it is refused (relay close 4007) and `/readyz` answers 503 while full. Cloud Run's concurrency " +
       "is the same number (infra/cloudrun/service.ts). Default from the engine and the instance's cores " +
       "(`defaultMaxCalls`, measured in docs/benchmarks.md): whisper `tiny`/`tiny.en` one call per core, other " +
-      "whisper models one per two cores (at least 1), Google 50.",
+      "whisper models one per two cores (at least 1), Google 50. Whether the model is tiny: for a CTranslate2 " +
+      "directory (`WHISPER_MODEL`), its parameters, counted from its `model.bin` headers (at most 55 M, whatever " +
+      "the directory is called or how it was quantized); for a name, or a directory whose `model.bin` cannot be " +
+      "read that way, the name (`tiny`, `tiny.en`, or a path ending in them).",
     min: 1,
     max: 10_000,
     defaultText: "whisper: cores (tiny, tiny.en) or cores / 2 (others), at least 1; google: `50`",

@@ -40,8 +40,39 @@ export interface CapacityBasis {
   readonly engine: string;
   /** The whisper worker's model (`WHISPER_MODEL`), for `whisper`. */
   readonly whisperModel?: string;
+  /**
+   * The model's parameters when `WHISPER_MODEL` is a CTranslate2 directory whose `model.bin` could
+   * be read (the runner reads its variable headers): then its size decides, not the name.
+   */
+  readonly whisperModelParameters?: number;
   /** Cores the instance has (Cloud Run's vCPU limit; `os.availableParallelism()` in the process). */
   readonly cpus: number;
+}
+
+/** Whisper's model sizes, smallest first. */
+export type WhisperSizeClass = "tiny" | "base" | "small" | "medium" | "large";
+
+/**
+ * The most parameters of each size but the largest: about halfway (geometrically) between the
+ * published sizes, tiny 39 M, base 74 M, small 244 M, medium 769 M, large 1550 M (a CTranslate2
+ * conversion's variables hold 37.8 M for tiny.en and 72.6 M for base). A parameter count does not
+ * depend on the conversion's quantization, which a file's bytes do: tiny in float16 and base in
+ * int8 are both about 75 MB.
+ */
+const WHISPER_MAX_PARAMETERS: readonly (readonly [WhisperSizeClass, number])[] = [
+  ["tiny", 55e6],
+  ["base", 135e6],
+  ["small", 430e6],
+  ["medium", 1100e6],
+];
+
+/**
+ * Whisper's size for a model of `parameters` (large-v3-turbo, 809 M: a large encoder with four
+ * decoder layers, counts as medium).
+ */
+export function whisperSizeClass(parameters: number): WhisperSizeClass {
+  for (const [size, most] of WHISPER_MAX_PARAMETERS) if (parameters <= most) return size;
+  return "large";
 }
 
 /** Calls a Google-engine runner takes by default: the engine works remotely; Cloud Run's old default concurrency. */
@@ -53,11 +84,15 @@ export const GOOGLE_MAX_CALLS = 50;
  * per core (max_realtime_calls 1 on 2 loaded cores; two at once missed the 2 s TTFP p95 by 44 ms),
  * `base` and larger models spend 0.9-1.1 CPU s per audio s for one call with TTFP p95 of 5-7 s,
  * so one call per two cores; at least one call either way. Google and the others: `GOOGLE_MAX_CALLS`.
+ * Tiny: `whisperModelParameters` when known (a model directory), else the model's name.
  */
 export function defaultMaxCalls(b: CapacityBasis): number {
   const cpus = Math.max(1, Math.floor(b.cpus));
   if (b.engine !== "whisper") return GOOGLE_MAX_CALLS;
-  const tiny = /(^|[/-])tiny(\.en)?$/.test(b.whisperModel ?? "");
+  const tiny =
+    b.whisperModelParameters !== undefined
+      ? whisperSizeClass(b.whisperModelParameters) === "tiny"
+      : /(^|[/-])tiny(\.en)?$/.test(b.whisperModel ?? "");
   return tiny ? cpus : Math.max(1, Math.floor(cpus / 2));
 }
 

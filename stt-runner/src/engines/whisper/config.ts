@@ -70,7 +70,8 @@ export const WHISPER_SETTINGS = {
   WHISPER_MODEL: setting.string({
     description:
       "Model the worker loads: a name `python -m ozen_whisper models` lists (`tiny.en`, `base`) or a CTranslate2 " +
-      "directory. Production Hebrew: `ivrit-ai/whisper-large-v3-turbo-ct2`, float16 on a GPU.",
+      "directory (a relative one from the worker's directory; its size sets `OZEN_MAX_CALLS`'s default). " +
+      "Production Hebrew: `ivrit-ai/whisper-large-v3-turbo-ct2`, float16 on a GPU.",
     // multilingual (the default language is Hebrew); production: ivrit-ai/whisper-large-v3-turbo-ct2 on a GPU
     default: "base",
   }),
