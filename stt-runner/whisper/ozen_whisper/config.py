@@ -53,7 +53,9 @@ class StreamConfig:
 @dataclass(frozen=True)
 class ServeConfig:
     model: str
-    pool: int = 1
+    pool: int = 0
+    """Decode threads sharing the model; 0 = auto (``resolve_pool``: 2 for an English-only model,
+    1 for a multilingual one)."""
     batch: int = 4
     """Most partial passes of different calls decoded as one batch (1: no batching)."""
     device: str = "auto"
@@ -81,7 +83,12 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     d = StreamConfig()
     v = VadConfig()
     p.add_argument("--model", required=True, help="model name (`models` lists them) or CT2 dir")
-    p.add_argument("--pool", type=int, default=1, help="decode threads sharing the model")
+    p.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        help="decode threads sharing the model; 0 = auto (2 English-only, 1 multilingual)",
+    )
     p.add_argument(
         "--batch", type=int, default=4, help="most partial passes of different calls per batch"
     )
@@ -157,8 +164,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
 
 def serve_config(args: argparse.Namespace) -> ServeConfig:
     """Validated settings from parsed flags; raises ValueError with a message a user can act on."""
-    if args.pool < 1:
-        raise ValueError(f"--pool is {args.pool}, expected >= 1")
+    if args.pool < 0:
+        raise ValueError(f"--pool is {args.pool}, expected >= 1 (or 0: auto)")
     if args.batch < 1:
         raise ValueError(f"--batch is {args.batch}, expected >= 1")
     if not 0.0 < args.vad_threshold < 1.0:
@@ -205,3 +212,16 @@ def resolve_greedy_finals(cfg: ServeConfig, multilingual: bool) -> ServeConfig:
     model and off for a multilingual one."""
     on = {"on": True, "off": False}.get(cfg.greedy_finals, not multilingual)
     return replace(cfg, stream=replace(cfg.stream, greedy_finals=on))
+
+
+def resolve_pool(cfg: ServeConfig, multilingual: bool) -> ServeConfig:
+    """The settings with ``pool`` decided for the model (an explicit ``--pool`` is kept). Measured
+    with ``ozen bench stt``, one call at a time on 2 cores (each decode thread gets cores / pool):
+    tiny.en on en/asterisk-8k, whose finals mostly come from the partials, TTFS p50/p95 426-468 /
+    821-903 ms with 2 against 489-490 / 1,031-1,179 with 1, and 4 calls within 1 s instead of 3;
+    base on he/saspeech, every final a beam-5 decode that then runs on one thread instead of two,
+    1,253 / 2,870 ms with 2 against 1,126 / 1,752 with 1. So auto is 2 for an English-only model
+    and 1 for a multilingual one."""
+    if cfg.pool > 0:
+        return cfg
+    return replace(cfg, pool=1 if multilingual else 2)

@@ -6,7 +6,12 @@ import argparse
 
 import pytest
 
-from ozen_whisper.config import add_serve_arguments, resolve_greedy_finals, serve_config
+from ozen_whisper.config import (
+    add_serve_arguments,
+    resolve_greedy_finals,
+    resolve_pool,
+    serve_config,
+)
 
 
 def parse(*flags: str) -> argparse.Namespace:
@@ -23,6 +28,22 @@ def test_greedy_finals_are_on_for_english_only_models_and_off_for_multilingual_o
     assert resolve_greedy_finals(forced, multilingual=True).stream.greedy_finals
     off = serve_config(parse("--greedy-finals", "off"))
     assert not resolve_greedy_finals(off, multilingual=False).stream.greedy_finals
+
+
+def test_the_pool_is_two_decode_threads_for_english_only_models_and_one_for_multilingual() -> None:
+    auto = serve_config(parse())
+    assert auto.pool == 0
+    assert resolve_pool(auto, multilingual=False).pool == 2
+    assert resolve_pool(auto, multilingual=True).pool == 1
+    for flag in ("1", "3"):
+        given = serve_config(parse("--pool", flag))
+        assert resolve_pool(given, multilingual=False).pool == int(flag)
+        assert resolve_pool(given, multilingual=True).pool == int(flag)
+
+
+def test_a_negative_pool_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"--pool is -1, expected >= 1 \(or 0: auto\)"):
+        serve_config(parse("--pool", "-1"))
 
 
 def test_a_batch_under_one_is_refused_with_the_reason() -> None:

@@ -237,12 +237,12 @@ def test_end_of_stdin_is_a_clean_exit() -> None:
 
 def test_invalid_settings_exit_2_with_the_reason() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "ozen_whisper", "serve", "--model", "tiny.en", "--pool", "0"],
+        [sys.executable, "-m", "ozen_whisper", "serve", "--model", "tiny.en", "--pool", "-1"],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert run.returncode == 2 and "--pool is 0, expected >= 1" in run.stderr
+    assert run.returncode == 2 and "--pool is -1, expected >= 1 (or 0: auto)" in run.stderr
 
 
 def load_wav_as_8k(path: Path) -> npt.NDArray[np.int16]:
@@ -306,6 +306,7 @@ def test_auto_device_is_the_cpu_with_int8_where_ctranslate2_sees_no_gpu() -> Non
         ready = w.wait_for(lambda m: m["type"] in ("ready", "fatal"), 120)
         assert ready["type"] == "ready"
         assert (ready["device"], ready["compute_type"]) == ("cpu", "int8")
+        assert ready["pool"] == 2  # auto: two decode threads for an English-only model
     finally:
         assert w.close(60) == 0
 
