@@ -68,9 +68,9 @@ class ServeConfig:
     """Encoder window = audio + this margin, at least min_window_ms. See engine.py."""
     min_window_ms: int = 5_000
     """Smallest encoder window of a partial pass (< 0: always Whisper's full 30 s window)."""
-    final_min_window_ms: int = 10_000
-    """Smallest encoder window of a final (< 0: always the full 30 s window; see engine.py for the
-    measurements)."""
+    final_min_window_ms: int | None = None
+    """Smallest encoder window of a final (< 0: always the full 30 s window; None: 10 s for an
+    English-only model, 20 s for a multilingual one; see engine.py for the measurements)."""
     vad: VadConfig = VadConfig()
     stream: StreamConfig = StreamConfig()
     greedy_finals: str = "auto"
@@ -119,8 +119,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--final-min-window-ms",
         type=int,
-        default=10_000,
-        help="smallest encoder window of a final; -1 = always the full 30 s window",
+        default=None,
+        help="smallest encoder window of a final; -1 = always the full 30 s window; "
+        "default 10 s for English-only models, 20 s for multilingual ones",
     )
     p.add_argument("--language", default=d.language, help="default language when open omits it")
     p.add_argument("--partial-min-new-ms", type=int, default=d.partial_min_new_ms)

@@ -16,13 +16,13 @@ features are cut to the audio plus a margin, but never below ``min_window_ms`` (
 audio + 1 s loops and truncates (WER 72 %), 5 s is still bad (46 %), 8-10 s matches the full
 window (6.7 % vs 6.1 %) at about a third of the encoder cost. A final that still looks like a loop
 (compression ratio over the threshold once repeats are cut) is redone once with the full window.
-``min_window_ms`` < 0 keeps the full 30 s. Finals default to a 10 s floor for every model. Hebrew
-with base on he/saspeech (17 utterances through 8 kHz mu-law, beam 5, one decode each): 10 s
-29.8 %, 20 s 29.8 %, full window (beam 3) 29.8 %, at 467 / 630 / 1,208 ms p50 per decode on two
-cores; through the whole path (``ozen bench stt``, one call) a 10 s floor against the 20 s one
-used before gave he/saspeech TTFS p50 933 against 1,126 ms and WER 34.7 against 36.4 %, he/dialog
-897 against 1,025 ms and 50.7 against 52.2 %. (An earlier measurement that favoured 20 s for
-Hebrew, 24.9 against 31.0 %, could not be reproduced.)
+``min_window_ms`` < 0 keeps the full 30 s. Hebrew with base is more sensitive to short windows on
+short utterances, so finals of a multilingual model default to a 20 s window (English-only: 10 s).
+One decode per he/saspeech file (8 kHz mu-law, beam 5, 17 files of 2-13 s) gives 29.8 % at both
+10 s and 20 s (467 against 630 ms per decode on two cores), and through the whole path a 10 s floor
+gave better TTFS p50 (933 against 1,126 ms) and WER (34.7 against 36.4 %; he/dialog 50.7 against
+52.2 %), but lost the final of a 2 s utterance (``sas_02``: at 10 s its decode is "ע ע" or "אה,"
+repeated, which the loop guards drop, where 20 s reads four words), so 20 s stays.
 
 Passes of one window and the same encoder shape can run as one batch (``decode_many``): one
 ``encode`` and one ``generate`` for several calls' passes.
@@ -93,7 +93,7 @@ class Engine:
         pool: int = 1,
         window_margin_ms: int = 1000,
         min_window_ms: int = 5_000,
-        final_min_window_ms: int = 10_000,
+        final_min_window_ms: int | None = None,
         loop_compression_ratio: float = 2.4,
     ) -> None:
         self.model = WhisperModel(
@@ -107,6 +107,8 @@ class Engine:
         self.multilingual: bool = bool(self.model.model.is_multilingual)
         self.window_margin_ms = window_margin_ms
         self.min_window_ms = min_window_ms
+        if final_min_window_ms is None:
+            final_min_window_ms = 20_000 if self.multilingual else 10_000
         self.final_min_window_ms = final_min_window_ms
         self.loop_compression_ratio = loop_compression_ratio
         self.full_window_retries = 0
