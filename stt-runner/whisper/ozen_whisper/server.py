@@ -342,6 +342,7 @@ class Counters:
     max_utterance_buffer_s: float = 0.0
     speculative_voided: int = 0  # of sessions already closed
     finals_from_partials: int = 0  # of sessions already closed
+    finals_fell_back: int = 0  # of sessions already closed
     segments_committed: int = 0  # of sessions already closed
     loops_cut: int = 0  # of sessions already closed
     batched_passes: int = 0  # partial passes decoded in a batch with others
@@ -558,6 +559,7 @@ class Server:
             if session.policy is not None:  # its last final is out: its counters are final too
                 with self._counters_lock:
                     self.counters.finals_from_partials += session.policy.finals_from_partials
+                    self.counters.finals_fell_back += session.policy.finals_fell_back
                     self.counters.segments_committed += session.policy.segments_committed
                     self.counters.loops_cut += session.policy.loops_cut
             self.sched.forget(session)
@@ -806,6 +808,7 @@ class Server:
                 "speculative_finals_voided": c.speculative_voided + voided,
                 "finals_from_partials": c.finals_from_partials
                 + sum(p.finals_from_partials for p in live),
+                "finals_fell_back": c.finals_fell_back + sum(p.finals_fell_back for p in live),
                 "segments_committed": c.segments_committed
                 + sum(p.segments_committed for p in live),
                 "loops_cut": c.loops_cut + sum(p.loops_cut for p in live),

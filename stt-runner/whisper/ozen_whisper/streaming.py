@@ -333,6 +333,10 @@ class _PendingFinal:
     confirmed: bool = False
     text: str | None = None  # set when its decode is done (or at once, from the partials)
     decode_ms: int = 0
+    fallback: list[str] = field(default_factory=list)
+    """Words of the utterance's last two agreeing partial passes when it was requested: the
+    final's words when its decode comes back with none (nothing heard is lost to the guards)."""
+    fell_back: bool = False
 
 
 class StreamPolicy:
@@ -370,6 +374,7 @@ class StreamPolicy:
         self.max_buffer_samples = 0  # high-water mark of the kept audio (tests: bounded memory)
         self.finals_requested = 0
         self.finals_from_partials = 0
+        self.finals_fell_back = 0  # decoded finals with no words that took the partials' words
         self.segments_committed = 0  # stable segments cut off before the utterance ended
         self.loops_cut = 0  # passes whose repeats (or whole text) the loop guards cut
         self._paused = False  # VAD saw a pause: no partial passes until it resumes or ends
@@ -516,7 +521,11 @@ class StreamPolicy:
         pending = self._finals.get((req.utt, req.pass_id))
         if pending is None:
             return []
-        pending.text = join_text([*pending.committed, " ".join(self._words(segments))])
+        decoded = self._words(segments)
+        if not decoded and pending.fallback:
+            decoded, pending.fell_back = pending.fallback, True
+            self.finals_fell_back += 1
+        pending.text = join_text([*pending.committed, " ".join(decoded)])
         pending.decode_ms = decode_ms
         pending.beam = req.beam  # the server may have decoded it greedily, under load
         if pending.speculative and not pending.confirmed:
@@ -594,6 +603,8 @@ class StreamPolicy:
             audio = self._buf.copy(self._utt_start, end)
             if len(audio) < SAMPLE_RATE_HZ // 10 and not committed:
                 return None  # under 100 ms: nothing a decode could read
+            if self._hyp_agreed and self._hyp:
+                pending.fallback = list(self._hyp)
             pending.req = DecodeRequest(
                 kind="final",
                 utt=self._utt,
@@ -641,7 +652,7 @@ class StreamPolicy:
                 audio_end_ms=_ms(pending.end_sample),
                 decode_ms=pending.decode_ms,
                 beam=pending.beam,
-                from_partials=pending.req is None,
+                from_partials=pending.req is None or pending.fell_back,
             )
         ]
 

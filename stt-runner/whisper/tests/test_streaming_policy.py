@@ -269,6 +269,40 @@ def test_partials_that_disagree_or_stopped_short_get_a_decoded_final() -> None:
     assert short.finals_from_partials == 0
 
 
+def test_a_decoded_final_the_guards_empty_takes_the_words_two_agreeing_partials_showed() -> None:
+    # base on a 2 s Hebrew utterance (he/saspeech sas_02) with a 10 s window: the beam-5 final
+    # said "ע ע" with low confidence and no-speech, which keep_segment drops; the partials had
+    # agreed on words, and a turn the caller spoke must not end with no final
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100, greedy_finals=False)
+    p.feed(chunk(900), [VadEvent("start", 0)])
+    agreeing_passes(p, "הוא רוצה דוגמה", 1000)
+    _, (final,) = p.feed(chunk(300), [VadEvent("end", 1050 * MS, speech_end=950 * MS)])
+    assert final.kind == "final" and final.beam == 5  # decoded: no greedy finals here
+    dropped = Segment(" ע ע", 0, 1.0, no_speech_prob=0.7, avg_logprob=-1.5)
+    (out,) = p.on_final(final, [dropped], 300)
+    assert out == FinalOut(0, "הוא רוצה דוגמה", 0, 1050, 300, 5, from_partials=True)
+    assert p.finals_fell_back == 1 and p.finals_from_partials == 0
+    # a decode that keeps words is the final, whatever the partials said
+    p.feed(chunk(900), [VadEvent("start", 1400 * MS)])
+    agreeing_passes(p, "שלום", 2400)
+    _, (final,) = p.feed(chunk(300), [VadEvent("end", 2450 * MS, speech_end=2350 * MS)])
+    (out,) = p.on_final(final, [seg(" שלום לכם")], 300)
+    assert out.text == "שלום לכם" and not out.from_partials
+    assert p.finals_fell_back == 1
+
+
+def test_an_empty_final_has_no_fallback_without_two_agreeing_partials() -> None:
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100, greedy_finals=False)
+    p.feed(chunk(900), [VadEvent("start", 0)])
+    r1 = p.take_partial()
+    assert r1 is not None
+    p.on_partial(r1, [seg("Thank you.")], 40)  # one pass on noise: nothing agreed
+    _, (final,) = p.feed(chunk(300), [VadEvent("end", 1050 * MS, speech_end=950 * MS)])
+    noise = Segment("Thank you.", 0, 1.0, no_speech_prob=0.97, avg_logprob=-0.5)
+    assert p.on_final(final, [noise], 10) == []
+    assert p.finals_fell_back == 0
+
+
 def test_the_first_partial_of_an_utterance_is_awaited_until_one_shows_text() -> None:
     p = policy(first_partial_min_ms=100, partial_min_new_ms=100)
     assert not p.awaiting_first_partial()  # no utterance
