@@ -21,8 +21,9 @@ short utterances, so finals of a multilingual model default to a 20 s window (En
 One decode per he/saspeech file (8 kHz mu-law, beam 5, 17 files of 2-13 s) gives 29.8 % at both
 10 s and 20 s (467 against 630 ms per decode on two cores), and through the whole path a 10 s floor
 gave better TTFS p50 (933 against 1,126 ms) and WER (34.7 against 36.4 %; he/dialog 50.7 against
-52.2 %), but lost the final of a 2 s utterance (``sas_02``: at 10 s its decode is "ע ע" or "אה,"
-repeated, which the loop guards drop, where 20 s reads four words), so 20 s stays.
+52.2 %), but lost the final of a 2 s utterance (``sas_02``: no final came back; decoded alone at
+10 s, its speech cut a few ms apart reads "ע ע" or "אה," repeated, where 20 s reads four words
+every time), so 20 s stays until that is explained.
 
 Passes of one window and the same encoder shape can run as one batch (``decode_many``): one
 ``encode`` and one ``generate`` for several calls' passes.
