@@ -163,16 +163,16 @@ const made = await makeEngine(values.engine);
 const engine = withSpeechActivity(made.engine);
 const languageOf = made.languageOf;
 // how many calls this instance holds: OZEN_MAX_CALLS, else what the engine holds in real time on these cores
+const whisperConfig = made.engine instanceof WhisperEngine ? made.engine.config : undefined;
 const maxCalls =
   serverSettings.OZEN_MAX_CALLS ??
   defaultMaxCalls({
     engine: made.engine.name,
-    whisperModel: made.engine instanceof WhisperEngine ? made.engine.config.model : undefined,
+    whisperModel: whisperConfig?.model,
     // a model directory: its size, read from it (the worker resolves a relative one from its own directory)
-    whisperModelParameters:
-      made.engine instanceof WhisperEngine
-        ? whisperModelParameters(path.resolve(made.engine.config.workerDir, made.engine.config.model))
-        : undefined,
+    whisperModelParameters: whisperConfig
+      ? whisperModelParameters(path.resolve(whisperConfig.workerDir, whisperConfig.model))
+      : undefined,
     cpus: availableParallelism(),
   });
 const server = new RelayServer({
