@@ -109,8 +109,45 @@ describe("measureCall", () => {
       ]),
     );
     expect(m.turnTraces).toEqual([
-      { start_ms: 1000, end_ms: 3000, first_text_ms: 500, partial_ms: [500, 900], final_ms: 300, finalised: true },
+      {
+        start_ms: 1000,
+        end_ms: 3000,
+        first_text_ms: 500,
+        partial_ms: [500, 900],
+        final_ms: 300,
+        finalised: true,
+        final_path: null,
+      },
     ]);
+  });
+
+  it("splits the last final's time into its legs, which add up to its TTFS", () => {
+    const m = measureCall(
+      turns,
+      trace([
+        {
+          kind: "final",
+          atMs: 12_000,
+          audioStartMs: 900,
+          audioEndMs: 1800,
+          text: "a",
+          runnerAtMs: 12_000,
+          latencyMs: 90,
+        },
+        // the audio up to 3100 ms (frame 154, sent at 13 080) reached the runner at 13 150
+        {
+          kind: "final",
+          atMs: 13_400,
+          audioStartMs: 1800,
+          audioEndMs: 3100,
+          text: "b",
+          runnerAtMs: 13_400,
+          latencyMs: 250,
+        },
+      ]),
+    );
+    expect(m.ttfsMs).toEqual([400]);
+    expect(m.turnTraces[0]!.final_path).toEqual({ audio_past_end_ms: 80, to_runner_ms: 70, in_runner_ms: 250 });
   });
 
   it("skips partials that repeat the text for the interval", () => {

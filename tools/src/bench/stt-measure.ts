@@ -45,6 +45,10 @@ export interface Observation {
   readonly audioStartMs?: number;
   readonly audioEndMs: number;
   readonly text: string;
+  /** Wall time it left the runner (epoch ms; the same as `atMs` for the edge's event log). */
+  readonly runnerAtMs?: number;
+  /** Its `latencyMs`: the runner's send time minus the arrival there of the audio it reaches. */
+  readonly latencyMs?: number;
 }
 
 /** One call (or anchor session) of one file. */
@@ -67,6 +71,21 @@ export interface TurnTrace {
   /** The turn's last final, ms after the turn's end (the TTFS); null when no final covered it. */
   readonly final_ms: number | null;
   readonly finalised: boolean;
+  /** Where the last final's time went (see `FinalPath`); null without a final or the times. */
+  readonly final_path: FinalPath | null;
+}
+
+/**
+ * The turn's last final from the end of speech to the runner's send, ms, in three legs that add up
+ * to its `final_ms` (the edge's event log times events by the runner's clock): the audio the final
+ * covers past the turn's end (the engine's end-of-speech padding), that audio's way from the
+ * caller to the runner (the edge's 100 ms blocks and the relay), and the runner's own time
+ * (engine and transcript policy: the event's `latencyMs`).
+ */
+export interface FinalPath {
+  readonly audio_past_end_ms: number;
+  readonly to_runner_ms: number;
+  readonly in_runner_ms: number;
 }
 
 export interface CallMeasures {
@@ -110,6 +129,7 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
   const firstText: (number | null)[] = [];
   const finalAt: (number | null)[] = [];
   const finalised: boolean[] = [];
+  const finalPaths: (FinalPath | null)[] = [];
 
   for (const turn of turns) {
     const onset = wallAt(trace.frameSentAtMs, turn.startMs);
@@ -129,15 +149,18 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
     firstText.push(first === undefined ? null : Math.round(first - onset));
 
     let lastFinal: number | undefined;
+    let last: Observation | undefined;
     let reachesEnd = false;
     for (const o of obs) {
       if (o.kind !== "final" || !o.text.trim()) continue;
       const start = o.audioStartMs ?? 0;
       if (start < turn.endMs && o.audioEndMs > turn.startMs) {
+        if (lastFinal === undefined || o.atMs >= lastFinal) last = o;
         lastFinal = Math.max(lastFinal ?? -Infinity, o.atMs);
         if (o.audioEndMs >= turn.endMs - END_TOLERANCE_MS) reachesEnd = true;
       }
     }
+    finalPaths.push(last ? finalPath(trace.frameSentAtMs, turn, last) : null);
     if (lastFinal === undefined || !reachesEnd) {
       turnsUnfinalised++;
       ttfsMs.push(trace.closedAtMs - end);
@@ -166,6 +189,7 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
     partial_ms: partialsByTurn[i]!,
     final_ms: finalAt[i]!,
     finalised: finalised[i]!,
+    final_path: finalPaths[i]!,
   }));
   return {
     ttfpMs,
@@ -175,6 +199,19 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
     turnsUnfinalised,
     turns: turns.length,
     turnTraces,
+  };
+}
+
+/** `FinalPath` of a turn's last final `o`; null when the event lacks the runner's times. */
+function finalPath(frameSentAtMs: readonly number[], turn: Turn, o: Observation): FinalPath | null {
+  if (o.runnerAtMs === undefined || o.latencyMs === undefined) return null;
+  const end = wallAt(frameSentAtMs, turn.endMs);
+  const audioSent = wallAt(frameSentAtMs, Math.max(turn.endMs, o.audioEndMs - 1));
+  const atRunner = o.runnerAtMs - o.latencyMs;
+  return {
+    audio_past_end_ms: Math.round(audioSent - end),
+    to_runner_ms: Math.round(atRunner - audioSent),
+    in_runner_ms: Math.round(o.latencyMs),
   };
 }
 

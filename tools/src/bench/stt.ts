@@ -155,6 +155,7 @@ interface EdgeEvent {
   audioEndMs?: number;
   wallMs?: number;
   edgeWallMs?: number;
+  latencyMs?: number;
 }
 
 async function fetchEvents(edgeUrl: string, callSid: string): Promise<EdgeEvent[]> {
@@ -174,6 +175,8 @@ function observationsOf(events: Iterable<EdgeEvent>): Observation[] {
       audioStartMs: e.audioStartMs,
       audioEndMs: e.audioEndMs,
       text: e.text ?? "",
+      ...(e.wallMs !== undefined ? { runnerAtMs: e.wallMs } : {}),
+      ...(e.latencyMs !== undefined ? { latencyMs: e.latencyMs } : {}),
     });
   }
   return out;
