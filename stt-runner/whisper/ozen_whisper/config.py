@@ -21,6 +21,9 @@ class VadConfig:
     """Audio kept before the detected start and after the detected end."""
     pause_ms: int = 100
     """Silence after which a ``pause`` event starts the final early (speculative final)."""
+    model_rate_hz: int = 16_000
+    """Rate Silero runs at: 16000 (the call's audio upsampled; ends speech sooner, see vad.py)
+    or 8000 (the call's own rate)."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,13 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vad-speech-pad-ms", type=int, default=v.speech_pad_ms)
     p.add_argument("--vad-pause-ms", type=int, default=v.pause_ms)
     p.add_argument(
+        "--vad-rate",
+        type=int,
+        choices=[8000, 16000],
+        default=v.model_rate_hz,
+        help="rate Silero runs at: 16000 (the call's audio upsampled) or 8000",
+    )
+    p.add_argument(
         "--greedy-finals",
         choices=["auto", "on", "off"],
         default="auto",
@@ -187,6 +197,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
             min_silence_ms=args.vad_min_silence_ms,
             speech_pad_ms=args.vad_speech_pad_ms,
             pause_ms=args.vad_pause_ms,
+            model_rate_hz=args.vad_rate,
         ),
         stream=StreamConfig(
             language=args.language,

@@ -76,3 +76,34 @@ def test_min_silence_controls_splitting(model: SileroModel) -> None:
     long = run(model, pcm, min_silence_ms=2000)
     count = lambda ev: len([e for e in ev if e.kind == "start"])  # noqa: E731
     assert count(short) > count(long) >= 1
+
+
+def test_both_model_rates_report_in_call_samples(model: SileroModel) -> None:
+    """The 16 kHz model hears the upsampled audio, but its events are 8 kHz stream samples."""
+    pcm = load_wav_8k(data_or_skip(ASTERISK / "agent-pass.wav"))
+    padded = np.concatenate([np.zeros(8000, np.int16), pcm, np.zeros(8000, np.int16)])
+    at8 = [e for e in run(model, padded, model_rate_hz=8000) if e.kind in ("start", "end")]
+    at16 = [e for e in run(model, padded, model_rate_hz=16000) if e.kind in ("start", "end")]
+    assert [e.kind for e in at8] == [e.kind for e in at16]
+    for a, b in zip(at8, at16, strict=True):
+        assert abs(a.sample - b.sample) <= 8000 * 3 // 10, (a, b)
+
+
+def test_16k_model_ends_speech_sooner_than_8k(model: SileroModel) -> None:
+    """What the 16 kHz default is for: over these prompts its end of speech comes earlier."""
+    names = ["agent-pass.wav", "conf-kicked.wav", "conf-onlyperson.wav", "demo-thanks.wav"]
+    names += ["confbridge-lock-out.wav", "conf-hasjoin.wav", "confbridge-remove-last-in.wav"]
+    total = {8000: 0, 16000: 0}
+    for name in names:
+        pcm = load_wav_8k(data_or_skip(ASTERISK / name))
+        padded = np.concatenate([pcm, np.zeros(8000, np.int16)])
+        for rate in total:
+            ends = [e for e in run(model, padded, model_rate_hz=rate) if e.kind == "end"]
+            assert ends[-1].speech_end is not None
+            total[rate] += ends[-1].speech_end
+    assert total[16000] < total[8000] - len(names) * 8000 * 3 // 100  # > 30 ms sooner on average
+
+
+def test_unknown_model_rate_is_refused(model: SileroModel) -> None:
+    with pytest.raises(ValueError, match="11025"):
+        VadStream(model, VadConfig(model_rate_hz=11025))
