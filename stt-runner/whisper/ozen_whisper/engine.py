@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import ctranslate2
@@ -96,6 +96,8 @@ class Engine:
         min_window_ms: int = 5_000,
         final_min_window_ms: int | None = None,
         loop_compression_ratio: float = 2.4,
+        keep_segment: Callable[[Segment], bool] | None = None,
+        log_prob_threshold: float = -1.0,
     ) -> None:
         self.model = WhisperModel(
             model_path,
@@ -112,6 +114,12 @@ class Engine:
             final_min_window_ms = 20_000 if self.multilingual else 10_000
         self.final_min_window_ms = final_min_window_ms
         self.loop_compression_ratio = loop_compression_ratio
+        self.keep_segment = keep_segment
+        """The policy's rule for a segment worth keeping: a final of an utterance whose partials
+        read words (``DecodeRequest.expect_words``) that keeps none gets the full window."""
+        self.log_prob_threshold = log_prob_threshold
+        """... and so does one whose mean token log-probability is under this (Whisper's own
+        trigger for decoding again, with a higher temperature in ``transcribe``)."""
         self.full_window_retries = 0
         self.capped_passes = 0
         self._tokenizers: dict[str, Tokenizer] = {}
@@ -220,10 +228,17 @@ class Engine:
         for r, p, res in zip(reqs, prepared, results, strict=True):
             assert res is not None
             segments, new_tokens, capped, looped = res
-            if r.kind == "final" and p[1] < FULL_WINDOW_FRAMES and looped:
+            if (
+                r.kind == "final"
+                and p[1] < FULL_WINDOW_FRAMES
+                and (looped or self._weak(r, segments))
+            ):
                 # A final whose decode looped, once more with all 30 s: a short window makes
                 # Whisper loop more, and the guards would keep only the loop's first words.
                 # Measured: base on he/saspeech, 8 of 17 finals; without the retry 34.7 % WER.
+                # The same for a weak final after the partials read words: base reads a 2 s
+                # Hebrew utterance (sas_02) cut a few ms apart at a 10 s window as nothing, or
+                # as "ע ע" (log-probability -1.17), and its four words at 20 or 30 s.
                 self.full_window_retries += 1
                 full = (p[0], FULL_WINDOW_FRAMES, p[2])
                 segments, new_tokens, capped, _ = self._run([r], [full])[0]
@@ -232,6 +247,15 @@ class Engine:
             outcomes.append(DecodeOutcome(segments, 0, new_tokens, capped))
         elapsed_ms = int((time.perf_counter() - t0) * 1000)  # a batch's passes share its time
         return [replace(o, decode_ms=elapsed_ms) for o in outcomes]
+
+    def _weak(self, req: DecodeRequest, segments: Sequence[Segment]) -> bool:
+        """The partials read words, and the guards keep none of this decode's, or Whisper is
+        unsure of them (mean log-probability under ``log_prob_threshold``)."""
+        keep = self.keep_segment
+        if not req.expect_words or keep is None:
+            return False
+        kept = [s for s in segments if keep(s)]
+        return not kept or kept[0].avg_logprob < self.log_prob_threshold
 
     def _features(self, req: DecodeRequest) -> tuple[npt.NDArray[np.float32], int, float]:
         """The request's log-mel (80 x content frames), its window in frames, its length in s."""

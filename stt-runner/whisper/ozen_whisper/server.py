@@ -35,6 +35,7 @@ from .streaming import (
     PartialOut,
     StreamPolicy,
     VadOut,
+    keep_segment,
     pass_words,
 )
 from .vad import SAMPLE_RATE_HZ, SileroModel, VadStream
@@ -854,6 +855,8 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
             min_window_ms=cfg.min_window_ms,
             final_min_window_ms=cfg.final_min_window_ms,
             loop_compression_ratio=cfg.stream.compression_ratio_threshold,
+            keep_segment=lambda seg: keep_segment(seg, cfg.stream),
+            log_prob_threshold=cfg.stream.log_prob_threshold,
         )
         vad_model = SileroModel()
         engine.warm_up()

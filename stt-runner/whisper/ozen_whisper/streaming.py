@@ -80,6 +80,9 @@ class DecodeRequest:
     """A final started at a pause, before the VAD end confirmed it."""
     prefix: str | None = None
     """Words already committed for this audio: forced on the decoder, only the rest is decoded."""
+    expect_words: bool = False
+    """A final of an utterance whose last partial pass read words: a decode whose every segment
+    the guards drop (``keep_segment``) is redone once with the full window (see engine.py)."""
 
     @property
     def end_sample(self) -> int:
@@ -378,6 +381,7 @@ class StreamPolicy:
         self.segments_committed = 0  # stable segments cut off before the utterance ended
         self.loops_cut = 0  # passes whose repeats (or whole text) the loop guards cut
         self._paused = False  # VAD saw a pause: no partial passes until it resumes or ends
+        self._pause_speech_end: int | None = None  # stream sample where the paused speech stopped
         self._finals: dict[tuple[int, int], _PendingFinal] = {}  # by (utt, final id)
         self.speculative_voided = 0  # speculative finals that speech resuming made useless
         self._speculative: _PendingFinal | None = None
@@ -401,11 +405,13 @@ class StreamPolicy:
                 outs.append(VadOut("start", _ms(self._origin + ev.sample)))
             elif ev.kind == "pause" and self._in_utt:
                 self._paused = True
+                self._pause_speech_end = ev.speech_end
                 spec = self._speculate(ev)
                 if spec is not None:
                     finals.append(spec)
             elif ev.kind == "resume" and self._in_utt:
                 self._paused = False
+                self._pause_speech_end = None
                 self._drop_speculative()
             elif ev.kind == "end" and self._in_utt:
                 outs.append(VadOut("end", _ms(self._origin + ev.sample)))
@@ -431,13 +437,29 @@ class StreamPolicy:
     # -- partial passes
 
     def partial_due(self) -> bool:
-        if not self._in_utt or self._pass_in_flight or self._paused:
+        if not self._in_utt or self._pass_in_flight:
             return False
+        if self._paused:
+            return self._closing_pass_due()
         have = self._buf.end - self._utt_start
         if have * 1000 < self.cfg.first_partial_min_ms * SAMPLE_RATE_HZ:
             return False
         new = self._buf.end - max(self._last_pass_end, self._utt_start)
         return new * 1000 >= self.cfg.partial_min_new_ms * SAMPLE_RATE_HZ
+
+    def _closing_pass_due(self) -> bool:
+        """At a pause, with greedy finals: one more pass when the last one did not hear the
+        speech to its end, so that its words agreeing with the pass before make the final (no
+        decode of its own) even though the pause came before a pass could. It runs beside the
+        speculative final, which stays the final when the two do not agree."""
+        end = self._pause_speech_end
+        return (
+            self.cfg.greedy_finals
+            and end is not None
+            and bool(self._hyp)
+            and self._hyp_end < end - _SPEECH_END_SLACK_SAMPLES
+            and self._buf.end > end
+        )
 
     def awaiting_first_partial(self) -> bool:
         """In an utterance that has shown no text yet (its first partial is the most urgent)."""
@@ -559,6 +581,7 @@ class StreamPolicy:
         self._utt += 1
         self._in_utt = True
         self._paused = False
+        self._pause_speech_end = None
         self._utt_start = max(sample, self._buf.origin)
         self._utt_first_start = self._utt_start
         self._buf.drop_before(self._utt_start)
@@ -589,13 +612,7 @@ class StreamPolicy:
             speculative=speculative,
             beam=self.cfg.beam_final,
         )
-        if (
-            self.cfg.greedy_finals
-            and self._hyp_agreed
-            and self._hyp
-            and speech_end is not None
-            and self._hyp_end >= speech_end - _SPEECH_END_SLACK_SAMPLES
-        ):
+        if self._partials_heard_it(speech_end):
             pending.text = join_text([*committed, " ".join(self._hyp)])
             pending.beam = self.cfg.beam_partial
             self.finals_from_partials += 1
@@ -616,6 +633,7 @@ class StreamPolicy:
                 hotwords=self.hotwords,
                 pass_id=self._final_id,
                 speculative=speculative,
+                expect_words=bool(self._hyp),
             )
         self._finals[(pending.utt, pending.final_id)] = pending
         if speculative:
@@ -623,6 +641,17 @@ class StreamPolicy:
         else:
             self.finals_requested += 1
         return pending.req
+
+    def _partials_heard_it(self, speech_end: int | None) -> bool:
+        """Greedy finals, and the last two passes agreed and the last heard the speech (that
+        stopped at ``speech_end``) to its end: their words are the final."""
+        return (
+            self.cfg.greedy_finals
+            and self._hyp_agreed
+            and bool(self._hyp)
+            and speech_end is not None
+            and self._hyp_end >= speech_end - _SPEECH_END_SLACK_SAMPLES
+        )
 
     def _speculate(self, ev: VadEvent) -> DecodeRequest | None:
         """At a pause, start the final early: if the silence lasts, the VAD end falls on the same
@@ -665,7 +694,11 @@ class StreamPolicy:
         final: DecodeRequest | None = None
         held: list[Output] = []
         end = max(sample, self._utt_start)
-        if spec is not None and spec.end_sample == self._origin + end:
+        if (
+            spec is not None
+            and spec.end_sample == self._origin + end
+            and (spec.text is not None or not self._partials_heard_it(speech_end))
+        ):
             self.finals_requested += 1
             spec.confirmed = True
             if spec.text is not None:
@@ -681,6 +714,7 @@ class StreamPolicy:
                     held = self._release(pending)
         self._in_utt = False
         self._paused = False
+        self._pause_speech_end = None
         self._pass_in_flight = False
         self._reset_utterance()
         self._buf.drop_before(sample - _PREROLL_SAMPLES)

@@ -339,3 +339,71 @@ def test_committed_segments_are_cut_off_and_move_to_the_prompt() -> None:
     assert isinstance(out, PartialOut)
     assert out.text == "Please enter your password. Followed by the pound key."
     assert out.stable.startswith("Please enter your password. Followed by")
+
+
+def test_a_closing_pass_at_a_pause_lets_agreeing_partials_make_the_final() -> None:
+    """The pause came before a pass heard the speech to its end: one more pass runs beside the
+    speculative final, and when it agrees with the pass before, its words are the final at the
+    end, without waiting for the decode."""
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    p.feed(chunk(600), [VadEvent("start", 0)])
+    agreeing_passes(p, "please enter your password", 700)
+    # the speech stopped at 950 ms; the passes over 0..700 ms did not hear its end
+    _, (spec,) = p.feed(chunk(400), [VadEvent("pause", 1050 * MS, speech_end=950 * MS)])
+    assert spec.kind == "final" and spec.speculative
+    assert spec.expect_words  # the partials read words: a weak decode gets the full window
+    assert p.partial_due()  # the closing pass, though the VAD is paused
+    closing = p.take_partial()
+    assert closing is not None and closing.end_sample >= 950 * MS
+    assert not p.partial_due()  # one closing pass, not more
+    (partial,) = p.on_partial(closing, [seg("please enter your password")], 40)
+    assert isinstance(partial, PartialOut)
+    outs, finals = p.feed(chunk(200), [VadEvent("end", 1050 * MS, speech_end=950 * MS)])
+    assert finals == []
+    assert outs == [
+        VadOut("end", 1050),
+        FinalOut(0, "please enter your password", 0, 1050, 0, 1, from_partials=True),
+    ]
+    assert not p.final_wanted(spec)  # the decode, should it still be queued, is skipped
+    assert p.on_final(spec, [seg("please enter your pass word")], 300) == []
+    assert p.finals_requested == 1 and p.finals_from_partials == 1
+
+
+def test_a_closing_pass_that_disagrees_leaves_the_speculative_final() -> None:
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    p.feed(chunk(600), [VadEvent("start", 0)])
+    agreeing_passes(p, "please enter", 700)
+    _, (spec,) = p.feed(chunk(400), [VadEvent("pause", 1050 * MS, speech_end=950 * MS)])
+    closing = p.take_partial()
+    assert closing is not None
+    p.on_partial(closing, [seg("please enter your password")], 40)
+    outs, finals = p.feed(chunk(200), [VadEvent("end", 1050 * MS, speech_end=950 * MS)])
+    assert finals == [] and outs == [VadOut("end", 1050)]  # the speculative decode is the final
+    (out,) = p.on_final(spec, [seg("please enter your password.")], 300)
+    assert out == FinalOut(0, "please enter your password.", 0, 1050, 300, 5)
+    # a decode already back when the end comes is the final, whatever the partials say
+    q = policy(first_partial_min_ms=100, partial_min_new_ms=100)
+    q.feed(chunk(600), [VadEvent("start", 0)])
+    agreeing_passes(q, "please enter your password", 700)
+    _, (spec,) = q.feed(chunk(400), [VadEvent("pause", 1050 * MS, speech_end=950 * MS)])
+    assert q.on_final(spec, [seg("Please enter your password.")], 90) == []  # held
+    closing = q.take_partial()
+    assert closing is not None
+    q.on_partial(closing, [seg("please enter your password")], 40)
+    outs, _ = q.feed(chunk(200), [VadEvent("end", 1050 * MS, speech_end=950 * MS)])
+    assert outs[-1] == FinalOut(0, "Please enter your password.", 0, 1050, 90, 5)
+
+
+def test_no_closing_pass_without_greedy_finals() -> None:
+    p = policy(first_partial_min_ms=100, partial_min_new_ms=100, greedy_finals=False)
+    p.feed(chunk(600), [VadEvent("start", 0)])
+    agreeing_passes(p, "please enter", 700)
+    p.feed(chunk(400), [VadEvent("pause", 1050 * MS, speech_end=950 * MS)])
+    assert not p.partial_due()
+
+
+def test_a_final_no_partial_read_words_for_expects_none() -> None:
+    p = policy(speculative_finals=False)
+    p.feed(chunk(600), [VadEvent("start", 0)])
+    _, (final,) = p.feed(chunk(600), [VadEvent("end", 1050 * MS, speech_end=950 * MS)])
+    assert not final.expect_words
