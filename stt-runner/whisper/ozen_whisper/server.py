@@ -23,7 +23,13 @@ from typing import Any, BinaryIO, Literal
 import numpy as np
 
 from . import models
-from .config import ServeConfig, resolve_greedy_finals, resolve_pool, serve_config
+from .config import (
+    ServeConfig,
+    resolve_greedy_finals,
+    resolve_pool,
+    resolve_vad_rate,
+    serve_config,
+)
 from .device import choose_device
 from .engine import Engine
 from .protocol import AudioFrame, BadFrame, JsonFrame, encode_json, hints_problem, read_frame
@@ -837,7 +843,7 @@ def serve(cfg: ServeConfig, stdin: BinaryIO, stdout: BinaryIO) -> int:
         info = models.resolve_model(cfg.model)
     except models.ModelNotFoundError as e:
         return _fatal(out, "model_not_found", str(e))
-    cfg = resolve_pool(cfg, info.multilingual)
+    cfg = resolve_vad_rate(resolve_pool(cfg, info.multilingual), info.multilingual)
     try:
         choice = choose_device(cfg.device, cfg.compute_type)
     except ValueError as e:

@@ -8,9 +8,10 @@ and the state it returns is carried into the next window. The ONNX inside the fa
 (``silero_vad_v6.onnx``) does not fit: it is a 16 kHz-only variant with a fixed 576-sample input
 (512 + 64 context), no ``sr`` input and separate h/c states, built for whole-file batches.
 
-Which rate (``VadConfig.model_rate_hz``): by default the model runs at 16 kHz on the call's audio
-upsampled as it comes (soxr's cubic "QQ" stream: 4 samples of delay, where its high-quality filter
-holds back 85 ms). Measured on en/asterisk-8k (30 files, 8 kHz mu-law, 200 ms of silence), against
+Which rate (``VadConfig.model_rate_hz``; the server's auto is 16 kHz for an English-only model and
+8 kHz for a multilingual one, ``config.resolve_vad_rate``): at 16 kHz the model hears the call's
+audio upsampled as it comes (soxr's cubic "QQ" stream: 4 samples of delay, where its high-quality
+filter holds back 85 ms). Measured on en/asterisk-8k (30 files, 8 kHz mu-law, 200 ms of silence), against
 the end of speech that ``ozen bench stt`` takes as the truth (the 16 kHz Silero of faster-whisper
 over the whole file): the 8 kHz model ends speech 112 ms after it at the median, 224 ms at p90;
 at 16 kHz 80 and 160 ms. Every final waits for that end, so TTFS gains the difference. The

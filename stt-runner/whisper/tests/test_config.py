@@ -10,6 +10,7 @@ from ozen_whisper.config import (
     add_serve_arguments,
     resolve_greedy_finals,
     resolve_pool,
+    resolve_vad_rate,
     serve_config,
 )
 
@@ -39,6 +40,21 @@ def test_the_pool_is_two_decode_threads_for_english_only_models_and_one_for_mult
         given = serve_config(parse("--pool", flag))
         assert resolve_pool(given, multilingual=False).pool == int(flag)
         assert resolve_pool(given, multilingual=True).pool == int(flag)
+
+
+def test_the_vad_runs_at_16k_for_english_only_models_and_8k_for_multilingual() -> None:
+    auto = serve_config(parse())
+    assert resolve_vad_rate(auto, multilingual=False).vad.model_rate_hz == 16000
+    assert resolve_vad_rate(auto, multilingual=True).vad.model_rate_hz == 8000
+    for flag in ("8000", "16000"):
+        given = serve_config(parse("--vad-rate", flag))
+        assert resolve_vad_rate(given, multilingual=False).vad.model_rate_hz == int(flag)
+        assert resolve_vad_rate(given, multilingual=True).vad.model_rate_hz == int(flag)
+
+
+def test_a_vad_rate_the_model_cannot_run_is_refused_by_the_parser() -> None:
+    with pytest.raises(SystemExit):
+        parse("--vad-rate", "11025")
 
 
 def test_a_negative_pool_is_refused_with_the_reason() -> None:
