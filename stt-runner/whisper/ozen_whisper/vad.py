@@ -11,11 +11,12 @@ and the state it returns is carried into the next window. The ONNX inside the fa
 Which rate (``VadConfig.model_rate_hz``; the server's auto is 16 kHz for an English-only model and
 8 kHz for a multilingual one, ``config.resolve_vad_rate``): at 16 kHz the model hears the call's
 audio upsampled as it comes (soxr's cubic "QQ" stream: 4 samples of delay, where its high-quality
-filter holds back 85 ms). Measured on en/asterisk-8k (30 files, 8 kHz mu-law, 200 ms of silence), against
-the end of speech that ``ozen bench stt`` takes as the truth (the 16 kHz Silero of faster-whisper
-over the whole file): the 8 kHz model ends speech 112 ms after it at the median, 224 ms at p90;
-at 16 kHz 80 and 160 ms. Every final waits for that end, so TTFS gains the difference. The
-16 kHz windows cost about 15 % more CPU (2.5 against 2.2 s for those 209 s of audio, one thread).
+filter holds back 85 ms). Measured on en/asterisk-8k (30 files, 8 kHz mu-law, 200 ms of silence),
+against the end of speech that ``ozen bench stt`` takes as the truth (the 16 kHz Silero of
+faster-whisper over the whole file): the 8 kHz model ends speech 112 ms after it at the median,
+224 ms at p90; at 16 kHz 80 and 160 ms. Every final waits for that end. The 16 kHz windows cost
+about 15 % more CPU (2.5 against 2.2 s for those 209 s of audio, one thread). On Hebrew with base
+the 16 kHz model cut utterances elsewhere and cost WER, hence 8 kHz for multilingual models.
 """
 
 from __future__ import annotations
