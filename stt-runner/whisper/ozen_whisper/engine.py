@@ -247,13 +247,9 @@ class Engine:
         return [replace(o, decode_ms=elapsed_ms) for o in outcomes]
 
     def _weak(self, req: DecodeRequest, segments: Sequence[Segment]) -> bool:
-        """The partials read words, and the guards keep none of this decode's, or Whisper is
-        unsure of them (mean log-probability under ``log_prob_threshold``)."""
-        keep = self.keep_segment
-        if not req.expect_words or keep is None:
+        if self.keep_segment is None:
             return False
-        kept = [s for s in segments if keep(s)]
-        return not kept or kept[0].avg_logprob < self.log_prob_threshold
+        return weak_final(req, segments, self.keep_segment, self.log_prob_threshold)
 
     def _features(self, req: DecodeRequest) -> tuple[npt.NDArray[np.float32], int, float]:
         """The request's log-mel (80 x content frames), its window in frames, its length in s."""
@@ -351,6 +347,21 @@ class Engine:
             hotwords=None,
         )
         self.decode(req)
+
+
+def weak_final(
+    req: DecodeRequest,
+    segments: Sequence[Segment],
+    keep: Callable[[Segment], bool],
+    log_prob_threshold: float,
+) -> bool:
+    """A final worth a second decode with the full window: the utterance's partials read words
+    (``req.expect_words``), and the guards (``keep``) keep none of this decode's, or Whisper is
+    unsure of them (mean token log-probability under ``log_prob_threshold``)."""
+    if not req.expect_words:
+        return False
+    kept = [s for s in segments if keep(s)]
+    return not kept or kept[0].avg_logprob < log_prob_threshold
 
 
 def _suppressed(tok: Tokenizer) -> list[int]:
