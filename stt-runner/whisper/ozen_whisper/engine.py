@@ -20,10 +20,10 @@ window (6.7 % vs 6.1 %) at about a third of the encoder cost. A final that still
 Hebrew with base is more sensitive to short windows on short utterances: one decode per
 he/saspeech file (8 kHz mu-law, beam 5, 17 files of 2-13 s) gives 29.8 % at both 10 s and 20 s
 (467 against 630 ms per decode on two cores), but the 2 s ``sas_02`` cut a few ms apart reads as
-nothing or "ע ע" at 10 s and four words at 20 s. A final that weak, after the partials read words,
-is redone with the full window (``_weak``); with that, the whole path at 10 s against 20 s (stop
-19, one run each): he/saspeech TTFS p50 1,140 against 1,307 ms, every turn finalised, WER 32.9
-against 36.4 %; he/dialog 824 against 1,310 ms, 50.7 against 52.2 %.
+nothing or "ע ע" at 10 s and four words at 20 s. A final that weak, after the partials read
+words, is redone with the full window (``weak_final``); with that, the whole path at 10 s against
+20 s (stop 19, one run each): he/saspeech TTFS p50 1,140 against 1,307 ms, every turn finalised,
+WER 32.9 against 36.4 %; he/dialog 824 against 1,310 ms, 50.7 against 52.2 %.
 
 Passes of one window and the same encoder shape can run as one batch (``decode_many``): one
 ``encode`` and one ``generate`` for several calls' passes.

@@ -82,7 +82,8 @@ class DecodeRequest:
     """Words already committed for this audio: forced on the decoder, only the rest is decoded."""
     expect_words: bool = False
     """A final of an utterance whose last partial pass read words: a decode whose every segment
-    the guards drop (``keep_segment``) is redone once with the full window (see engine.py)."""
+    the guards drop (``keep_segment``), or whose words Whisper is unsure of, is redone once with
+    the full window (``engine.weak_final``)."""
 
     @property
     def end_sample(self) -> int:
