@@ -148,18 +148,17 @@ export function measureCall(turns: readonly Turn[], trace: CallTrace): CallMeasu
     else ttfpMs.push(first - onset);
     firstText.push(first === undefined ? null : Math.round(first - onset));
 
-    let lastFinal: number | undefined;
-    let last: Observation | undefined;
+    let last: Observation | undefined; // the turn's last final (obs is in arrival order)
     let reachesEnd = false;
     for (const o of obs) {
       if (o.kind !== "final" || !o.text.trim()) continue;
       const start = o.audioStartMs ?? 0;
       if (start < turn.endMs && o.audioEndMs > turn.startMs) {
-        if (lastFinal === undefined || o.atMs >= lastFinal) last = o;
-        lastFinal = Math.max(lastFinal ?? -Infinity, o.atMs);
+        last = o;
         if (o.audioEndMs >= turn.endMs - END_TOLERANCE_MS) reachesEnd = true;
       }
     }
+    const lastFinal = last?.atMs;
     finalPaths.push(last ? finalPath(trace.frameSentAtMs, turn, last) : null);
     if (lastFinal === undefined || !reachesEnd) {
       turnsUnfinalised++;
