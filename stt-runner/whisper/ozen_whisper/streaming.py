@@ -458,7 +458,7 @@ class StreamPolicy:
             self.cfg.greedy_finals
             and end is not None
             and bool(self._hyp)
-            and self._hyp_end < end - _SPEECH_END_SLACK_SAMPLES
+            and not self._last_pass_heard(end)
             and self._buf.end > end
         )
 
@@ -651,8 +651,12 @@ class StreamPolicy:
             and self._hyp_agreed
             and bool(self._hyp)
             and speech_end is not None
-            and self._hyp_end >= speech_end - _SPEECH_END_SLACK_SAMPLES
+            and self._last_pass_heard(speech_end)
         )
+
+    def _last_pass_heard(self, speech_end: int) -> bool:
+        """The last finished pass heard the speech that stopped at ``speech_end`` to its end."""
+        return self._hyp_end >= speech_end - _SPEECH_END_SLACK_SAMPLES
 
     def _speculate(self, ev: VadEvent) -> DecodeRequest | None:
         """At a pause, start the final early: if the silence lasts, the VAD end falls on the same
